@@ -1,0 +1,277 @@
+//! The declaration as written: syntax only, every token kept with its span.
+//!
+//! The header (`#[attrs] vis struct Name [: f64]`) is parsed strictly, since nothing sensible can
+//! follow a broken header. The layer list is parsed tolerantly: it is split at top-level commas
+//! and each piece parsed on its own, so one malformed layer yields one error and the layers
+//! around it are still checked.
+
+use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
+use quote::{ToTokens, TokenStreamExt};
+use syn::parse::{Parse, ParseStream};
+use syn::{Attribute, Ident, Lit, Token, Visibility, braced, parenthesized};
+
+use crate::errors::Errors;
+
+/// `network! { ... }`: one network declaration.
+pub struct NetworkInput {
+    /// Outer attributes and doc comments, passed on to the generated struct.
+    pub attrs: Vec<Attribute>,
+    /// The struct's visibility.
+    pub vis: Visibility,
+    /// The struct's name.
+    pub ident: Ident,
+    /// `: f64` after the name, if written.
+    pub scalar: Option<Ident>,
+    /// The span of the braces around the layers (for errors about the list as a whole).
+    pub body_span: Span,
+    /// The layers that parsed.
+    pub layers: Vec<LayerSyntax>,
+    /// Mistakes in the layer list; the layers that parsed are still checked.
+    pub errors: Errors,
+}
+
+/// One layer as written: `Name` or `Name(arg, ...)`.
+pub struct LayerSyntax {
+    /// The layer kind's name, e.g. `Linear`.
+    pub name: Ident,
+    /// The parenthesised arguments, if any.
+    pub args: Option<Args>,
+}
+
+/// `( arg, arg, ... )` after a layer name.
+pub struct Args {
+    /// The parentheses, for errors about the argument list as a whole.
+    pub paren: syn::token::Paren,
+    /// The arguments that parsed.
+    pub list: Vec<Arg>,
+}
+
+/// One numeric argument, possibly negated: `8`, `0.01`, `-1`.
+pub struct Arg {
+    /// A leading minus sign.
+    pub minus: Option<Token![-]>,
+    /// The literal itself.
+    pub lit: Lit,
+}
+
+impl Parse for NetworkInput {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let attrs = input.call(Attribute::parse_outer)?;
+        let vis: Visibility = input.parse()?;
+        input.parse::<Token![struct]>()?;
+        let ident: Ident = input
+            .parse()
+            .map_err(|e| syn::Error::new(e.span(), "expected the network's name after `struct`"))?;
+        let scalar = if input.peek(Token![:]) {
+            input.parse::<Token![:]>()?;
+            Some(
+                input
+                    .parse::<Ident>()
+                    .map_err(|e| syn::Error::new(e.span(), "expected `f32` or `f64` after `:`"))?,
+            )
+        } else {
+            None
+        };
+        if !input.peek(syn::token::Brace) {
+            return Err(input.error("expected `{` and the network's layers, e.g. `{ Linear(2, 8), ReLU, Linear(8, 1) }`"));
+        }
+        let body;
+        let brace = braced!(body in input);
+        let body_tokens: TokenStream = body.parse()?;
+        if !input.is_empty() {
+            return Err(input.error("unexpected tokens after the network's `{ ... }`; declare one network per `network!`"));
+        }
+        let mut errors = Errors::default();
+        let layers = parse_layers(body_tokens, &mut errors);
+        Ok(Self {
+            attrs,
+            vis,
+            ident,
+            scalar,
+            body_span: brace.span.join(),
+            layers,
+            errors,
+        })
+    }
+}
+
+/// Parses the comma-separated layer list, recording a mistake per malformed piece.
+fn parse_layers(tokens: TokenStream, errors: &mut Errors) -> Vec<LayerSyntax> {
+    let mut layers = Vec::new();
+    for piece in split_at_commas(tokens) {
+        match piece {
+            Piece::Empty(comma) => errors.at(
+                comma,
+                "expected a layer before this `,` (two commas in a row?)",
+            ),
+            Piece::Tokens(tokens) => parse_piece(tokens, &mut layers, errors),
+        }
+    }
+    layers
+}
+
+/// What lies between two top-level commas.
+enum Piece {
+    /// Nothing: the span of the comma that closes it.
+    Empty(Span),
+    /// Some tokens.
+    Tokens(TokenStream),
+}
+
+/// Splits at commas outside any group. A trailing comma is allowed, as in Rust lists.
+fn split_at_commas(tokens: TokenStream) -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    let mut current = TokenStream::new();
+    for tree in tokens {
+        match &tree {
+            TokenTree::Punct(p) if p.as_char() == ',' => {
+                if current.is_empty() {
+                    pieces.push(Piece::Empty(p.span()));
+                } else {
+                    pieces.push(Piece::Tokens(std::mem::take(&mut current)));
+                }
+            }
+            _ => current.append(tree),
+        }
+    }
+    if !current.is_empty() {
+        pieces.push(Piece::Tokens(current));
+    }
+    pieces
+}
+
+/// Parses one comma-separated piece. A piece holding several layers means a missing comma:
+/// that is reported once and the layers are still taken, so sizes are checked past it.
+fn parse_piece(tokens: TokenStream, layers: &mut Vec<LayerSyntax>, errors: &mut Errors) {
+    let parsed = syn::parse::Parser::parse2(
+        |input: ParseStream| {
+            let mut found = Vec::new();
+            let mut missing_commas = Vec::new();
+            while !input.is_empty() {
+                if !found.is_empty() {
+                    missing_commas.push(input.span());
+                }
+                found.push(input.parse::<LayerSyntax>()?);
+            }
+            Ok((found, missing_commas))
+        },
+        tokens,
+    );
+    match parsed {
+        Ok((found, missing_commas)) => {
+            for span in missing_commas {
+                errors.at(span, "expected `,` between layers");
+            }
+            layers.extend(found);
+        }
+        Err(error) => errors.push(error),
+    }
+}
+
+impl Parse for LayerSyntax {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let name: Ident = input.parse().map_err(|e| {
+            syn::Error::new(
+                e.span(),
+                "expected a layer, such as `Linear(2, 8)` or `ReLU`",
+            )
+        })?;
+        let args = if input.peek(syn::token::Paren) {
+            Some(input.parse()?)
+        } else {
+            None
+        };
+        if let Some(TokenTree::Group(g)) = input.fork().parse::<Option<TokenTree>>()? {
+            if g.delimiter() != Delimiter::Parenthesis {
+                return Err(syn::Error::new(
+                    g.span(),
+                    "layer arguments go in parentheses: `Linear(2, 8)`",
+                ));
+            }
+        }
+        Ok(Self { name, args })
+    }
+}
+
+impl Parse for Args {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let content;
+        let paren = parenthesized!(content in input);
+        let mut list = Vec::new();
+        let mut errors = Errors::default();
+        for piece in split_at_commas(content.parse()?) {
+            match piece {
+                Piece::Empty(comma) => errors.at(comma, "expected an argument before this `,`"),
+                Piece::Tokens(tokens) => match syn::parse2::<Arg>(tokens) {
+                    Ok(arg) => list.push(arg),
+                    Err(error) => errors.push(error),
+                },
+            }
+        }
+        errors.finish(Self { paren, list })
+    }
+}
+
+impl Parse for Arg {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let minus: Option<Token![-]> = input.parse()?;
+        let lit: Lit = match input.parse() {
+            Ok(lit @ (Lit::Int(_) | Lit::Float(_))) => lit,
+            Ok(other) => return Err(syn::Error::new(other.span(), "expected a number")),
+            Err(e) => return Err(syn::Error::new(e.span(), "expected a number")),
+        };
+        if !input.is_empty() {
+            return Err(input.error("expected `,` or `)` after this argument"));
+        }
+        Ok(Self { minus, lit })
+    }
+}
+
+impl ToTokens for LayerSyntax {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        self.name.to_tokens(tokens);
+        if let Some(args) = &self.args {
+            args.to_tokens(tokens);
+        }
+    }
+}
+
+impl ToTokens for Args {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        self.paren.surround(tokens, |inner| {
+            for (i, arg) in self.list.iter().enumerate() {
+                if i > 0 {
+                    <Token![,]>::default().to_tokens(inner);
+                }
+                arg.to_tokens(inner);
+            }
+        });
+    }
+}
+
+impl ToTokens for Arg {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        self.minus.to_tokens(tokens);
+        self.lit.to_tokens(tokens);
+    }
+}
+
+impl LayerSyntax {
+    /// The layer as the user wrote it, normalised (`Linear(2, 8)`), for messages.
+    pub fn display(&self) -> String {
+        let mut text = self.name.to_string();
+        if let Some(args) = &self.args {
+            let list: Vec<String> = args.list.iter().map(Arg::display).collect();
+            text.push_str(&format!("({})", list.join(", ")));
+        }
+        text
+    }
+}
+
+impl Arg {
+    /// The argument as written, e.g. `-0.5`.
+    pub fn display(&self) -> String {
+        let sign = if self.minus.is_some() { "-" } else { "" };
+        format!("{sign}{}", self.lit.to_token_stream())
+    }
+}

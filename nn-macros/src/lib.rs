@@ -1,0 +1,53 @@
+//! The `network!` procedural macro. Use it through `nn_runtime`, which re-exports it with the
+//! runtime the generated code needs.
+//!
+//! The macro is a pipeline of three phases, each in its own module:
+//! [`ast`] parses the declaration keeping every token's span; [`validate`] checks it into a
+//! [`model::Network`] (sizes resolved and chained, parameters named), reporting every mistake
+//! at once; [`expand`] generates the struct, the forward pass, and the backward pass that the
+//! [`layers`] table derives by the chain rule.
+
+use proc_macro::TokenStream;
+
+mod ast;
+mod errors;
+mod expand;
+mod fallback;
+mod layers;
+mod model;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+/// Declares a feed-forward network and generates its struct, forward pass, backward pass and
+/// training step at compile time.
+///
+/// ```ignore
+/// network! {
+///     /// The classic XOR network.
+///     pub struct Xor { Linear(2, 8), ReLU, Linear(8, 1) }
+/// }
+/// ```
+///
+/// Layers mirror PyTorch's modules: `Linear(in, out)`, `ReLU`, `LeakyReLU(slope)` (slope 0.01
+/// when omitted), `Sigmoid`, `Tanh`, `Identity`. The scalar type is `f32`; write
+/// `struct Name: f64 { ... }` for `f64`. See `nn_runtime`'s documentation for what is generated.
+#[proc_macro]
+pub fn network(input: TokenStream) -> TokenStream {
+    expand(input.into()).into()
+}
+
+/// The whole macro on `proc_macro2` tokens, so tests can run it outside a compiler.
+fn expand(input: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
+    let input = match syn::parse2::<ast::NetworkInput>(input) {
+        Ok(input) => input,
+        // Without a header there is no name to stand in for: only the error.
+        Err(error) => return error.to_compile_error(),
+    };
+    let header = fallback::Header::of(&input);
+    match validate::check(input) {
+        Ok(model) => expand::network(&model),
+        Err(errors) => fallback::stub(&header, errors),
+    }
+}

@@ -1,0 +1,227 @@
+//! Tests of the macro's phases as plain functions on `proc_macro2` tokens, and the reviewed
+//! expansion snapshot.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use crate::ast::NetworkInput;
+use crate::model::{Network, Scalar};
+use crate::validate;
+
+/// Parses and checks a declaration.
+fn check(tokens: TokenStream) -> syn::Result<Network> {
+    validate::check(syn::parse2::<NetworkInput>(tokens)?)
+}
+
+/// Every error message of a declaration that must fail, in order.
+fn messages(tokens: TokenStream) -> Vec<String> {
+    match check(tokens) {
+        Ok(_) => panic!("declaration was accepted"),
+        Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+/// The whole expansion, pretty-printed.
+fn pretty(tokens: TokenStream) -> String {
+    let file: syn::File = syn::parse2(crate::expand(tokens)).expect("expansion parses as Rust");
+    prettyplease::unparse(&file)
+}
+
+#[test]
+fn parses_the_seed_network() {
+    let model = check(quote!(pub struct Xor { Linear(2, 8), ReLU, Linear(8, 1) })).unwrap();
+    assert_eq!(model.ident, "Xor");
+    assert_eq!(model.scalar, Scalar::F32);
+    assert_eq!((model.input(), model.output()), (2, 1));
+    assert_eq!(model.param_count(), 8 * 2 + 8 + 8 + 1);
+    let sizes: Vec<_> = model
+        .layers
+        .iter()
+        .map(|l| (l.kind.name, l.input, l.output))
+        .collect();
+    assert_eq!(sizes, [("Linear", 2, 8), ("ReLU", 8, 8), ("Linear", 8, 1)]);
+    let fields: Vec<_> = model
+        .param_layers()
+        .map(|l| l.field().to_string())
+        .collect();
+    assert_eq!(fields, ["l0", "l2"]);
+}
+
+#[test]
+fn selects_f64_and_keeps_attributes() {
+    let model = check(quote!(
+        /// docs
+        #[allow(dead_code)]
+        struct Net: f64 { Tanh, Linear(3, 4), LeakyReLU, Linear(4, 2), Sigmoid, }
+    ))
+    .unwrap();
+    assert_eq!(model.scalar, Scalar::F64);
+    assert_eq!(model.attrs.len(), 2);
+    // Layers before the first Linear work on the network's input size.
+    assert_eq!((model.layers[0].input, model.layers[0].output), (3, 3));
+    assert_eq!(model.layers[2].numbers, [0.01]);
+    assert_eq!((model.input(), model.output()), (3, 2));
+}
+
+#[test]
+fn leaky_relu_takes_negative_and_integer_slopes() {
+    let model = check(quote!(struct N { Linear(1, 1), LeakyReLU(-0.5), LeakyReLU(2) })).unwrap();
+    assert_eq!(model.layers[1].numbers, [-0.5]);
+    assert_eq!(model.layers[2].numbers, [2.0]);
+}
+
+#[test]
+fn size_mismatch_names_the_producer() {
+    let errors = messages(quote!(struct N { Linear(2, 8), ReLU, Linear(4, 1) }));
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0].contains("expected 8 input features, found 4"),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        errors[0].contains("`Linear(2, 8)` produces 8"),
+        "{}",
+        errors[0]
+    );
+}
+
+#[test]
+fn reports_every_mistake_at_once() {
+    let errors = messages(
+        quote!(struct N { Linear(2, 8), Relu_, Linear(8), Linear(3, 0), Sigmoid(1), Linear(8, 1) }),
+    );
+    assert_eq!(errors.len(), 4, "{errors:#?}");
+    assert!(
+        errors[0].contains("unknown layer `Relu_`") && errors[0].contains("did you mean `ReLU`")
+    );
+    assert!(errors[1].contains("`Linear` takes 2 arguments, found 1"));
+    assert!(errors[2].contains("at least 1; found `0`"));
+    assert!(errors[3].contains("`Sigmoid` takes no arguments"));
+}
+
+#[test]
+fn rejects_malformed_lists_and_sizes() {
+    let cases: &[(TokenStream, &str)] = &[
+        (
+            quote!(
+                struct N {}
+            ),
+            "at least one layer",
+        ),
+        (
+            quote!(struct N { ReLU, Tanh }),
+            "at least one layer that fixes its sizes",
+        ),
+        (
+            quote!(struct N { Linear(2, 8),, Linear(8, 1) }),
+            "two commas in a row",
+        ),
+        (
+            quote!(struct N { Linear(2, 8) Linear(8, 1) }),
+            "expected `,` between layers",
+        ),
+        (
+            quote!(struct N { Linear(2.5, 8) }),
+            "whole number of features",
+        ),
+        (
+            quote!(struct N { Linear(-2, 8) }),
+            "whole number of features",
+        ),
+        (
+            quote!(struct N { Linear(99999999999999999999999, 8) }),
+            "too large",
+        ),
+        (quote!(struct N { Linear(2, 8, 3) }), "takes 2 arguments"),
+        (quote!(struct N { Linear(2, x) }), "expected a number"),
+        (quote!(struct N { Linear[2, 8] }), "parentheses"),
+        (quote!(struct N { 42 }), "expected a layer"),
+        (
+            quote!(struct N: f16 { Linear(2, 8) }),
+            "expected `f32` or `f64`",
+        ),
+        (
+            quote!(struct N { Linear(2, 8), LeakyReLU(1e300) }),
+            "out of range for `f32`",
+        ),
+        (
+            quote!(#[derive(Clone)] struct N { Linear(2, 8) }),
+            "already derives `Clone`",
+        ),
+    ];
+    for (tokens, expected) in cases {
+        let errors = messages(tokens.clone());
+        assert!(
+            errors.iter().any(|e| e.contains(expected)),
+            "{tokens}: {errors:#?}"
+        );
+    }
+}
+
+#[test]
+fn rejects_broken_headers() {
+    for tokens in [
+        quote!(pub Xor { Linear(2, 8) }),
+        quote!(struct { Linear(2, 8) }),
+        quote!(struct N Linear),
+    ] {
+        assert!(
+            syn::parse2::<NetworkInput>(tokens.clone()).is_err(),
+            "{tokens}"
+        );
+    }
+}
+
+#[test]
+fn closest_suggests_only_near_names() {
+    let known = ["Linear", "ReLU", "Tanh", "Sigmoid"];
+    assert_eq!(validate::closest("relu", &known), Some("ReLU"));
+    assert_eq!(validate::closest("Lineer", &known), Some("Linear"));
+    assert_eq!(validate::closest("Conv2d", &known), None);
+}
+
+#[test]
+fn errors_come_with_a_stub_of_the_struct() {
+    let out = crate::expand(quote!(pub struct Broken { Linear(2, 8), Linear(4, 1) })).to_string();
+    assert!(out.contains("compile_error"), "{out}");
+    assert!(out.contains("pub struct Broken"), "{out}");
+}
+
+#[test]
+fn backward_skips_the_input_gradient_of_the_first_layer() {
+    let code = pretty(quote!(struct N { Tanh, Linear(2, 3), Sigmoid, Linear(3, 1) }));
+    assert!(
+        code.contains("linear_backward_params(&x1, &d2, &mut grads.l1)"),
+        "{code}"
+    );
+    assert!(code.contains("let d2 = d3.zip_map(&x3"), "{code}");
+    // No gradient ever reaches the input or the Tanh in front of the first Linear.
+    assert!(
+        !code.contains("let d1") && !code.contains("let d0"),
+        "{code}"
+    );
+}
+
+/// The XOR network's expansion, kept as a reviewed snapshot so that changes to the generated
+/// code (and the derived backward pass) show in review. Run with `UPDATE_SNAPSHOTS=1` to accept
+/// a change.
+#[test]
+fn xor_expansion_snapshot() {
+    let code = pretty(quote! {
+        /// The classic XOR network: 2 inputs, 8 hidden ReLU units, 1 output.
+        pub struct Xor { Linear(2, 8), ReLU, Linear(8, 1) }
+    });
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/snapshots/xor.expanded.rs"
+    );
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(path, &code).unwrap();
+    }
+    let expected = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        expected == code,
+        "expansion changed; review it and rerun with UPDATE_SNAPSHOTS=1:\n{code}"
+    );
+}

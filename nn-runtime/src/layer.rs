@@ -1,0 +1,52 @@
+//! The parameter block of a fully connected layer.
+
+use crate::init::Init;
+use crate::real::Real;
+use nalgebra::{SMatrix, SVector};
+
+/// The weight and bias of one `Linear(IN, OUT)` layer, stored as PyTorch stores them.
+///
+/// Generated networks hold one `Linear` per `Linear` layer; their gradient structs hold another
+/// with the same shapes, whose fields are then the gradients of the loss with respect to them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Linear<T: Real, const IN: usize, const OUT: usize> {
+    /// The weight, `OUT x IN` (out features by in features, as `nn.Linear.weight`).
+    pub weight: SMatrix<T, OUT, IN>,
+    /// The bias, one entry per output feature (as `nn.Linear.bias`).
+    pub bias: SVector<T, OUT>,
+}
+
+impl<T: Real, const IN: usize, const OUT: usize> Linear<T, IN, OUT> {
+    /// Number of scalars in the weight and bias together.
+    pub const PARAMS: usize = OUT * IN + OUT;
+
+    /// A layer whose weight and bias are all zero.
+    pub fn zeros() -> Self {
+        Self {
+            weight: SMatrix::zeros(),
+            bias: SVector::zeros(),
+        }
+    }
+
+    /// PyTorch's default `nn.Linear` initialisation: weight and bias uniform in
+    /// `+-1/sqrt(IN)`, drawn from `init` (weight in row-major order, then bias).
+    pub fn seeded(init: &mut Init) -> Self {
+        let bound = Init::linear_bound(IN);
+        let mut layer = Self::zeros();
+        for r in 0..OUT {
+            for c in 0..IN {
+                layer.weight[(r, c)] = init.uniform(bound);
+            }
+        }
+        for r in 0..OUT {
+            layer.bias[r] = init.uniform(bound);
+        }
+        layer
+    }
+}
+
+impl<T: Real, const IN: usize, const OUT: usize> Default for Linear<T, IN, OUT> {
+    fn default() -> Self {
+        Self::zeros()
+    }
+}

@@ -1,0 +1,71 @@
+//! Runtime of the `network!` compiler.
+//!
+//! The [`network!`] macro turns a PyTorch-style layer list into a concrete struct whose forward
+//! and backward passes are straight-line code. Everything that is not specific to one network
+//! lives here: the [`Real`] scalar trait, the [`Linear`] parameter block, [losses](loss),
+//! [optimizers](optim), seeded [initialisers](init) and the kernels generated code calls.
+//!
+//! ```
+//! use nn_runtime::prelude::*;
+//!
+//! network! {
+//!     /// The classic XOR network.
+//!     pub struct Xor { Linear(2, 8), ReLU, Linear(8, 1) }
+//! }
+//!
+//! let mut net = Xor::seeded(1);
+//! let xs = SMatrix::<f32, 2, 4>::from_columns(&[
+//!     SVector::from([0.0, 0.0]),
+//!     SVector::from([0.0, 1.0]),
+//!     SVector::from([1.0, 0.0]),
+//!     SVector::from([1.0, 1.0]),
+//! ]);
+//! let ys = SMatrix::<f32, 1, 4>::from_row_slice(&[0.0, 1.0, 1.0, 0.0]);
+//! let mut opt = Adam::new(0.01);
+//! let first = net.train_step(&xs, &ys, &Mse, &mut opt);
+//! for _ in 0..1000 {
+//!     net.train_step(&xs, &ys, &Mse, &mut opt);
+//! }
+//! let (last, _grads) = net.gradients(&xs, &ys, &Mse);
+//! assert!(last < first);
+//! ```
+#![warn(missing_docs)]
+
+pub mod init;
+pub mod layer;
+pub mod loss;
+pub mod optim;
+pub mod real;
+
+pub use layer::Linear;
+pub use loss::{BceWithLogits, CrossEntropy, Hinge, Loss, Mse, one_hot};
+pub use nalgebra;
+pub use nn_macros::network;
+pub use optim::{Adam, AdamW, Optimizer, RmsProp, Sgd};
+pub use real::Real;
+
+/// Everything a user of `network!` needs in scope: the macro, nalgebra's static aliases, losses,
+/// optimizers and traits.
+pub mod prelude {
+    pub use crate::layer::Linear;
+    pub use crate::loss::{BceWithLogits, CrossEntropy, Hinge, Loss, Mse, one_hot};
+    pub use crate::network;
+    pub use crate::optim::{Adam, AdamW, Optimizer, RmsProp, Sgd};
+    pub use crate::real::Real;
+    pub use nalgebra::{SMatrix, SVector};
+}
+
+/// Items the generated code refers to by absolute path. Not a stable API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::init::Init;
+    pub use crate::kernels::*;
+    pub use crate::layer::Linear;
+    pub use crate::loss::Loss;
+    pub use crate::optim::Optimizer;
+    pub use crate::real::Real;
+    pub use core::{concat, stringify};
+    pub use nalgebra::{SMatrix, SVector};
+}
+
+mod kernels;
