@@ -181,13 +181,13 @@ impl Parse for LayerSyntax {
         } else {
             None
         };
-        if let Some(TokenTree::Group(g)) = input.fork().parse::<Option<TokenTree>>()? {
-            if g.delimiter() != Delimiter::Parenthesis {
-                return Err(syn::Error::new(
-                    g.span(),
-                    "layer arguments go in parentheses: `Linear(2, 8)`",
-                ));
-            }
+        if let Some(TokenTree::Group(g)) = input.fork().parse::<Option<TokenTree>>()?
+            && g.delimiter() != Delimiter::Parenthesis
+        {
+            return Err(syn::Error::new(
+                g.span(),
+                "layer arguments go in parentheses: `Linear(2, 8)`",
+            ));
         }
         Ok(Self { name, args })
     }

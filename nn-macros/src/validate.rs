@@ -2,7 +2,6 @@
 //! reported on the token that breaks it, all of them at once.
 
 use proc_macro2::Span;
-use syn::spanned::Spanned;
 use syn::{Ident, Lit};
 
 use crate::ast::{Arg, LayerSyntax, NetworkInput};

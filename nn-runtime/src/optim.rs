@@ -4,6 +4,35 @@
 //! same order at every step; so one implementation serves every generated network. Its state
 //! (moments, momentum buffers) is allocated on the first step and reused afterwards: one
 //! optimizer value serves one network.
+//!
+//! Each type equals its `torch.optim` class (torch 2.x) run with the single-tensor
+//! implementation (`foreach=False`), `maximize=False` and, for Adam and AdamW, `amsgrad=False`:
+//! same defaults, same order of operations, same first-step special cases. The rules are
+//! elementwise, so the order in which a tensor is flattened does not matter. Scalars that
+//! depend only on the hyperparameters and the step count (bias corrections, step sizes,
+//! `1 - beta`) are computed in `f64` and rounded once to `T`, as torch computes them in Python
+//! floats; the per-element arithmetic runs in `T`, as torch's kernels run in the tensor's
+//! dtype. `tests/fixtures/optim` holds torch's own trajectories, which the tests replay: f64
+//! agrees to 1e-13 relative or better, f32 to a few units in the last place, well within 1e-5
+//! relative (torch's vectorised kernels may fuse a multiply and an add where we round twice).
+//!
+//! The builders check their argument as the torch constructors do and panic with a message
+//! naming it; [`Optimizer::step`] never panics, and allocates only on the first call.
+//!
+//! ```
+//! use nn_runtime::{Adam, Optimizer};
+//!
+//! let mut weight = [0.5f32, -1.0, 2.0];
+//! let mut bias = [0.0f32];
+//! let mut opt = Adam::new(0.01).betas(0.9, 0.99);
+//! for _ in 0..3 {
+//!     // Gradients of sum(p^2): 2p.
+//!     let gw = weight.map(|w| 2.0 * w);
+//!     let gb = bias.map(|b| 2.0 * b);
+//!     opt.step(&mut [&mut weight, &mut bias], &[&gw, &gb]);
+//! }
+//! assert!(weight[0] < 0.5 && weight[1] > -1.0);
+//! ```
 
 use crate::real::Real;
 
@@ -14,32 +43,986 @@ pub trait Optimizer<T: Real> {
     fn step(&mut self, params: &mut [&mut [T]], grads: &[&[T]]);
 }
 
-/// Stochastic gradient descent, as `torch.optim.SGD`. PLACEHOLDER: being implemented.
+// ---------------------------------------------------------------------------------------------
+// Shared machinery: lazily allocated per-element state and the loop over every element.
+// ---------------------------------------------------------------------------------------------
+
+/// Per-element optimizer state for every tensor of one network, and the step count.
+///
+/// `S` is what one parameter element needs between steps (a momentum buffer, two moments...).
+/// Torch keeps a `step` per tensor; all tensors here step together, so one count serves all.
 #[derive(Clone, Debug)]
-pub struct Sgd<T: Real> {
-    lr: T,
+struct State<S> {
+    /// Steps taken since the state was allocated (torch's `state["step"]`).
+    step: u64,
+    /// One `S` per parameter element, tensor by tensor, in the order of `params`.
+    tensors: Vec<Vec<S>>,
 }
 
-impl<T: Real> Sgd<T> {
-    /// SGD with learning rate `lr`.
-    pub fn new(lr: T) -> Self {
-        Self { lr }
-    }
-}
-
-impl<T: Real> Optimizer<T> for Sgd<T> {
-    fn step(&mut self, params: &mut [&mut [T]], grads: &[&[T]]) {
-        for (p, g) in params.iter_mut().zip(grads) {
-            for (p, g) in p.iter_mut().zip(g.iter()) {
-                *p -= self.lr * *g;
-            }
+impl<S> Default for State<S> {
+    fn default() -> Self {
+        Self {
+            step: 0,
+            tensors: Vec::new(),
         }
     }
 }
 
-/// PLACEHOLDER
-pub type Adam<T> = Sgd<T>;
-/// PLACEHOLDER
-pub type AdamW<T> = Sgd<T>;
-/// PLACEHOLDER
-pub type RmsProp<T> = Sgd<T>;
+impl<S: Copy + Default> State<S> {
+    /// Makes the state match the shape of `params`, zero-initialised as torch's `zeros_like`.
+    ///
+    /// It allocates only when the shapes differ: on the first step, or when a caller breaks the
+    /// same-list contract, where starting over (as a fresh torch optimizer would) beats mixing
+    /// one tensor's moments into another's. In steady state it only compares lengths.
+    fn fit<T>(&mut self, params: &[&mut [T]]) {
+        let fits = self.tensors.len() == params.len()
+            && self
+                .tensors
+                .iter()
+                .zip(params)
+                .all(|(s, p)| s.len() == p.len());
+        if !fits {
+            self.tensors.clear();
+            self.tensors
+                .extend(params.iter().map(|p| vec![S::default(); p.len()]));
+            self.step = 0;
+        }
+    }
+}
+
+/// Calls `update(param, grad, state)` on every element of every tensor.
+///
+/// Mismatched lengths are a broken contract; zipping stops at the shorter list rather than
+/// panicking, since a training loop must never panic inside `step`.
+#[inline]
+fn for_each_element<T: Real, S>(
+    params: &mut [&mut [T]],
+    grads: &[&[T]],
+    state: &mut [Vec<S>],
+    mut update: impl FnMut(&mut T, T, &mut S),
+) {
+    for ((p, g), s) in params.iter_mut().zip(grads).zip(state) {
+        for ((p, &g), s) in p.iter_mut().zip(g.iter()).zip(s.iter_mut()) {
+            update(p, g, s);
+        }
+    }
+}
+
+/// The gradient with L2 weight decay folded in: torch's `grad.add(param, alpha=weight_decay)`.
+///
+/// Torch skips the addition when the decay is zero; so do we, so that an infinite parameter
+/// does not turn the gradient into NaN where torch would leave it alone.
+#[inline]
+fn with_l2<T: Real>(grad: T, param: T, weight_decay: T) -> T {
+    if weight_decay == T::zero() {
+        grad
+    } else {
+        grad + weight_decay * param
+    }
+}
+
+/// Torch's `start.lerp_(end, weight)`, written as its CPU kernel computes it (from the nearer
+/// end), so that the running averages round as torch's do.
+#[inline]
+fn lerp<T: Real>(start: T, end: T, weight: T) -> T {
+    if weight.abs() < T::cast(0.5) {
+        start + weight * (end - start)
+    } else {
+        end - (end - start) * (T::one() - weight)
+    }
+}
+
+/// `1 - x`, computed in `f64` and rounded once, as torch's `1 - beta` in Python floats is.
+fn one_minus<T: Real>(x: T) -> T {
+    T::cast(1.0 - x.widen())
+}
+
+/// Panics, naming the optimizer and the argument, unless `value >= 0` (so NaN panics too), as
+/// the torch constructors raise `ValueError` for a negative learning rate, momentum, epsilon,
+/// weight decay or alpha.
+#[track_caller]
+fn check_non_negative<T: Real>(value: T, optimizer: &str, name: &str) {
+    assert!(
+        value >= T::zero(),
+        "{optimizer}: invalid {name} {value}: torch.optim requires {name} >= 0"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// SGD
+// ---------------------------------------------------------------------------------------------
+
+/// Stochastic gradient descent with optional momentum, Nesterov momentum and L2 weight decay,
+/// as `torch.optim.SGD(params, lr, momentum=0, dampening=0, weight_decay=0, nesterov=False)`.
+///
+/// Per element, with gradient `g`, parameter `p` and momentum buffer `b`:
+///
+/// ```text
+/// g = g + weight_decay * p                        if weight_decay != 0
+/// b = g                                           on the first step     } if momentum != 0
+/// b = momentum * b + (1 - dampening) * g          on later steps        }
+/// g = g + momentum * b   if nesterov,   else  g = b                     }
+/// p = p - lr * g
+/// ```
+///
+/// The first step copies the gradient into the buffer undampened, as torch does. Defaults (as
+/// torch's): `momentum = 0`, `dampening = 0`, `nesterov = false`, `weight_decay = 0`. State:
+/// one buffer element per parameter element when momentum is non-zero, nothing otherwise.
+#[derive(Clone, Debug)]
+pub struct Sgd<T: Real> {
+    lr: T,
+    momentum: T,
+    dampening: T,
+    nesterov: bool,
+    weight_decay: T,
+    /// Torch's `momentum_buffer`s; allocated on the first step with a non-zero momentum.
+    buffers: State<T>,
+}
+
+impl<T: Real> Sgd<T> {
+    /// SGD with learning rate `lr` and torch's other defaults.
+    ///
+    /// # Panics
+    /// If `lr` is negative or NaN (torch raises `ValueError`).
+    #[track_caller]
+    pub fn new(lr: T) -> Self {
+        check_non_negative(lr, "Sgd", "learning rate");
+        Self {
+            lr,
+            momentum: T::zero(),
+            dampening: T::zero(),
+            nesterov: false,
+            weight_decay: T::zero(),
+            buffers: State::default(),
+        }
+    }
+
+    /// Sets the momentum factor (torch's `momentum`, default 0).
+    ///
+    /// # Panics
+    /// If `momentum` is negative or NaN, or zero while Nesterov momentum is on.
+    #[must_use]
+    #[track_caller]
+    pub fn momentum(mut self, momentum: T) -> Self {
+        check_non_negative(momentum, "Sgd", "momentum");
+        assert!(
+            !self.nesterov || momentum > T::zero(),
+            "Sgd: Nesterov momentum requires a momentum > 0, got {momentum}"
+        );
+        self.momentum = momentum;
+        self
+    }
+
+    /// Sets the dampening of the momentum (torch's `dampening`, default 0). Torch applies it
+    /// from the second step on: the first step starts the buffer at the plain gradient.
+    ///
+    /// # Panics
+    /// If it is non-zero while Nesterov momentum is on (torch requires zero dampening).
+    #[must_use]
+    #[track_caller]
+    pub fn dampening(mut self, dampening: T) -> Self {
+        assert!(
+            !self.nesterov || dampening == T::zero(),
+            "Sgd: Nesterov momentum requires zero dampening, got {dampening}"
+        );
+        self.dampening = dampening;
+        self
+    }
+
+    /// Turns Nesterov momentum on or off (torch's `nesterov`, default off).
+    ///
+    /// Torch accepts Nesterov momentum only with a positive momentum and zero dampening; so
+    /// set `.momentum(m)` first: `Sgd::new(0.1).momentum(0.9).nesterov(true)`.
+    ///
+    /// # Panics
+    /// If `nesterov` is true while the momentum is zero or the dampening is non-zero.
+    #[must_use]
+    #[track_caller]
+    pub fn nesterov(mut self, nesterov: bool) -> Self {
+        assert!(
+            !nesterov || (self.momentum > T::zero() && self.dampening == T::zero()),
+            "Sgd: Nesterov momentum requires a momentum > 0 and zero dampening \
+             (got momentum {}, dampening {}); call .momentum(m) before .nesterov(true)",
+            self.momentum,
+            self.dampening
+        );
+        self.nesterov = nesterov;
+        self
+    }
+
+    /// Sets the L2 penalty added to the gradient (torch's `weight_decay`, default 0).
+    ///
+    /// # Panics
+    /// If `weight_decay` is negative or NaN.
+    #[must_use]
+    #[track_caller]
+    pub fn weight_decay(mut self, weight_decay: T) -> Self {
+        check_non_negative(weight_decay, "Sgd", "weight_decay");
+        self.weight_decay = weight_decay;
+        self
+    }
+}
+
+/// The scalars one SGD step applies to every element.
+#[derive(Clone, Copy)]
+struct SgdStep<T> {
+    lr: T,
+    weight_decay: T,
+    momentum: T,
+    one_minus_dampening: T,
+    nesterov: bool,
+    /// Whether the momentum buffer starts now (torch's `buf is None`).
+    first: bool,
+}
+
+/// Plain SGD on one element: `p -= lr * (g + wd * p)`.
+#[inline]
+fn sgd_element<T: Real>(p: &mut T, g: T, k: &SgdStep<T>) {
+    let g = with_l2(g, *p, k.weight_decay);
+    *p -= k.lr * g;
+}
+
+/// SGD with momentum on one element and its buffer `b`.
+#[inline]
+fn sgd_momentum_element<T: Real>(p: &mut T, g: T, b: &mut T, k: &SgdStep<T>) {
+    let g = with_l2(g, *p, k.weight_decay);
+    // Torch starts the buffer as a copy of the first gradient, without dampening.
+    *b = if k.first {
+        g
+    } else {
+        *b * k.momentum + k.one_minus_dampening * g
+    };
+    // Nesterov looks ahead along the updated buffer; classical momentum steps along it.
+    let direction = if k.nesterov { g + k.momentum * *b } else { *b };
+    *p -= k.lr * direction;
+}
+
+impl<T: Real> Optimizer<T> for Sgd<T> {
+    fn step(&mut self, params: &mut [&mut [T]], grads: &[&[T]]) {
+        let mut k = SgdStep {
+            lr: self.lr,
+            weight_decay: self.weight_decay,
+            momentum: self.momentum,
+            one_minus_dampening: one_minus(self.dampening),
+            nesterov: self.nesterov,
+            first: false,
+        };
+        if self.momentum == T::zero() {
+            // Torch keeps no buffer without momentum; neither do we.
+            for (p, g) in params.iter_mut().zip(grads) {
+                for (p, &g) in p.iter_mut().zip(g.iter()) {
+                    sgd_element(p, g, &k);
+                }
+            }
+            return;
+        }
+        self.buffers.fit(params);
+        k.first = self.buffers.step == 0;
+        self.buffers.step += 1;
+        for_each_element(params, grads, &mut self.buffers.tensors, |p, g, b| {
+            sgd_momentum_element(p, g, b, &k)
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Adam and AdamW
+// ---------------------------------------------------------------------------------------------
+
+/// Hyperparameters shared by [`Adam`] and [`AdamW`]; they differ only in how weight decay acts.
+#[derive(Clone, Copy, Debug)]
+struct AdamConfig<T> {
+    lr: T,
+    beta1: T,
+    beta2: T,
+    eps: T,
+    weight_decay: T,
+}
+
+/// One element's Adam state: torch's `exp_avg` (`m`) and `exp_avg_sq` (`v`).
+#[derive(Clone, Copy, Debug, Default)]
+struct Moments<T> {
+    m: T,
+    v: T,
+}
+
+/// The scalars one Adam step applies to every element, computed once per step.
+#[derive(Clone, Copy)]
+struct AdamStep<T> {
+    one_minus_beta1: T,
+    beta2: T,
+    one_minus_beta2: T,
+    /// `sqrt(1 - beta2^t)`.
+    bias_correction2_sqrt: T,
+    eps: T,
+    /// `lr / (1 - beta1^t)`.
+    step_size: T,
+    /// Weight decay added to the gradient (Adam), or 0.
+    l2: T,
+    /// Factor `1 - lr * weight_decay` the parameter is scaled by first (AdamW), or `None`.
+    decay: Option<T>,
+}
+
+impl<T: Real> AdamConfig<T> {
+    /// Defaults of `torch.optim.Adam` (`weight_decay` is overridden by AdamW).
+    #[track_caller]
+    fn new(optimizer: &str, lr: T) -> Self {
+        check_non_negative(lr, optimizer, "learning rate");
+        Self {
+            lr,
+            beta1: T::cast(0.9),
+            beta2: T::cast(0.999),
+            eps: T::cast(1e-8),
+            weight_decay: T::zero(),
+        }
+    }
+
+    /// Sets both betas, checked as torch checks them.
+    #[track_caller]
+    fn betas(&mut self, optimizer: &str, beta1: T, beta2: T) {
+        for (i, beta) in [beta1, beta2].into_iter().enumerate() {
+            assert!(
+                beta >= T::zero() && beta < T::one(),
+                "{optimizer}: invalid beta parameter at index {i}: {beta} (torch requires 0 <= beta < 1)"
+            );
+        }
+        self.beta1 = beta1;
+        self.beta2 = beta2;
+    }
+
+    /// The scalars of step `t` (1-based), in `f64` as torch's Python-float arithmetic, then
+    /// rounded to `T`. `decoupled` selects AdamW's decay of the parameter over Adam's L2 term.
+    fn step(&self, t: u64, decoupled: bool) -> AdamStep<T> {
+        let t = t as f64;
+        let bias_correction1 = 1.0 - self.beta1.widen().powf(t);
+        let bias_correction2 = 1.0 - self.beta2.widen().powf(t);
+        let decays = self.weight_decay != T::zero();
+        AdamStep {
+            one_minus_beta1: one_minus(self.beta1),
+            beta2: self.beta2,
+            one_minus_beta2: one_minus(self.beta2),
+            bias_correction2_sqrt: T::cast(bias_correction2.sqrt()),
+            eps: self.eps,
+            step_size: T::cast(self.lr.widen() / bias_correction1),
+            l2: if decoupled {
+                T::zero()
+            } else {
+                self.weight_decay
+            },
+            decay: (decoupled && decays)
+                .then(|| T::cast(1.0 - self.lr.widen() * self.weight_decay.widen())),
+        }
+    }
+}
+
+/// Adam (or AdamW) on one element and its moments.
+#[inline]
+fn adam_element<T: Real>(p: &mut T, g: T, s: &mut Moments<T>, k: &AdamStep<T>) {
+    if let Some(decay) = k.decay {
+        // AdamW: decay the parameter itself, outside the moments.
+        *p *= decay;
+    }
+    let g = with_l2(g, *p, k.l2);
+    // First moment: torch's `exp_avg.lerp_(grad, 1 - beta1)`, i.e. beta1 * m + (1 - beta1) * g.
+    s.m = lerp(s.m, g, k.one_minus_beta1);
+    // Second moment: torch's `exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)`.
+    s.v = s.v * k.beta2 + k.one_minus_beta2 * g * g;
+    // eps is added after the bias correction of sqrt(v), not under the square root.
+    let denom = s.v.sqrt() / k.bias_correction2_sqrt + k.eps;
+    *p -= k.step_size * (s.m / denom);
+}
+
+/// One Adam or AdamW step over every tensor.
+fn adam_step<T: Real>(
+    config: &AdamConfig<T>,
+    decoupled: bool,
+    state: &mut State<Moments<T>>,
+    params: &mut [&mut [T]],
+    grads: &[&[T]],
+) {
+    state.fit(params);
+    state.step += 1;
+    let k = config.step(state.step, decoupled);
+    for_each_element(params, grads, &mut state.tensors, |p, g, s| {
+        adam_element(p, g, s, &k)
+    });
+}
+
+/// Adam with L2 weight decay added to the gradient, as
+/// `torch.optim.Adam(params, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0)`
+/// (`amsgrad=False`, `decoupled_weight_decay=False`).
+///
+/// Per element, at step `t` (from 1), with moments `m`, `v` starting at zero:
+///
+/// ```text
+/// g = g + weight_decay * p                         if weight_decay != 0
+/// m = beta1 * m + (1 - beta1) * g
+/// v = beta2 * v + (1 - beta2) * g * g
+/// p = p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+/// ```
+///
+/// Defaults (as torch's): `betas = (0.9, 0.999)`, `eps = 1e-8`, `weight_decay = 0`. For weight
+/// decay that bypasses the moments use [`AdamW`]. State: two scalars per parameter element.
+#[derive(Clone, Debug)]
+pub struct Adam<T: Real> {
+    config: AdamConfig<T>,
+    state: State<Moments<T>>,
+}
+
+impl<T: Real> Adam<T> {
+    /// Adam with learning rate `lr` (torch's default is `1e-3`) and torch's other defaults.
+    ///
+    /// # Panics
+    /// If `lr` is negative or NaN.
+    #[track_caller]
+    pub fn new(lr: T) -> Self {
+        Self {
+            config: AdamConfig::new("Adam", lr),
+            state: State::default(),
+        }
+    }
+
+    /// Sets the decay rates of the two moments (torch's `betas`, default `(0.9, 0.999)`).
+    ///
+    /// # Panics
+    /// Unless `0 <= beta < 1` for both.
+    #[must_use]
+    #[track_caller]
+    pub fn betas(mut self, beta1: T, beta2: T) -> Self {
+        self.config.betas("Adam", beta1, beta2);
+        self
+    }
+
+    /// Sets the term added to the denominator (torch's `eps`, default `1e-8`).
+    ///
+    /// # Panics
+    /// If `eps` is negative or NaN.
+    #[must_use]
+    #[track_caller]
+    pub fn eps(mut self, eps: T) -> Self {
+        check_non_negative(eps, "Adam", "eps");
+        self.config.eps = eps;
+        self
+    }
+
+    /// Sets the L2 penalty added to the gradient before the moments (torch's `weight_decay`,
+    /// default 0).
+    ///
+    /// # Panics
+    /// If `weight_decay` is negative or NaN.
+    #[must_use]
+    #[track_caller]
+    pub fn weight_decay(mut self, weight_decay: T) -> Self {
+        check_non_negative(weight_decay, "Adam", "weight_decay");
+        self.config.weight_decay = weight_decay;
+        self
+    }
+}
+
+impl<T: Real> Optimizer<T> for Adam<T> {
+    fn step(&mut self, params: &mut [&mut [T]], grads: &[&[T]]) {
+        adam_step(&self.config, false, &mut self.state, params, grads);
+    }
+}
+
+/// Adam with decoupled weight decay, as
+/// `torch.optim.AdamW(params, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2)`
+/// (`amsgrad=False`).
+///
+/// Per element, at step `t` (from 1), with moments `m`, `v` starting at zero:
+///
+/// ```text
+/// p = p * (1 - lr * weight_decay)
+/// m = beta1 * m + (1 - beta1) * g
+/// v = beta2 * v + (1 - beta2) * g * g
+/// p = p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+/// ```
+///
+/// Defaults (as torch's): `betas = (0.9, 0.999)`, `eps = 1e-8` and, unlike [`Adam`],
+/// `weight_decay = 1e-2`. State: two scalars per parameter element.
+#[derive(Clone, Debug)]
+pub struct AdamW<T: Real> {
+    config: AdamConfig<T>,
+    state: State<Moments<T>>,
+}
+
+impl<T: Real> AdamW<T> {
+    /// AdamW with learning rate `lr` (torch's default is `1e-3`) and torch's other defaults,
+    /// including `weight_decay = 1e-2`.
+    ///
+    /// # Panics
+    /// If `lr` is negative or NaN.
+    #[track_caller]
+    pub fn new(lr: T) -> Self {
+        let config = AdamConfig {
+            weight_decay: T::cast(1e-2),
+            ..AdamConfig::new("AdamW", lr)
+        };
+        Self {
+            config,
+            state: State::default(),
+        }
+    }
+
+    /// Sets the decay rates of the two moments (torch's `betas`, default `(0.9, 0.999)`).
+    ///
+    /// # Panics
+    /// Unless `0 <= beta < 1` for both.
+    #[must_use]
+    #[track_caller]
+    pub fn betas(mut self, beta1: T, beta2: T) -> Self {
+        self.config.betas("AdamW", beta1, beta2);
+        self
+    }
+
+    /// Sets the term added to the denominator (torch's `eps`, default `1e-8`).
+    ///
+    /// # Panics
+    /// If `eps` is negative or NaN.
+    #[must_use]
+    #[track_caller]
+    pub fn eps(mut self, eps: T) -> Self {
+        check_non_negative(eps, "AdamW", "eps");
+        self.config.eps = eps;
+        self
+    }
+
+    /// Sets the decoupled weight decay: each step first scales parameters by
+    /// `1 - lr * weight_decay` (torch's `weight_decay`, default `1e-2`).
+    ///
+    /// # Panics
+    /// If `weight_decay` is negative or NaN.
+    #[must_use]
+    #[track_caller]
+    pub fn weight_decay(mut self, weight_decay: T) -> Self {
+        check_non_negative(weight_decay, "AdamW", "weight_decay");
+        self.config.weight_decay = weight_decay;
+        self
+    }
+}
+
+impl<T: Real> Optimizer<T> for AdamW<T> {
+    fn step(&mut self, params: &mut [&mut [T]], grads: &[&[T]]) {
+        adam_step(&self.config, true, &mut self.state, params, grads);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// RMSprop
+// ---------------------------------------------------------------------------------------------
+
+/// RMSprop, as `torch.optim.RMSprop(params, lr, alpha=0.99, eps=1e-8, weight_decay=0,
+/// momentum=0, centered=False)`.
+///
+/// Per element, with `s` (square average), `a` (gradient average) and `b` (momentum buffer)
+/// starting at zero:
+///
+/// ```text
+/// g = g + weight_decay * p                         if weight_decay != 0
+/// s = alpha * s + (1 - alpha) * g * g
+/// a = alpha * a + (1 - alpha) * g                  if centered
+/// d = sqrt(s - a * a) + eps   if centered,   else  d = sqrt(s) + eps
+/// b = momentum * b + g / d,   p = p - lr * b       if momentum > 0
+/// p = p - lr * g / d                               otherwise
+/// ```
+///
+/// Defaults (as torch's): `alpha = 0.99`, `eps = 1e-8`, `weight_decay = 0`, `momentum = 0`,
+/// `centered = false`; torch's default learning rate is `1e-2`. State: three scalars per
+/// parameter element (the unused ones stay zero).
+#[derive(Clone, Debug)]
+pub struct RmsProp<T: Real> {
+    lr: T,
+    alpha: T,
+    eps: T,
+    weight_decay: T,
+    momentum: T,
+    centered: bool,
+    state: State<RmsSlot<T>>,
+}
+
+/// One element's RMSprop state: torch's `square_avg`, `grad_avg` and `momentum_buffer`.
+#[derive(Clone, Copy, Debug, Default)]
+struct RmsSlot<T> {
+    square_avg: T,
+    grad_avg: T,
+    buffer: T,
+}
+
+impl<T: Real> RmsProp<T> {
+    /// RMSprop with learning rate `lr` and torch's other defaults.
+    ///
+    /// # Panics
+    /// If `lr` is negative or NaN.
+    #[track_caller]
+    pub fn new(lr: T) -> Self {
+        check_non_negative(lr, "RmsProp", "learning rate");
+        Self {
+            lr,
+            alpha: T::cast(0.99),
+            eps: T::cast(1e-8),
+            weight_decay: T::zero(),
+            momentum: T::zero(),
+            centered: false,
+            state: State::default(),
+        }
+    }
+
+    /// Sets the smoothing constant of the averages (torch's `alpha`, default `0.99`).
+    ///
+    /// # Panics
+    /// If `alpha` is negative or NaN (torch checks only `alpha >= 0`).
+    #[must_use]
+    #[track_caller]
+    pub fn alpha(mut self, alpha: T) -> Self {
+        check_non_negative(alpha, "RmsProp", "alpha");
+        self.alpha = alpha;
+        self
+    }
+
+    /// Sets the term added to the denominator (torch's `eps`, default `1e-8`).
+    ///
+    /// # Panics
+    /// If `eps` is negative or NaN.
+    #[must_use]
+    #[track_caller]
+    pub fn eps(mut self, eps: T) -> Self {
+        check_non_negative(eps, "RmsProp", "eps");
+        self.eps = eps;
+        self
+    }
+
+    /// Sets the L2 penalty added to the gradient (torch's `weight_decay`, default 0).
+    ///
+    /// # Panics
+    /// If `weight_decay` is negative or NaN.
+    #[must_use]
+    #[track_caller]
+    pub fn weight_decay(mut self, weight_decay: T) -> Self {
+        check_non_negative(weight_decay, "RmsProp", "weight_decay");
+        self.weight_decay = weight_decay;
+        self
+    }
+
+    /// Sets the momentum factor (torch's `momentum`, default 0).
+    ///
+    /// # Panics
+    /// If `momentum` is negative or NaN.
+    #[must_use]
+    #[track_caller]
+    pub fn momentum(mut self, momentum: T) -> Self {
+        check_non_negative(momentum, "RmsProp", "momentum");
+        self.momentum = momentum;
+        self
+    }
+
+    /// Normalises by an estimate of the gradient's variance instead of its second moment
+    /// (torch's `centered`, default off).
+    #[must_use]
+    pub fn centered(mut self, centered: bool) -> Self {
+        self.centered = centered;
+        self
+    }
+}
+
+/// The scalars one RMSprop step applies to every element.
+#[derive(Clone, Copy)]
+struct RmsStep<T> {
+    lr: T,
+    alpha: T,
+    one_minus_alpha: T,
+    eps: T,
+    weight_decay: T,
+    momentum: T,
+    centered: bool,
+}
+
+/// RMSprop on one element and its state.
+#[inline]
+fn rmsprop_element<T: Real>(p: &mut T, g: T, s: &mut RmsSlot<T>, k: &RmsStep<T>) {
+    let g = with_l2(g, *p, k.weight_decay);
+    // Torch's `square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)`.
+    s.square_avg = s.square_avg * k.alpha + k.one_minus_alpha * g * g;
+    let root = if k.centered {
+        // Torch's `grad_avg.lerp_(grad, 1 - alpha)`; the variance estimate is not clamped at
+        // zero, as torch does not clamp it either.
+        s.grad_avg = lerp(s.grad_avg, g, k.one_minus_alpha);
+        (s.square_avg - s.grad_avg * s.grad_avg).sqrt()
+    } else {
+        s.square_avg.sqrt()
+    };
+    let denom = root + k.eps;
+    if k.momentum > T::zero() {
+        // The buffer accumulates the normalised gradient: torch's `buf.mul_(m).addcdiv_(g, avg)`.
+        s.buffer = s.buffer * k.momentum + g / denom;
+        *p -= k.lr * s.buffer;
+    } else {
+        *p -= k.lr * (g / denom);
+    }
+}
+
+impl<T: Real> Optimizer<T> for RmsProp<T> {
+    fn step(&mut self, params: &mut [&mut [T]], grads: &[&[T]]) {
+        self.state.fit(params);
+        self.state.step += 1;
+        let k = RmsStep {
+            lr: self.lr,
+            alpha: self.alpha,
+            one_minus_alpha: one_minus(self.alpha),
+            eps: self.eps,
+            weight_decay: self.weight_decay,
+            momentum: self.momentum,
+            centered: self.centered,
+        };
+        for_each_element(params, grads, &mut self.state.tensors, |p, g, s| {
+            rmsprop_element(p, g, s, &k)
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use approx::assert_relative_eq;
+
+    /// One step of `opt` on a single one-element tensor.
+    fn step1<O: Optimizer<f64>>(opt: &mut O, p: &mut f64, g: f64) {
+        let mut tensor = [*p];
+        opt.step(&mut [&mut tensor], &[&[g]]);
+        *p = tensor[0];
+    }
+
+    #[test]
+    fn sgd_plain_step_is_p_minus_lr_g() {
+        let mut opt = Sgd::new(0.1);
+        let mut p = 1.0;
+        step1(&mut opt, &mut p, 0.5);
+        assert_relative_eq!(p, 1.0 - 0.1 * 0.5, epsilon = 1e-15);
+        // Without momentum no state is kept.
+        assert!(opt.buffers.tensors.is_empty());
+    }
+
+    #[test]
+    fn sgd_weight_decay_adds_wd_p_to_the_gradient() {
+        let mut opt = Sgd::new(0.1).weight_decay(0.2);
+        let mut p = 2.0;
+        step1(&mut opt, &mut p, 0.5);
+        // g = 0.5 + 0.2 * 2 = 0.9
+        assert_relative_eq!(p, 2.0 - 0.1 * 0.9, epsilon = 1e-15);
+    }
+
+    #[test]
+    fn sgd_momentum_with_dampening_over_two_steps() {
+        let mut opt = Sgd::new(0.1).momentum(0.9).dampening(0.1);
+        let mut p = 1.0;
+        // Step 1: the buffer is the gradient, undampened: b = 0.5, p = 1 - 0.05.
+        step1(&mut opt, &mut p, 0.5);
+        assert_relative_eq!(p, 0.95, epsilon = 1e-15);
+        // Step 2: b = 0.9 * 0.5 + 0.9 * 0.2 = 0.63, p = 0.95 - 0.063.
+        step1(&mut opt, &mut p, 0.2);
+        assert_relative_eq!(p, 0.887, epsilon = 1e-15);
+    }
+
+    #[test]
+    fn sgd_nesterov_over_two_steps() {
+        let mut opt = Sgd::new(0.1).momentum(0.9).nesterov(true);
+        let mut p = 1.0;
+        // Step 1: b = 0.5, direction = 0.5 + 0.9 * 0.5 = 0.95, p = 1 - 0.095.
+        step1(&mut opt, &mut p, 0.5);
+        assert_relative_eq!(p, 0.905, epsilon = 1e-15);
+        // Step 2: b = 0.45 + 0.2 = 0.65, direction = 0.2 + 0.585 = 0.785, p = 0.905 - 0.0785.
+        step1(&mut opt, &mut p, 0.2);
+        assert_relative_eq!(p, 0.8265, epsilon = 1e-15);
+    }
+
+    #[test]
+    fn adam_first_step_moves_by_lr_times_sign() {
+        // m = 0.1 g, v = 0.001 g^2: after bias correction m/(sqrt(v)) = g / |g|.
+        let mut opt = Adam::new(0.1);
+        let mut p = 1.0;
+        step1(&mut opt, &mut p, 0.5);
+        assert_relative_eq!(p, 1.0 - 0.1 * 0.5 / (0.5 + 1e-8), epsilon = 1e-15);
+    }
+
+    #[test]
+    fn adam_second_step_by_hand() {
+        let mut opt = Adam::new(0.1).betas(0.5, 0.75).eps(0.01);
+        let mut p = 1.0;
+        step1(&mut opt, &mut p, 1.0);
+        // m = 0.5, v = 0.25; bc1 = 0.5, bc2 = 0.25: p = 1 - 0.2 * 0.5 / (0.5 / 0.5 + 0.01).
+        let p1 = 1.0 - 0.2 * 0.5 / (1.0 + 0.01);
+        assert_relative_eq!(p, p1, epsilon = 1e-15);
+        step1(&mut opt, &mut p, -2.0);
+        // m = 0.25 - 1 = -0.75, v = 0.1875 + 1 = 1.1875; bc1 = 0.75, bc2 = 0.4375.
+        let p2 = p1 - (0.1 / 0.75) * -0.75 / (1.1875f64.sqrt() / 0.4375f64.sqrt() + 0.01);
+        assert_relative_eq!(p, p2, epsilon = 1e-15);
+    }
+
+    #[test]
+    fn adam_weight_decay_is_l2_and_adamw_decays_the_parameter() {
+        // Adam: g = 0.5 + 0.1 * 1 = 0.6 feeds the moments; the first step still moves by lr.
+        let mut adam = Adam::new(0.1).weight_decay(0.1);
+        let mut p = 1.0;
+        step1(&mut adam, &mut p, 0.5);
+        assert_relative_eq!(p, 1.0 - 0.1 * 0.6 / (0.6 + 1e-8), epsilon = 1e-15);
+        // AdamW: p = 1 * (1 - 0.1 * 0.1) first, then the plain Adam step on g = 0.5.
+        let mut adamw = AdamW::new(0.1).weight_decay(0.1);
+        let mut p = 1.0;
+        step1(&mut adamw, &mut p, 0.5);
+        assert_relative_eq!(p, 0.99 - 0.1 * 0.5 / (0.5 + 1e-8), epsilon = 1e-15);
+    }
+
+    #[test]
+    fn adamw_default_weight_decay_is_one_hundredth() {
+        let mut opt = AdamW::new(0.1);
+        let mut p = 2.0;
+        step1(&mut opt, &mut p, 0.5);
+        assert_relative_eq!(
+            p,
+            2.0 * (1.0 - 0.1 * 0.01) - 0.1 * 0.5 / (0.5 + 1e-8),
+            epsilon = 1e-15
+        );
+    }
+
+    #[test]
+    fn rmsprop_first_step_by_hand() {
+        // s = 0.01 g^2 = 0.0025, d = 0.05 + eps.
+        let mut opt = RmsProp::new(0.01);
+        let mut p = 1.0;
+        step1(&mut opt, &mut p, 0.5);
+        assert_relative_eq!(p, 1.0 - 0.01 * 0.5 / (0.05 + 1e-8), epsilon = 1e-15);
+    }
+
+    #[test]
+    fn rmsprop_centered_momentum_weight_decay_over_two_steps() {
+        let mut opt = RmsProp::new(0.01)
+            .alpha(0.9)
+            .momentum(0.5)
+            .centered(true)
+            .weight_decay(0.5);
+        let mut p = 1.0;
+        // Step 1: g = 0.5 + 0.5 = 1; s = 0.1, a = 0.1, d = sqrt(0.1 - 0.01) + eps;
+        // b = 1 / d; p = 1 - 0.01 b.
+        step1(&mut opt, &mut p, 0.5);
+        let d1 = 0.09f64.sqrt() + 1e-8;
+        let b1 = 1.0 / d1;
+        let p1 = 1.0 - 0.01 * b1;
+        assert_relative_eq!(p, p1, epsilon = 1e-14);
+        // Step 2: g = -1 + 0.5 p1; s = 0.09 + 0.1 g^2; a = 0.09 + 0.1 g.
+        step1(&mut opt, &mut p, -1.0);
+        let g = -1.0 + 0.5 * p1;
+        let (s, a) = (0.09 + 0.1 * g * g, 0.09 + 0.1 * g);
+        let b2 = 0.5 * b1 + g / ((s - a * a).sqrt() + 1e-8);
+        assert_relative_eq!(p, p1 - 0.01 * b2, epsilon = 1e-14);
+    }
+
+    #[test]
+    fn state_is_per_tensor_and_per_element() {
+        // Stepping two tensors together equals stepping each with its own optimizer.
+        let grads_a = [[0.5, -1.0, 2.0], [0.1, 0.3, -0.2]];
+        let grads_b = [[3.0], [-4.0]];
+        let mut together = (
+            Adam::new(0.1),
+            RmsProp::new(0.01).momentum(0.9).centered(true),
+        );
+        let mut alone_a = together.clone();
+        let mut alone_b = together.clone();
+        let (mut a, mut b) = ([1.0, 2.0, 3.0], [-1.0]);
+        let (mut a_alone, mut b_alone) = (a, b);
+        for (ga, gb) in grads_a.iter().zip(&grads_b) {
+            together.0.step(&mut [&mut a, &mut b], &[ga, gb]);
+            together.1.step(&mut [&mut a, &mut b], &[ga, gb]);
+            alone_a.0.step(&mut [&mut a_alone], &[ga]);
+            alone_a.1.step(&mut [&mut a_alone], &[ga]);
+            alone_b.0.step(&mut [&mut b_alone], &[gb]);
+            alone_b.1.step(&mut [&mut b_alone], &[gb]);
+        }
+        assert_eq!(a, a_alone);
+        assert_eq!(b, b_alone);
+        let lens: Vec<usize> = together.0.state.tensors.iter().map(Vec::len).collect();
+        assert_eq!(lens, [3, 1]);
+    }
+
+    #[test]
+    fn sgd_momentum_buffers_are_per_tensor() {
+        let mut opt = Sgd::new(1.0).momentum(0.5);
+        let (mut a, mut b) = ([0.0f32; 2], [0.0f32]);
+        opt.step(&mut [&mut a, &mut b], &[&[1.0, 2.0], &[4.0]]);
+        opt.step(&mut [&mut a, &mut b], &[&[0.0, 0.0], &[0.0]]);
+        // Buffers after step 2: half of each element's first gradient.
+        assert_eq!(opt.buffers.tensors, [vec![0.5, 1.0], vec![2.0]]);
+        assert_eq!(a, [-1.5, -3.0]);
+        assert_eq!(b, [-6.0]);
+    }
+
+    #[test]
+    fn state_is_reallocated_only_when_the_shape_changes() {
+        let mut opt = Adam::new(0.1f32);
+        let mut a = [1.0f32; 4];
+        opt.step(&mut [&mut a], &[&[1.0; 4]]);
+        let before = opt.state.tensors[0].as_ptr();
+        opt.step(&mut [&mut a], &[&[1.0; 4]]);
+        assert_eq!(opt.state.tensors[0].as_ptr(), before);
+        assert_eq!(opt.state.step, 2);
+        let mut b = [1.0f32; 2];
+        opt.step(&mut [&mut b], &[&[1.0; 2]]);
+        assert_eq!(opt.state.step, 1);
+    }
+
+    #[test]
+    fn defaults_are_torchs() {
+        let adam = Adam::new(1e-3f64);
+        assert_eq!((adam.config.beta1, adam.config.beta2), (0.9, 0.999));
+        assert_eq!((adam.config.eps, adam.config.weight_decay), (1e-8, 0.0));
+        let adamw = AdamW::new(1e-3f64);
+        assert_eq!((adamw.config.beta1, adamw.config.beta2), (0.9, 0.999));
+        assert_eq!((adamw.config.eps, adamw.config.weight_decay), (1e-8, 1e-2));
+        let rms = RmsProp::new(1e-2f64);
+        assert_eq!(
+            (rms.alpha, rms.eps, rms.weight_decay, rms.momentum),
+            (0.99, 1e-8, 0.0, 0.0)
+        );
+        assert!(!rms.centered);
+        let sgd = Sgd::new(1e-3f64);
+        assert_eq!(
+            (sgd.momentum, sgd.dampening, sgd.weight_decay),
+            (0.0, 0.0, 0.0)
+        );
+        assert!(!sgd.nesterov);
+    }
+
+    #[test]
+    fn lerp_matches_both_branches() {
+        assert_eq!(lerp(1.0, 3.0, 0.25), 1.5);
+        assert_eq!(lerp(1.0, 3.0, 0.75), 2.5);
+    }
+
+    #[test]
+    #[should_panic(expected = "call .momentum(m) before .nesterov(true)")]
+    fn nesterov_without_momentum_panics() {
+        let _ = Sgd::new(0.1f32).nesterov(true);
+    }
+
+    #[test]
+    #[should_panic(expected = "Nesterov momentum requires zero dampening")]
+    fn nesterov_with_dampening_panics() {
+        let _ = Sgd::new(0.1f32).momentum(0.9).nesterov(true).dampening(0.1);
+    }
+
+    #[test]
+    #[should_panic(expected = "Sgd: invalid learning rate -0.1")]
+    fn negative_learning_rate_panics() {
+        let _ = Sgd::new(-0.1f32);
+    }
+
+    #[test]
+    #[should_panic(expected = "invalid beta parameter at index 1: 1")]
+    fn beta_of_one_panics() {
+        let _ = Adam::new(0.1f32).betas(0.9, 1.0);
+    }
+
+    #[test]
+    #[should_panic(expected = "RmsProp: invalid weight_decay NaN")]
+    fn nan_weight_decay_panics() {
+        let _ = RmsProp::new(0.1f64).weight_decay(f64::NAN);
+    }
+}
