@@ -262,7 +262,7 @@ trait CheckedNet<const I: usize, const O: usize>: Clone {
     /// `Self::PARAMS`.
     const SCALARS: usize;
     /// Every parameter tensor, in declaration order.
-    fn tensors(net: &mut Self) -> Vec<Tensor<'_>>;
+    fn param_tensors(net: &mut Self) -> Vec<Tensor<'_>>;
     /// Every gradient tensor, in the same order.
     fn grad_tensors(grads: &Self::Grads) -> Vec<&[f64]>;
     fn forward<const B: usize>(&self, xs: &SMatrix<f64, I, B>) -> SMatrix<f64, O, B>;
@@ -282,7 +282,7 @@ macro_rules! checked_net {
         impl CheckedNet<{ $net::IN }, { $net::OUT }> for $net {
             type Grads = $grads;
             const SCALARS: usize = $net::PARAMS;
-            fn tensors(net: &mut Self) -> Vec<Tensor<'_>> {
+            fn param_tensors(net: &mut Self) -> Vec<Tensor<'_>> {
                 vec![$(
                     (concat!(stringify!($field), ".weight"), net.$field.weight.nrows(),
                         net.$field.weight.as_mut_slice()),
@@ -413,7 +413,7 @@ where
     let report = check_gradients(
         net,
         |n| loss.value(&n.forward(xs), ys),
-        N::tensors,
+        N::param_tensors,
         &N::grad_tensors(&grads),
     );
     println!(
@@ -650,7 +650,7 @@ fn checker_catches_wrong_gradients() {
     let loss = |n: &Stacked| Mse.value(&n.forward_batch(&xs), &ys);
     let (_, grads) = net.gradients(&xs, &ys, &Mse);
 
-    let right = check_gradients(&net, loss, Stacked::tensors, &Stacked::grad_tensors(&grads));
+    let right = check_gradients(&net, loss, Stacked::param_tensors, &Stacked::grad_tensors(&grads));
     assert_eq!(right.checked, Stacked::PARAMS);
     assert!(right.mismatches.is_empty(), "{right:#?}");
 
@@ -673,7 +673,7 @@ fn checker_catches_wrong_gradients() {
         above(2e-6) > Stacked::PARAMS / 2,
         "too few large gradients to test with"
     );
-    let report = check_gradients(&net, loss, Stacked::tensors, &scaled);
+    let report = check_gradients(&net, loss, Stacked::param_tensors, &scaled);
     let caught = report.mismatches.len();
     assert!(
         (above(2e-6)..=above(0.5e-6)).contains(&caught),
@@ -686,7 +686,7 @@ fn checker_catches_wrong_gradients() {
     let report = check_gradients(
         &net,
         loss,
-        Stacked::tensors,
+        Stacked::param_tensors,
         &Stacked::grad_tensors(&one_off),
     );
     assert_eq!(report.mismatches.len(), 1, "{report:#?}");
@@ -701,13 +701,13 @@ fn checker_catches_wrong_gradients() {
             &Mse,
         )
         .1;
-    let report = check_gradients(&net, loss, Stacked::tensors, &Stacked::grad_tensors(&first));
+    let report = check_gradients(&net, loss, Stacked::param_tensors, &Stacked::grad_tensors(&first));
     assert!(report.mismatches.len() > Stacked::PARAMS / 2, "{report:#?}");
 
     // A NaN is never accepted.
     let mut nan = grads;
     nan.l6.bias[0] = f64::NAN;
-    let report = check_gradients(&net, loss, Stacked::tensors, &Stacked::grad_tensors(&nan));
+    let report = check_gradients(&net, loss, Stacked::param_tensors, &Stacked::grad_tensors(&nan));
     assert_eq!(report.mismatches.len(), 1, "{report:#?}");
     assert_eq!(report.mismatches[0].param, "l6.bias[0]");
 }

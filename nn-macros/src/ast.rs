@@ -46,8 +46,16 @@ pub struct Args {
     pub list: Vec<Arg>,
 }
 
-/// One numeric argument, possibly negated: `8`, `0.01`, `-1`.
-pub struct Arg {
+/// One argument: a number (`8`, `0.01`, `-1`) or, for blocks such as `Residual`, a layer.
+pub enum Arg {
+    /// A number, possibly negated.
+    Number(Number),
+    /// A nested layer.
+    Layer(LayerSyntax),
+}
+
+/// A numeric literal with an optional minus sign.
+pub struct Number {
     /// A leading minus sign.
     pub minus: Option<Token![-]>,
     /// The literal itself.
@@ -214,16 +222,20 @@ impl Parse for Args {
 
 impl Parse for Arg {
     fn parse(input: ParseStream) -> syn::Result<Self> {
-        let minus: Option<Token![-]> = input.parse()?;
-        let lit: Lit = match input.parse() {
-            Ok(lit @ (Lit::Int(_) | Lit::Float(_))) => lit,
-            Ok(other) => return Err(syn::Error::new(other.span(), "expected a number")),
-            Err(e) => return Err(syn::Error::new(e.span(), "expected a number")),
+        let arg = if input.peek(Ident) {
+            Arg::Layer(input.parse()?)
+        } else {
+            let minus: Option<Token![-]> = input.parse()?;
+            match input.parse() {
+                Ok(lit @ (Lit::Int(_) | Lit::Float(_))) => Arg::Number(Number { minus, lit }),
+                Ok(other) => return Err(syn::Error::new(other.span(), "expected a number")),
+                Err(e) => return Err(syn::Error::new(e.span(), "expected a number")),
+            }
         };
         if !input.is_empty() {
             return Err(input.error("expected `,` or `)` after this argument"));
         }
-        Ok(Self { minus, lit })
+        Ok(arg)
     }
 }
 
@@ -251,8 +263,13 @@ impl ToTokens for Args {
 
 impl ToTokens for Arg {
     fn to_tokens(&self, tokens: &mut TokenStream) {
-        self.minus.to_tokens(tokens);
-        self.lit.to_tokens(tokens);
+        match self {
+            Arg::Number(number) => {
+                number.minus.to_tokens(tokens);
+                number.lit.to_tokens(tokens);
+            }
+            Arg::Layer(layer) => layer.to_tokens(tokens),
+        }
     }
 }
 
@@ -269,9 +286,14 @@ impl LayerSyntax {
 }
 
 impl Arg {
-    /// The argument as written, e.g. `-0.5`.
+    /// The argument as written, e.g. `-0.5` or `Linear(8, 8)`.
     pub fn display(&self) -> String {
-        let sign = if self.minus.is_some() { "-" } else { "" };
-        format!("{sign}{}", self.lit.to_token_stream())
+        match self {
+            Arg::Number(Number { minus, lit }) => {
+                let sign = if minus.is_some() { "-" } else { "" };
+                format!("{sign}{}", lit.to_token_stream())
+            }
+            Arg::Layer(layer) => layer.display(),
+        }
     }
 }

@@ -49,7 +49,8 @@ pub enum ArgKind {
 /// The learned parameters of a kind: a runtime type holding tensors by PyTorch's names.
 pub struct ParamSpec {
     /// The runtime type, generic over scalar, in and out sizes, that holds the parameters.
-    pub ty: fn(scalar: &TokenStream, input: usize, output: usize) -> TokenStream,
+    /// Its type is expected to have `zeros()`, `PARAMS` and public tensor fields.
+    pub ty: fn(scalar: &TokenStream, input: &TokenStream, output: &TokenStream) -> TokenStream,
     /// Its tensor fields, in the order the optimizer and `state_dict` see them.
     pub tensors: &'static [&'static str],
     /// Number of scalars for the given sizes.
@@ -134,13 +135,7 @@ const SIZE_ARGS: &[ArgSpec] = &[
 
 /// `nn.Linear`'s weight `[out, in]` and bias `[out]`.
 const LINEAR_PARAMS: ParamSpec = ParamSpec {
-    ty: |scalar, input, output| {
-        let (input, output) = (
-            Literal::usize_unsuffixed(input),
-            Literal::usize_unsuffixed(output),
-        );
-        quote!(::nn_runtime::__private::Linear<#scalar, #input, #output>)
-    },
+    ty: |scalar, input, output| quote!(::nn_runtime::__private::Linear<#scalar, #input, #output>),
     tensors: &["weight", "bias"],
     count: |input, output| output * input + output,
 };

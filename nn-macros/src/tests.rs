@@ -5,12 +5,28 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use crate::ast::NetworkInput;
-use crate::model::{Network, Scalar};
+use crate::model::{Network, Op, Scalar, Size};
 use crate::validate;
 
 /// Parses and checks a declaration.
 fn check(tokens: TokenStream) -> syn::Result<Network> {
     validate::check(syn::parse2::<NetworkInput>(tokens)?)
+}
+
+/// Known sizes as numbers.
+fn sizes(input: &Size, output: &Size) -> (usize, usize) {
+    match (input, output) {
+        (Size::Known(i), Size::Known(o)) => (*i, *o),
+        _ => panic!("symbolic sizes {input:?} -> {output:?}"),
+    }
+}
+
+/// The numeric arguments of a table layer.
+fn numbers(op: &Op) -> Vec<f64> {
+    match op {
+        Op::Table(_, numbers) => numbers.clone(),
+        _ => panic!("not a table layer"),
+    }
 }
 
 /// Every error message of a declaration that must fail, in order.
@@ -32,16 +48,25 @@ fn parses_the_seed_network() {
     let model = check(quote!(pub struct Xor { Linear(2, 8), ReLU, Linear(8, 1) })).unwrap();
     assert_eq!(model.ident, "Xor");
     assert_eq!(model.scalar, Scalar::F32);
-    assert_eq!((model.input(), model.output()), (2, 1));
-    assert_eq!(model.param_count(), 8 * 2 + 8 + 8 + 1);
-    let sizes: Vec<_> = model
+    assert_eq!(sizes(model.input(), model.output()), (2, 1));
+    let params = crate::model::sum(model.layers.iter().map(|l| l.param_count()));
+    assert_eq!(params.to_string(), (8 * 2 + 8 + 8 + 1).to_string());
+    let shapes: Vec<_> = model
         .layers
         .iter()
-        .map(|l| (l.kind.name, l.input, l.output))
+        .map(|l| (l.source.as_str(), sizes(&l.input, &l.output)))
         .collect();
-    assert_eq!(sizes, [("Linear", 2, 8), ("ReLU", 8, 8), ("Linear", 8, 1)]);
+    assert_eq!(
+        shapes,
+        [
+            ("Linear(2, 8)", (2, 8)),
+            ("ReLU", (8, 8)),
+            ("Linear(8, 1)", (8, 1))
+        ]
+    );
     let fields: Vec<_> = model
         .param_layers()
+        .iter()
         .map(|l| l.field().to_string())
         .collect();
     assert_eq!(fields, ["l0", "l2"]);
@@ -58,16 +83,19 @@ fn selects_f64_and_keeps_attributes() {
     assert_eq!(model.scalar, Scalar::F64);
     assert_eq!(model.attrs.len(), 2);
     // Layers before the first Linear work on the network's input size.
-    assert_eq!((model.layers[0].input, model.layers[0].output), (3, 3));
-    assert_eq!(model.layers[2].numbers, [0.01]);
-    assert_eq!((model.input(), model.output()), (3, 2));
+    assert_eq!(
+        sizes(&model.layers[0].input, &model.layers[0].output),
+        (3, 3)
+    );
+    assert_eq!(numbers(&model.layers[2].op), [0.01]);
+    assert_eq!(sizes(model.input(), model.output()), (3, 2));
 }
 
 #[test]
 fn leaky_relu_takes_negative_and_integer_slopes() {
     let model = check(quote!(struct N { Linear(1, 1), LeakyReLU(-0.5), LeakyReLU(2) })).unwrap();
-    assert_eq!(model.layers[1].numbers, [-0.5]);
-    assert_eq!(model.layers[2].numbers, [2.0]);
+    assert_eq!(numbers(&model.layers[1].op), [-0.5]);
+    assert_eq!(numbers(&model.layers[2].op), [2.0]);
 }
 
 #[test]
@@ -134,7 +162,7 @@ fn rejects_malformed_lists_and_sizes() {
             "too large",
         ),
         (quote!(struct N { Linear(2, 8, 3) }), "takes 2 arguments"),
-        (quote!(struct N { Linear(2, x) }), "expected a number"),
+        (quote!(struct N { Linear(2, x) }), "found `x`"),
         (quote!(struct N { Linear[2, 8] }), "parentheses"),
         (quote!(struct N { 42 }), "expected a layer"),
         (
@@ -191,16 +219,117 @@ fn errors_come_with_a_stub_of_the_struct() {
 #[test]
 fn backward_skips_the_input_gradient_of_the_first_layer() {
     let code = pretty(quote!(struct N { Tanh, Linear(2, 3), Sigmoid, Linear(3, 1) }));
+    let gradients = section(&code, "pub fn gradients", "pub fn train_step");
     assert!(
-        code.contains("linear_backward_params(&x1, &d2, &mut grads.l1)"),
-        "{code}"
+        gradients.contains("linear_backward_params(&x1, &d2, &mut grads.l1)"),
+        "{gradients}"
     );
-    assert!(code.contains("let d2 = d3.zip_map(&x3"), "{code}");
+    assert!(gradients.contains("let d2 = d3.zip_map(&x3"), "{gradients}");
     // No gradient ever reaches the input or the Tanh in front of the first Linear.
     assert!(
-        !code.contains("let d1") && !code.contains("let d0"),
+        !gradients.contains("let d1") && !gradients.contains("let d0"),
+        "{gradients}"
+    );
+    // A network nesting this one does need the input's gradient: its backward goes on to d0.
+    let nested = section(&code, "pub fn __backward", "impl NGrads");
+    assert!(
+        nested.contains("let d1 = ::nn_runtime::__private::linear_backward("),
+        "{nested}"
+    );
+    assert!(nested.contains("let d0 = d1.zip_map(&x1"), "{nested}");
+}
+
+#[test]
+fn residual_blocks_add_both_paths() {
+    let code =
+        pretty(quote!(struct N { Linear(2, 4), Residual(Linear(4, 4), ReLU), Linear(4, 1) }));
+    let gradients = section(&code, "pub fn gradients", "pub fn train_step");
+    // Forward: y = x + f(x) on the block's input x2.
+    assert!(gradients.contains("let x1_0 = &x1;"), "{gradients}");
+    assert!(gradients.contains("let x2 = x1_2 + &x1;"), "{gradients}");
+    // Backward: the skip path's gradient is added to the block's.
+    assert!(gradients.contains("let d1_2 = d2;"), "{gradients}");
+    assert!(gradients.contains("let d1 = d1_0 + &d2;"), "{gradients}");
+    assert!(
+        code.contains("pub l1_0: ::nn_runtime::__private::Linear<f32, 4, 4>"),
         "{code}"
     );
+}
+
+#[test]
+fn nested_networks_are_fields_and_calls() {
+    let code = pretty(quote!(struct Big { Encoder, ReLU, Linear(16, 4) }));
+    assert!(code.contains("pub l0: Encoder,"), "{code}");
+    assert!(
+        code.contains("pub l0: <Encoder as ::nn_runtime::__private::Network>::Grads,"),
+        "{code}"
+    );
+    let gradients = section(&code, "pub fn gradients", "pub fn train_step");
+    assert!(
+        gradients.contains("let x1 = self.l0.forward_batch(x0);"),
+        "{gradients}"
+    );
+    assert!(
+        gradients.contains("let _ = self.l0.__backward(x0, &d1, &mut grads.l0);"),
+        "{gradients}"
+    );
+    // The Linear after it takes the nested network's size in its type, and the compiler checks
+    // it against the declared 16 with a message in words.
+    let compact: String = code.split_whitespace().collect();
+    assert!(
+        compact.contains("Linear<f32,{<Encoderas::nn_runtime::__private::Network>::OUT},4"),
+        "{code}"
+    );
+    assert!(
+        compact.contains("{<Encoderas::nn_runtime::__private::Network>::OUT}==16"),
+        "{code}"
+    );
+}
+
+#[test]
+fn residual_and_nested_mistakes_are_reported() {
+    let cases: &[(TokenStream, &str)] = &[
+        (
+            quote!(struct N { Linear(2, 4), Residual(Linear(4, 3)) }),
+            "must keep its size: it takes 4 features and its layers produce 3",
+        ),
+        (
+            quote!(struct N { Linear(2, 4), Residual() }),
+            "needs at least one layer",
+        ),
+        (
+            quote!(struct N { Linear(2, 4), Residual(4) }),
+            "`Residual` takes layers",
+        ),
+        (
+            quote!(struct N { Linear(2, 4), Encoder(3) }),
+            "takes no arguments",
+        ),
+        (
+            quote!(struct N { Linear(2, 4), encoder }),
+            "unknown layer `encoder`",
+        ),
+        (
+            quote!(struct N { Linear(2, 4), Residual(Linear(4, 4), Relu_) }),
+            "did you mean `ReLU`",
+        ),
+    ];
+    for (tokens, expected) in cases {
+        let errors = messages(tokens.clone());
+        assert!(
+            errors.iter().any(|e| e.contains(expected)),
+            "{tokens}: {errors:#?}"
+        );
+    }
+}
+
+/// The text of `code` from `start` up to `end`.
+fn section<'a>(code: &'a str, start: &str, end: &str) -> &'a str {
+    let from = code
+        .find(start)
+        .unwrap_or_else(|| panic!("no `{start}` in {code}"));
+    let to = code[from..].find(end).map_or(code.len(), |n| from + n);
+    &code[from..to]
 }
 
 /// The XOR network's expansion, kept as a reviewed snapshot so that changes to the generated

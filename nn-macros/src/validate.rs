@@ -4,10 +4,10 @@
 use proc_macro2::Span;
 use syn::{Ident, Lit};
 
-use crate::ast::{Arg, LayerSyntax, NetworkInput};
+use crate::ast::{Arg, LayerSyntax, NetworkInput, Number};
 use crate::errors::Errors;
 use crate::layers::{self, ArgKind, KINDS, LayerKind};
-use crate::model::{Layer, Network, Scalar};
+use crate::model::{Layer, Network, Op, Part, Port, Scalar, Size, SizeCheck};
 
 /// The largest size a layer may declare. Far above what fits in memory as a static matrix;
 /// it exists so that size arithmetic cannot overflow.
@@ -15,6 +15,9 @@ const MAX_SIZE: usize = 1 << 24;
 
 /// Derives the generated struct already has, which the user must not derive again.
 const BUILT_IN_DERIVES: &[&str] = &["Clone", "Debug", "PartialEq"];
+
+/// The block layer whose arguments are layers.
+const RESIDUAL: &str = "Residual";
 
 /// Checks a parsed declaration and builds its model, or returns every mistake in it.
 pub fn check(input: NetworkInput) -> syn::Result<Network> {
@@ -25,23 +28,39 @@ pub fn check(input: NetworkInput) -> syn::Result<Network> {
         scalar,
         body_span,
         layers,
-        mut errors,
+        errors,
     } = input;
-    check_derives(&attrs, &mut errors);
-    let scalar = check_scalar(scalar.as_ref(), &mut errors);
-    let mut checked: Vec<Option<Layer>> = layers
-        .iter()
-        .enumerate()
-        .map(|(i, l)| check_layer(i, l, scalar, &mut errors))
-        .collect();
+    let mut cx = Checker {
+        scalar: Scalar::F32,
+        errors,
+        size_checks: Vec::new(),
+    };
+    check_derives(&attrs, &mut cx.errors);
+    cx.scalar = check_scalar(scalar.as_ref(), &mut cx.errors);
+    let mut checked = cx.list(&layers, &[]);
     if layers.is_empty() {
-        errors.at(
+        cx.errors.at(
             body_span,
             "a network needs at least one layer, e.g. `{ Linear(2, 8), ReLU, Linear(8, 1) }`",
         );
     } else {
-        chain_sizes(&mut checked, &layers, body_span, &mut errors);
+        match declared_input(&checked) {
+            Some(input) => {
+                let syntax: Vec<&LayerSyntax> = layers.iter().collect();
+                cx.chain(&mut checked, &syntax, Some(input));
+            }
+            None if checked.iter().all(Option::is_some) => {
+                cx.errors.at(body_span, no_sizes_message())
+            }
+            // An unknown layer may have been meant to fix the sizes: its error is enough.
+            None => {}
+        }
     }
+    let Checker {
+        scalar,
+        errors,
+        size_checks,
+    } = cx;
     let layers = checked.into_iter().flatten().collect();
     errors.finish(Network {
         attrs,
@@ -49,7 +68,328 @@ pub fn check(input: NetworkInput) -> syn::Result<Network> {
         ident,
         scalar,
         layers,
+        size_checks,
     })
+}
+
+/// The state of checking one declaration.
+struct Checker {
+    scalar: Scalar,
+    errors: Errors,
+    size_checks: Vec<SizeCheck>,
+}
+
+impl Checker {
+    /// Checks each layer of a list on its own; `None` for a layer with mistakes.
+    fn list(&mut self, syntax: &[LayerSyntax], path: &[usize]) -> Vec<Option<Layer>> {
+        syntax
+            .iter()
+            .enumerate()
+            .map(|(i, l)| self.layer(i, path, l))
+            .collect()
+    }
+
+    /// Checks one layer: a known kind with valid arguments, a residual block, or a nested
+    /// network. Sizes are chained afterwards.
+    fn layer(&mut self, index: usize, parent: &[usize], syntax: &LayerSyntax) -> Option<Layer> {
+        let name = syntax.name.to_string();
+        let path = [parent, &[index]].concat();
+        let args = syntax.args.as_ref().map_or(&[][..], |a| &a.list[..]);
+        let (op, input, output) = if let Some(kind) = layers::lookup(&name) {
+            let (numbers, sizes) = self.table_args(kind, syntax, args)?;
+            let (input, output) = match sizes[..] {
+                [input, output, ..] => (Size::Known(input), Size::Known(output)),
+                // Shape-keeping layers get their sizes when the chain is resolved.
+                _ => (Size::Known(0), Size::Known(0)),
+            };
+            (Op::Table(kind, numbers), input, output)
+        } else if name == RESIDUAL {
+            (
+                Op::Residual(self.residual_body(syntax, args, &path)?),
+                Size::Known(0),
+                Size::Known(0),
+            )
+        } else {
+            self.nested(syntax)?
+        };
+        Some(Layer {
+            index,
+            path,
+            op,
+            input,
+            output,
+            source: syntax.display(),
+        })
+    }
+
+    /// The numeric arguments of a table kind (defaults filled in) and its sizes.
+    fn table_args(
+        &mut self,
+        kind: &LayerKind,
+        syntax: &LayerSyntax,
+        args: &[Arg],
+    ) -> Option<(Vec<f64>, Vec<usize>)> {
+        if !check_arity(kind, syntax, args, &mut self.errors) {
+            return None;
+        }
+        let mut numbers = Vec::with_capacity(kind.args.len());
+        let mut sizes = Vec::new();
+        let mut ok = true;
+        for (i, spec) in kind.args.iter().enumerate() {
+            let result = match (&spec.kind, args.get(i)) {
+                (ArgKind::Size, Some(arg)) => {
+                    size_value(kind, spec.name, arg).map(|n| sizes.push(n))
+                }
+                (ArgKind::Number { .. }, Some(arg)) => {
+                    number_value(spec.name, arg, self.scalar).map(|v| numbers.push(v))
+                }
+                (ArgKind::Number { default: Some(d) }, None) => {
+                    numbers.push(*d);
+                    Ok(())
+                }
+                // Arity was checked: a missing argument without a default cannot get here.
+                _ => Ok(()),
+            };
+            if let Err(error) = result {
+                self.errors.push(error);
+                ok = false;
+            }
+        }
+        ok.then_some((numbers, sizes))
+    }
+
+    /// The layers of `Residual(layer, ...)`.
+    fn residual_body(
+        &mut self,
+        syntax: &LayerSyntax,
+        args: &[Arg],
+        path: &[usize],
+    ) -> Option<Vec<Layer>> {
+        let mut inner = Vec::new();
+        let mut ok = true;
+        for arg in args {
+            match arg {
+                Arg::Layer(layer) => inner.push(layer),
+                Arg::Number(_) => {
+                    self.errors.over(
+                        arg,
+                        "`Residual` takes layers, e.g. `Residual(Linear(8, 8), ReLU)`",
+                    );
+                    ok = false;
+                }
+            }
+        }
+        if inner.is_empty() && ok {
+            self.errors.over(
+                syntax,
+                "`Residual` needs at least one layer, e.g. `Residual(Linear(8, 8), ReLU)`",
+            );
+            return None;
+        }
+        let checked: Vec<Option<Layer>> = inner
+            .iter()
+            .enumerate()
+            .map(|(i, l)| self.layer(i, path, l))
+            .collect();
+        (ok && checked.iter().all(Option::is_some)).then(|| checked.into_iter().flatten().collect())
+    }
+
+    /// A network declared elsewhere, used by its name as one layer.
+    fn nested(&mut self, syntax: &LayerSyntax) -> Option<(Op, Size, Size)> {
+        let name = syntax.name.to_string();
+        let known = known_names();
+        if let Some(closest) = closest(&name, &known) {
+            // Close to a layer kind: a typo far more likely than a network so named.
+            self.errors.at(
+                syntax.name.span(),
+                unknown_layer_message(&name, Some(closest)),
+            );
+            return None;
+        }
+        if !name.starts_with(|c: char| c.is_ascii_uppercase()) {
+            self.errors
+                .at(syntax.name.span(), unknown_layer_message(&name, None));
+            return None;
+        }
+        if let Some(args) = &syntax.args {
+            self.errors.at(
+                args.paren.span.join(),
+                format!("`{name}` is used as a nested network, which takes no arguments: its sizes are its own"),
+            );
+            return None;
+        }
+        let net = syntax.name.clone();
+        Some((
+            Op::Nested(net.clone()),
+            Size::Of(net.clone(), Port::In),
+            Size::Of(net, Port::Out),
+        ))
+    }
+
+    /// Resolves sizes along a checked list, starting from `input` (`None`: unknown, after a
+    /// mistake). Layers that failed their own checks (`None`) break the chain: it is picked up
+    /// again at the next layer that declares its input, so one typo does not also read as a
+    /// size mismatch. Returns the size the list produces.
+    fn chain(
+        &mut self,
+        layers: &mut [Option<Layer>],
+        syntax: &[&LayerSyntax],
+        input: Option<Size>,
+    ) -> Option<Size> {
+        let mut features = input;
+        let mut producer: Option<usize> = None;
+        for (i, slot) in layers.iter_mut().enumerate() {
+            let Some(layer) = slot else {
+                features = None;
+                continue;
+            };
+            features = match &mut layer.op {
+                Op::Table(kind, _) if !kind.resizes() => {
+                    let size = features.clone().unwrap_or(Size::Known(0));
+                    layer.input = size.clone();
+                    layer.output = size;
+                    features
+                }
+                Op::Residual(inner) => {
+                    let size = features.clone().unwrap_or(Size::Known(0));
+                    self.residual_sizes(inner, syntax[i], size.clone());
+                    layer.input = size.clone();
+                    layer.output = size;
+                    features
+                }
+                op => {
+                    if let Some(actual) = features {
+                        let context = producer.map(|p| syntax[p].display());
+                        self.meet(actual.clone(), &layer.input, syntax[i], context);
+                        // A table layer takes the producer's size in its type, so a size only
+                        // the compiler knows cannot also raise a type mismatch: the check
+                        // above reports it in words.
+                        if matches!(op, Op::Table(..)) {
+                            layer.input = actual;
+                        }
+                    }
+                    producer = Some(i);
+                    Some(layer.output.clone())
+                }
+            };
+        }
+        features
+    }
+
+    /// Chains the inner layers of a residual block and checks they keep its size.
+    fn residual_sizes(&mut self, inner: &mut Vec<Layer>, syntax: &LayerSyntax, input: Size) {
+        let inner_syntax: Vec<&LayerSyntax> = syntax
+            .args
+            .iter()
+            .flat_map(|a| &a.list)
+            .filter_map(|a| if let Arg::Layer(l) = a { Some(l) } else { None })
+            .collect();
+        let mut slots: Vec<Option<Layer>> = std::mem::take(inner).into_iter().map(Some).collect();
+        let output = self.chain(&mut slots, &inner_syntax, Some(input.clone()));
+        *inner = slots.into_iter().flatten().collect();
+        let Some(output) = output else { return };
+        match (&input, &output) {
+            (Size::Known(i), Size::Known(o)) if i != o => self.errors.at(
+                syntax.name.span(),
+                format!(
+                    "a `Residual` block adds its input to its output, so it must keep its size: \
+                     it takes {i} features and its layers produce {o}"
+                ),
+            ),
+            (Size::Known(_), Size::Known(_)) => {}
+            _ => self.size_checks.push(SizeCheck {
+                actual: output.clone(),
+                declared: input.clone(),
+                message: vec![
+                    Part::Text("a `Residual` block adds its input to its output, so it must keep its size: it takes ".into()),
+                    Part::Size(input),
+                    Part::Text(" features and its layers produce ".into()),
+                    Part::Size(output),
+                ],
+                span: syntax.name.span(),
+            }),
+        }
+    }
+
+    /// Where the size a chain carries meets the size a layer declares: an error now if both
+    /// are literals and differ, a check for the compiler if either is a nested network's.
+    fn meet(
+        &mut self,
+        actual: Size,
+        declared: &Size,
+        syntax: &LayerSyntax,
+        producer: Option<String>,
+    ) {
+        let span = first_arg_span(syntax);
+        match (&actual, declared) {
+            (Size::Known(a), Size::Known(d)) if a != d => {
+                self.errors
+                    .at(span, size_mismatch_message(*a, *d, producer.as_deref()));
+            }
+            (a, d) if a == d => {}
+            (Size::Known(_), Size::Known(_)) => {}
+            _ => {
+                let from = match &producer {
+                    Some(p) => format!(": the previous layer `{p}` produces "),
+                    None => ": the network's input has ".to_string(),
+                };
+                self.size_checks.push(SizeCheck {
+                    actual: actual.clone(),
+                    declared: declared.clone(),
+                    message: vec![
+                        Part::Text(format!("`{}` expects ", syntax.display())),
+                        Part::Size(declared.clone()),
+                        Part::Text(" input features, found ".into()),
+                        Part::Size(actual.clone()),
+                        Part::Text(from),
+                        Part::Size(actual),
+                    ],
+                    span,
+                });
+            }
+        }
+    }
+}
+
+/// The span errors about a layer's input size go on: its first argument, else its name.
+fn first_arg_span(syntax: &LayerSyntax) -> Span {
+    match syntax.args.as_ref().and_then(|a| a.list.first()) {
+        Some(Arg::Number(n)) => n.lit.span(),
+        _ => syntax.name.span(),
+    }
+}
+
+/// The input size of a list: that of its first layer that declares one.
+fn declared_input(layers: &[Option<Layer>]) -> Option<Size> {
+    for layer in layers {
+        if let Some(size) = layer_declared_input(layer.as_ref()?) {
+            return Some(size);
+        }
+    }
+    None
+}
+
+/// The input size a layer declares, looking inside residual blocks; `None` for shape-keeping
+/// layers.
+fn layer_declared_input(layer: &Layer) -> Option<Size> {
+    match &layer.op {
+        Op::Table(kind, _) if !kind.resizes() => None,
+        Op::Residual(inner) => inner.iter().find_map(layer_declared_input),
+        _ => Some(layer.input.clone()),
+    }
+}
+
+fn no_sizes_message() -> String {
+    let mut names: Vec<&str> = KINDS
+        .iter()
+        .filter(|k| k.resizes())
+        .map(|k| k.name)
+        .collect();
+    names.push("a nested network");
+    format!(
+        "a network needs at least one layer that fixes its sizes ({}); every layer here keeps its input's size",
+        names.join(", ")
+    )
 }
 
 /// `: f32` or `: f64`, or `f32` when left out.
@@ -81,61 +421,6 @@ fn check_derives(attrs: &[syn::Attribute], errors: &mut Errors) {
             Ok(())
         });
     }
-}
-
-/// Checks one layer on its own: a known kind with valid arguments. Sizes are chained later.
-fn check_layer(
-    index: usize,
-    syntax: &LayerSyntax,
-    scalar: Scalar,
-    errors: &mut Errors,
-) -> Option<Layer> {
-    let name = syntax.name.to_string();
-    let Some(kind) = layers::lookup(&name) else {
-        errors.at(syntax.name.span(), unknown_layer_message(&name));
-        return None;
-    };
-    let args = syntax.args.as_ref().map_or(&[][..], |a| &a.list[..]);
-    if !check_arity(kind, syntax, args, errors) {
-        return None;
-    }
-    let mut numbers = Vec::with_capacity(kind.args.len());
-    let mut sizes = Vec::new();
-    let mut ok = true;
-    for (spec, i) in kind.args.iter().zip(0..) {
-        match (&spec.kind, args.get(i)) {
-            (ArgKind::Size, Some(arg)) => match size_value(kind, spec.name, arg) {
-                Ok(size) => sizes.push(size),
-                Err(e) => {
-                    errors.push(e);
-                    ok = false;
-                }
-            },
-            (ArgKind::Number { .. }, Some(arg)) => match number_value(spec.name, arg, scalar) {
-                Ok(value) => numbers.push(value),
-                Err(e) => {
-                    errors.push(e);
-                    ok = false;
-                }
-            },
-            (ArgKind::Number { default: Some(d) }, None) => numbers.push(*d),
-            // Arity was checked: a missing argument without a default cannot get here.
-            _ => ok = false,
-        }
-    }
-    let (input, output) = match sizes[..] {
-        [input, output, ..] => (input, output),
-        // Sizes of shape-keeping layers are filled in when the chain is resolved.
-        _ => (0, 0),
-    };
-    ok.then(|| Layer {
-        index,
-        kind,
-        numbers,
-        input,
-        output,
-        source: syntax.display(),
-    })
 }
 
 /// Checks the number of arguments against the kind; reports and returns false on a mismatch.
@@ -194,18 +479,16 @@ fn size_value(kind: &LayerKind, name: &str, arg: &Arg) -> syn::Result<usize> {
         "`{name}` of `{}` must be a whole number of features, at least 1",
         kind.name
     );
-    let Lit::Int(lit) = &arg.lit else {
+    let Arg::Number(Number {
+        minus: None,
+        lit: Lit::Int(lit),
+    }) = arg
+    else {
         return Err(syn::Error::new_spanned(
             arg,
             format!("{what}; found `{}`", arg.display()),
         ));
     };
-    if arg.minus.is_some() {
-        return Err(syn::Error::new_spanned(
-            arg,
-            format!("{what}; found `{}`", arg.display()),
-        ));
-    }
     if !matches!(lit.suffix(), "" | "usize") {
         return Err(syn::Error::new(
             lit.span(),
@@ -227,20 +510,22 @@ fn size_value(kind: &LayerKind, name: &str, arg: &Arg) -> syn::Result<usize> {
 
 /// A numeric argument: finite, and representable in the network's scalar type.
 fn number_value(name: &str, arg: &Arg, scalar: Scalar) -> syn::Result<f64> {
-    let parsed = match &arg.lit {
-        Lit::Float(lit) if matches!(lit.suffix(), "" | "f32" | "f64") => lit.base10_parse::<f64>(),
-        Lit::Int(lit) if lit.suffix().is_empty() => lit.base10_parse::<f64>(),
-        _ => Err(syn::Error::new(arg.lit.span(), "")),
+    let invalid =
+        || syn::Error::new_spanned(arg, format!("`{name}` must be a number such as `0.01`"));
+    let Arg::Number(Number { minus, lit }) = arg else {
+        return Err(invalid());
+    };
+    let parsed = match lit {
+        Lit::Float(lit) if matches!(lit.suffix(), "" | "f32" | "f64") => {
+            lit.base10_parse::<f64>().ok()
+        }
+        Lit::Int(lit) if lit.suffix().is_empty() => lit.base10_parse::<f64>().ok(),
+        _ => None,
     };
     let value = match parsed {
-        Ok(v) if arg.minus.is_some() => -v,
-        Ok(v) => v,
-        Err(_) => {
-            return Err(syn::Error::new_spanned(
-                arg,
-                format!("`{name}` must be a number such as `0.01`"),
-            ));
-        }
+        Some(v) if minus.is_some() => -v,
+        Some(v) => v,
+        None => return Err(invalid()),
     };
     let finite = match scalar {
         Scalar::F32 => (value as f32).is_finite(),
@@ -256,95 +541,31 @@ fn number_value(name: &str, arg: &Arg, scalar: Scalar) -> syn::Result<f64> {
     }
 }
 
-/// Resolves every layer's sizes along the chain: a resizing layer must take what the layer
-/// before it produces; shape-keeping layers pass their input on.
-///
-/// A layer that failed its own checks (`None`) breaks the chain: sizes are checked again from
-/// the next resizing layer on, so one typo does not also read as a size mismatch.
-fn chain_sizes(
-    layers: &mut [Option<Layer>],
-    syntax: &[LayerSyntax],
-    body_span: Span,
-    errors: &mut Errors,
-) {
-    let Some(first_input) = layers
-        .iter()
-        .flatten()
-        .find(|l| l.kind.resizes())
-        .map(|l| l.input)
-    else {
-        if layers.iter().any(Option::is_none) {
-            return; // an unknown layer may have been meant to fix the sizes
-        }
-        let names: Vec<&str> = KINDS
-            .iter()
-            .filter(|k| k.resizes())
-            .map(|k| k.name)
-            .collect();
-        errors.at(
-            body_span,
-            format!("a network needs at least one layer that fixes its sizes ({}); every layer here keeps its input's size", names.join(", ")),
-        );
-        return;
+/// The error for a layer whose declared input size differs from what reaches it.
+fn size_mismatch_message(actual: usize, declared: usize, producer: Option<&str>) -> String {
+    let from = match producer {
+        Some(p) => format!("the previous layer `{p}` produces {actual}"),
+        None => format!("the network's input has {actual}"),
     };
-    // Layers before the first resizing one work on the network's input.
-    let mut features = Some(first_input);
-    let mut producer: Option<usize> = None;
-    for (i, slot) in layers.iter_mut().enumerate() {
-        let Some(layer) = slot else {
-            features = None;
-            continue;
-        };
-        if layer.kind.resizes() {
-            match features {
-                Some(n) if n != layer.input => errors.push(size_mismatch(
-                    layer,
-                    &syntax[i],
-                    n,
-                    producer.map(|p| &syntax[p]),
-                )),
-                _ => {}
-            }
-            features = Some(layer.output);
-            producer = Some(i);
-        } else if let Some(n) = features {
-            layer.input = n;
-            layer.output = n;
-        }
-    }
+    format!(
+        "expected {actual} input features, found {declared}: {from}\nhelp: change `{declared}` to `{actual}`"
+    )
 }
 
-/// The error for a layer whose declared input size differs from what reaches it.
-fn size_mismatch(
-    layer: &Layer,
-    syntax: &LayerSyntax,
-    features: usize,
-    producer: Option<&LayerSyntax>,
-) -> syn::Error {
-    let found = layer.input;
-    let from = match producer {
-        Some(p) => format!("the previous layer `{}` produces {features}", p.display()),
-        None => format!("the network's input has {features}"),
-    };
-    let message = format!(
-        "expected {features} input features, found {found}: {from}\nhelp: change `{found}` to `{features}`"
-    );
-    let span = syntax
-        .args
-        .as_ref()
-        .and_then(|a| a.list.first())
-        .map_or(syntax.name.span(), |a| a.lit.span());
-    syn::Error::new(span, message)
+/// Every name a layer can be written with.
+fn known_names() -> Vec<&'static str> {
+    let mut names: Vec<&str> = KINDS.iter().map(|k| k.name).collect();
+    names.push(RESIDUAL);
+    names
 }
 
 /// "unknown layer", with the known kinds and the closest one.
-fn unknown_layer_message(name: &str) -> String {
-    let known: Vec<&str> = KINDS.iter().map(|k| k.name).collect();
+fn unknown_layer_message(name: &str, closest: Option<&str>) -> String {
     let mut message = format!(
-        "unknown layer `{name}`; the known layers are {}",
-        known.join(", ")
+        "unknown layer `{name}`; the known layers are {}, or a network declared with `network!` (by its name)",
+        known_names().join(", ")
     );
-    if let Some(closest) = closest(name, &known) {
+    if let Some(closest) = closest {
         message.push_str(&format!("\nhelp: did you mean `{closest}`?"));
     }
     message

@@ -34,12 +34,14 @@
 pub mod init;
 pub mod layer;
 pub mod loss;
+pub mod net;
 pub mod optim;
 pub mod real;
 
 pub use layer::Linear;
 pub use loss::{BceWithLogits, CrossEntropy, Hinge, Loss, Mse, one_hot};
 pub use nalgebra;
+pub use net::Network;
 pub use nn_macros::network;
 pub use optim::{Adam, AdamW, Optimizer, RmsProp, Sgd};
 pub use real::Real;
@@ -49,10 +51,11 @@ pub use real::Real;
 pub mod prelude {
     pub use crate::layer::Linear;
     pub use crate::loss::{BceWithLogits, CrossEntropy, Hinge, Loss, Mse, one_hot};
-    pub use crate::network;
+    pub use crate::net::Network;
     pub use crate::optim::{Adam, AdamW, Optimizer, RmsProp, Sgd};
     pub use crate::real::Real;
     pub use nalgebra::{SMatrix, SVector};
+    pub use nn_macros::network;
 }
 
 /// Items the generated code refers to by absolute path. Not a stable API.
@@ -62,8 +65,11 @@ pub mod __private {
     pub use crate::kernels::*;
     pub use crate::layer::Linear;
     pub use crate::loss::Loss;
+    pub use crate::net::Network;
+    pub use crate::net::same_scalar;
     pub use crate::optim::Optimizer;
     pub use crate::real::Real;
+    pub use const_format::concatcp;
     pub use core::{concat, stringify};
     pub use nalgebra::{SMatrix, SVector};
 }

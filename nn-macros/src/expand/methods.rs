@@ -1,27 +1,36 @@
-//! The inherent methods of the network and gradient structs.
+//! The inherent methods of the network and gradient structs, and their `Network` impl.
 
-use proc_macro2::{Literal, TokenStream};
-use quote::{format_ident, quote};
+use proc_macro2::{Ident, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
 
 use super::passes;
-use crate::model::Network;
+use super::structs::{Role, field_type};
+use crate::model::{Layer, Network, Op, Part, Scalar, sum};
 
-/// `impl Name { consts, constructors, forward, gradients, train_step }` and
-/// `impl NameGrads { zeros }`.
-pub fn inherent(model: &Network) -> TokenStream {
+/// Everything generated besides the struct definitions.
+pub fn impls(model: &Network) -> TokenStream {
     let ident = &model.ident;
     let grads = model.grads_ident();
     let consts = consts(model);
     let constructors = constructors(model);
     let inference = inference(model);
     let training = training(model);
-    let zeros = constructor_body(model, quote!(zeros()));
+    let nested = nested_backward(model);
+    let network = network_impl(model);
+    let checks = size_checks(model);
+    let zeros = constructor(
+        model,
+        Role::Grads,
+        |_| quote!(zeros()),
+        |net| quote!(<#net as ::nn_runtime::__private::Network>::zero_grads()),
+    );
     quote! {
         impl #ident {
             #consts
             #constructors
             #inference
             #training
+            #nested
         }
 
         impl #grads {
@@ -30,13 +39,16 @@ pub fn inherent(model: &Network) -> TokenStream {
                 #zeros
             }
         }
+
+        #network
+        #checks
     }
 }
 
 /// `IN`, `OUT` and `PARAMS`.
 fn consts(model: &Network) -> TokenStream {
-    let [input, output, params] =
-        [model.input(), model.output(), model.param_count()].map(Literal::usize_unsuffixed);
+    let (input, output) = (model.input().tokens(), model.output().tokens());
+    let params = sum(model.layers.iter().map(Layer::param_count));
     quote! {
         /// Number of input features: the rows of an input batch.
         pub const IN: usize = #input;
@@ -47,33 +59,43 @@ fn consts(model: &Network) -> TokenStream {
     }
 }
 
-/// `Self { l0: <ty>::#call, ... }` over every layer with parameters.
-fn constructor_body(model: &Network, call: TokenStream) -> TokenStream {
-    let scalar = model.scalar.tokens();
-    let fields = model.param_layers().filter_map(|layer| {
-        let ty = (layer.kind.params?.ty)(&scalar, layer.input, layer.output);
+/// `Self { l0: ..., ... }` over every layer with parameters: `table(call)` builds a table
+/// layer's value by calling its type, `nested(net)` a nested network's.
+fn constructor(
+    model: &Network,
+    role: Role,
+    table: impl Fn(&Layer) -> TokenStream,
+    nested: impl Fn(&Ident) -> TokenStream,
+) -> TokenStream {
+    let fields = model.param_layers().into_iter().map(|layer| {
         let field = layer.field();
-        Some(quote!(#field: <#ty>::#call,))
+        let value = match &layer.op {
+            Op::Nested(net) => nested(net),
+            _ => {
+                let ty = field_type(model, layer, role);
+                let call = table(layer);
+                quote!(<#ty>::#call)
+            }
+        };
+        quote!(#field: #value,)
     });
     quote!(Self { #(#fields)* })
 }
 
 /// `zeros()` and `seeded(seed)`.
 fn constructors(model: &Network) -> TokenStream {
-    let zeros = constructor_body(model, quote!(zeros()));
-    let seeded = constructor_body(model, quote!(seeded(&mut init)));
+    let ident = &model.ident;
     quote! {
         /// A network whose weights and biases are all zero.
         pub fn zeros() -> Self {
-            #zeros
+            <Self as ::nn_runtime::__private::Network>::zeros()
         }
 
         /// PyTorch's default `nn.Linear` initialisation, reproducibly from `seed`: every weight
         /// and bias uniform in `+-1/sqrt(in_features)` of its layer. The same seed gives the
         /// same network on every run and machine.
         pub fn seeded(seed: u64) -> Self {
-            let mut init = ::nn_runtime::__private::Init::new(seed);
-            #seeded
+            <#ident as ::nn_runtime::__private::Network>::init(&mut ::nn_runtime::__private::Init::new(seed))
         }
     }
 }
@@ -81,7 +103,7 @@ fn constructors(model: &Network) -> TokenStream {
 /// `forward` and `forward_batch`.
 fn inference(model: &Network) -> TokenStream {
     let scalar = model.scalar.tokens();
-    let [input, output] = [model.input(), model.output()].map(Literal::usize_unsuffixed);
+    let (input, output) = (model.input().tokens(), model.output().tokens());
     let (statements, result) = passes::forward(model);
     quote! {
         /// Runs one sample (`IN` features) through the network, giving `OUT` features.
@@ -106,13 +128,12 @@ fn inference(model: &Network) -> TokenStream {
 
 /// `gradients` and `train_step`.
 fn training(model: &Network) -> TokenStream {
-    let scalar = model.scalar.tokens();
-    let [input, output] = [model.input(), model.output()].map(Literal::usize_unsuffixed);
+    let (ident, scalar) = (&model.ident, model.scalar.tokens());
+    let (input, output) = (model.input().tokens(), model.output().tokens());
     let grads = model.grads_ident();
     let (forward, result) = passes::forward(model);
-    let backward = passes::backward(model);
+    let backward = passes::backward(model, false);
     let loss_grad = format_ident!("d{}", model.layers.len());
-    let (params, grad_slices) = optimizer_slices(model);
     quote! {
         /// The loss of a batch and its gradient with respect to every parameter.
         ///
@@ -145,24 +166,161 @@ fn training(model: &Network) -> TokenStream {
             loss: &L,
             optimizer: &mut O,
         ) -> #scalar {
+            const TENSORS: usize = <#ident as ::nn_runtime::__private::Network>::TENSORS;
             let (value, grads) = self.gradients(xs, ys, loss);
-            optimizer.step(&mut [#params], &[#grad_slices]);
+            let mut params: [&mut [#scalar]; TENSORS] = ::core::array::from_fn(|_| -> &mut [#scalar] { &mut [] });
+            let mut slices: [&[#scalar]; TENSORS] = [&[]; TENSORS];
+            ::nn_runtime::__private::Network::tensors(self, &grads, &mut params, &mut slices, &mut 0);
+            optimizer.step(&mut params, &slices);
             value
         }
     }
 }
 
-/// The parameter tensors as mutable slices and their gradients as slices, in the same order.
-fn optimizer_slices(model: &Network) -> (TokenStream, TokenStream) {
-    let mut params = TokenStream::new();
-    let mut grads = TokenStream::new();
-    for layer in model.param_layers() {
-        let field = layer.field();
-        for tensor in layer.kind.params.map_or(&[][..], |p| p.tensors) {
-            let tensor = format_ident!("{tensor}");
-            params.extend(quote!(self.#field.#tensor.as_mut_slice(),));
-            grads.extend(quote!(grads.#field.#tensor.as_slice(),));
+/// The backward pass as a network nested in another needs it: from the gradient of its output
+/// to the gradient of its input.
+fn nested_backward(model: &Network) -> TokenStream {
+    let scalar = model.scalar.tokens();
+    let (input, output) = (model.input().tokens(), model.output().tokens());
+    let grads = model.grads_ident();
+    let (forward, _) = passes::forward(model);
+    let backward = passes::backward(model, true);
+    let top = format_ident!("d{}", model.layers.len());
+    quote! {
+        /// Backward pass from `d_output` (the gradient of a loss with respect to this
+        /// network's output, `OUT x B`) to the gradient with respect to `x0` (`IN x B`),
+        /// writing the parameter gradients into `grads`. For networks nesting this one.
+        #[doc(hidden)]
+        #[allow(unused_variables)]
+        pub fn __backward<const B: usize>(
+            &self,
+            x0: &::nn_runtime::__private::SMatrix<#scalar, #input, B>,
+            d_output: &::nn_runtime::__private::SMatrix<#scalar, #output, B>,
+            grads: &mut #grads,
+        ) -> ::nn_runtime::__private::SMatrix<#scalar, #input, B> {
+            #forward
+            let #top = *d_output;
+            #backward
+            d0
         }
     }
-    (params, grads)
+}
+
+/// `impl Network for Name`.
+fn network_impl(model: &Network) -> TokenStream {
+    let (ident, scalar, grads) = (&model.ident, model.scalar.tokens(), model.grads_ident());
+    let tensors = sum(model
+        .param_layers()
+        .into_iter()
+        .map(|layer| match &layer.op {
+            Op::Nested(net) => quote!(<#net as ::nn_runtime::__private::Network>::TENSORS),
+            Op::Table(kind, _) => {
+                let n = proc_macro2::Literal::usize_unsuffixed(
+                    kind.params.map_or(0, |p| p.tensors.len()),
+                );
+                quote!(#n)
+            }
+            Op::Residual(_) => quote!(0),
+        }));
+    let zeros = constructor(
+        model,
+        Role::Params,
+        |_| quote!(zeros()),
+        |net| quote!(<#net as ::nn_runtime::__private::Network>::zeros()),
+    );
+    let init = constructor(
+        model,
+        Role::Params,
+        |_| quote!(seeded(init)),
+        |net| quote!(<#net as ::nn_runtime::__private::Network>::init(init)),
+    );
+    let visits = model.param_layers().into_iter().map(|layer| {
+        let field = layer.field();
+        match &layer.op {
+            Op::Table(kind, _) => {
+                let names = kind.params.map_or(&[][..], |p| p.tensors).iter().map(|t| format_ident!("{t}"));
+                quote!(#(
+                    params[*at] = self.#field.#names.as_mut_slice();
+                    grads[*at] = gradients.#field.#names.as_slice();
+                    *at += 1;
+                )*)
+            }
+            _ => quote!(::nn_runtime::__private::Network::tensors(&mut self.#field, &gradients.#field, params, grads, at);),
+        }
+    });
+    let scalar_checks = model
+        .param_layers()
+        .into_iter()
+        .filter_map(|layer| match &layer.op {
+            Op::Nested(net) => Some(same_scalar(net, model.scalar)),
+            _ => None,
+        });
+    quote! {
+        impl ::nn_runtime::__private::Network for #ident {
+            type Scalar = #scalar;
+            type Grads = #grads;
+            const IN: usize = #ident::IN;
+            const OUT: usize = #ident::OUT;
+            const PARAMS: usize = #ident::PARAMS;
+            const TENSORS: usize = #tensors;
+
+            fn zeros() -> Self {
+                #zeros
+            }
+
+            fn init(init: &mut ::nn_runtime::__private::Init) -> Self {
+                #init
+            }
+
+            fn zero_grads() -> #grads {
+                #grads::zeros()
+            }
+
+            fn tensors<'a>(
+                &'a mut self,
+                gradients: &'a #grads,
+                params: &mut [&'a mut [#scalar]],
+                grads: &mut [&'a [#scalar]],
+                at: &mut usize,
+            ) {
+                #(#scalar_checks)*
+                #(#visits)*
+            }
+        }
+    }
+}
+
+/// A compile-time check, spanned on the nested network's name, that it computes in the same
+/// scalar type as the network around it.
+fn same_scalar(net: &Ident, scalar: Scalar) -> TokenStream {
+    let scalar = scalar.tokens();
+    quote_spanned! {net.span()=>
+        let _: fn() = ::nn_runtime::__private::same_scalar::<#net, #scalar>;
+    }
+}
+
+/// `const` assertions for sizes that meet a nested network's, each spanned on the user's token
+/// and saying in words what was expected.
+fn size_checks(model: &Network) -> TokenStream {
+    model
+        .size_checks
+        .iter()
+        .map(|check| {
+            let (actual, declared) = (check.actual.tokens(), check.declared.tokens());
+            let parts = check.message.iter().map(|part| match part {
+                Part::Text(text) => quote!(#text),
+                // Suffixed: `concatcp!` must know the literal's type to print it.
+                Part::Size(crate::model::Size::Known(n)) => quote!(#n),
+                Part::Size(size) => size.tokens(),
+            });
+            let name = format!("network `{}`: ", model.ident);
+            quote_spanned! {check.span=>
+                const _: () = ::core::assert!(
+                    #actual == #declared,
+                    "{}",
+                    ::nn_runtime::__private::concatcp!(#name, #(#parts),*)
+                );
+            }
+        })
+        .collect()
 }

@@ -17,6 +17,6 @@ use crate::model::Network;
 /// The whole expansion of a valid network: its structs and their methods.
 pub fn network(model: &Network) -> TokenStream {
     let structs = structs::definitions(model);
-    let methods = methods::inherent(model);
+    let methods = methods::impls(model);
     quote!(#structs #methods)
 }

@@ -4,7 +4,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::docs;
-use crate::model::Network;
+use crate::model::{Layer, Network, Op};
 
 /// `struct Name { pub l0: Linear<..>, ... }` and `struct NameGrads { ... }`.
 pub fn definitions(model: &Network) -> TokenStream {
@@ -13,14 +13,11 @@ pub fn definitions(model: &Network) -> TokenStream {
     } = model;
     let grads = model.grads_ident();
     let summary = docs::struct_summary(model);
-    let params = fields(model, "Parameters of");
-    let grad_fields = fields(
-        model,
-        "Gradient of the loss with respect to the parameters of",
-    );
+    let params = fields(model, Role::Params);
+    let grad_fields = fields(model, Role::Grads);
     let grads_doc = format!(
-        " Gradients of a loss with respect to every parameter of [`{ident}`], field for field the \
-         same shapes, as returned by [`{ident}::gradients`]."
+        " Gradients of a loss with respect to every parameter of [`{ident}`], field for field \
+         the same shapes, as returned by [`{ident}::gradients`]."
     );
     quote! {
         #(#attrs)*
@@ -34,17 +31,43 @@ pub fn definitions(model: &Network) -> TokenStream {
     }
 }
 
-/// One public field per layer with parameters, typed by the layer table.
-fn fields(model: &Network, what: &str) -> TokenStream {
-    let scalar = model.scalar.tokens();
+/// Which of the two structs a field belongs to.
+#[derive(Clone, Copy)]
+pub enum Role {
+    /// The network's parameters.
+    Params,
+    /// Their gradients.
+    Grads,
+}
+
+/// One public field per layer with parameters (nested ones included), typed by the layer table
+/// or by the nested network.
+fn fields(model: &Network, role: Role) -> TokenStream {
     model
         .param_layers()
-        .filter_map(|layer| {
-            let spec = layer.kind.params?;
+        .into_iter()
+        .map(|layer| {
             let field = layer.field();
-            let ty = (spec.ty)(&scalar, layer.input, layer.output);
-            let doc = docs::field(layer, what);
-            Some(quote!(#[doc = #doc] pub #field: #ty,))
+            let ty = field_type(model, layer, role);
+            let doc = docs::field(layer, role);
+            quote!(#[doc = #doc] pub #field: #ty,)
         })
         .collect()
+}
+
+/// The type of a layer's parameters (or of their gradients).
+pub fn field_type(model: &Network, layer: &Layer, role: Role) -> TokenStream {
+    match (&layer.op, role) {
+        (Op::Table(kind, _), _) => match kind.params {
+            Some(spec) => (spec.ty)(
+                &model.scalar.tokens(),
+                &layer.input.tokens(),
+                &layer.output.tokens(),
+            ),
+            None => quote!(()),
+        },
+        (Op::Nested(net), Role::Params) => quote!(#net),
+        (Op::Nested(net), Role::Grads) => quote!(<#net as ::nn_runtime::__private::Network>::Grads),
+        (Op::Residual(_), _) => quote!(()),
+    }
 }

@@ -33,20 +33,15 @@ impl Xor {
     pub const PARAMS: usize = 33;
     /// A network whose weights and biases are all zero.
     pub fn zeros() -> Self {
-        Self {
-            l0: <::nn_runtime::__private::Linear<f32, 2, 8>>::zeros(),
-            l2: <::nn_runtime::__private::Linear<f32, 8, 1>>::zeros(),
-        }
+        <Self as ::nn_runtime::__private::Network>::zeros()
     }
     /// PyTorch's default `nn.Linear` initialisation, reproducibly from `seed`: every weight
     /// and bias uniform in `+-1/sqrt(in_features)` of its layer. The same seed gives the
     /// same network on every run and machine.
     pub fn seeded(seed: u64) -> Self {
-        let mut init = ::nn_runtime::__private::Init::new(seed);
-        Self {
-            l0: <::nn_runtime::__private::Linear<f32, 2, 8>>::seeded(&mut init),
-            l2: <::nn_runtime::__private::Linear<f32, 8, 1>>::seeded(&mut init),
-        }
+        <Xor as ::nn_runtime::__private::Network>::init(
+            &mut ::nn_runtime::__private::Init::new(seed),
+        )
     }
     /// Runs one sample (`IN` features) through the network, giving `OUT` features.
     pub fn forward(
@@ -105,23 +100,51 @@ impl Xor {
         loss: &L,
         optimizer: &mut O,
     ) -> f32 {
+        const TENSORS: usize = <Xor as ::nn_runtime::__private::Network>::TENSORS;
         let (value, grads) = self.gradients(xs, ys, loss);
-        optimizer
-            .step(
-                &mut [
-                    self.l0.weight.as_mut_slice(),
-                    self.l0.bias.as_mut_slice(),
-                    self.l2.weight.as_mut_slice(),
-                    self.l2.bias.as_mut_slice(),
-                ],
-                &[
-                    grads.l0.weight.as_slice(),
-                    grads.l0.bias.as_slice(),
-                    grads.l2.weight.as_slice(),
-                    grads.l2.bias.as_slice(),
-                ],
-            );
+        let mut params: [&mut [f32]; TENSORS] = ::core::array::from_fn(|_| -> &mut [f32] {
+            &mut []
+        });
+        let mut slices: [&[f32]; TENSORS] = [&[]; TENSORS];
+        ::nn_runtime::__private::Network::tensors(
+            self,
+            &grads,
+            &mut params,
+            &mut slices,
+            &mut 0,
+        );
+        optimizer.step(&mut params, &slices);
         value
+    }
+    /// Backward pass from `d_output` (the gradient of a loss with respect to this
+    /// network's output, `OUT x B`) to the gradient with respect to `x0` (`IN x B`),
+    /// writing the parameter gradients into `grads`. For networks nesting this one.
+    #[doc(hidden)]
+    #[allow(unused_variables)]
+    pub fn __backward<const B: usize>(
+        &self,
+        x0: &::nn_runtime::__private::SMatrix<f32, 2, B>,
+        d_output: &::nn_runtime::__private::SMatrix<f32, 1, B>,
+        grads: &mut XorGrads,
+    ) -> ::nn_runtime::__private::SMatrix<f32, 2, B> {
+        let x1 = ::nn_runtime::__private::linear_forward(&self.l0, x0);
+        let x2 = x1.map(|x| if x > 0f32 { x } else { 0f32 });
+        let x3 = ::nn_runtime::__private::linear_forward(&self.l2, &x2);
+        let d3 = *d_output;
+        let d2 = ::nn_runtime::__private::linear_backward(
+            &self.l2,
+            &x2,
+            &d3,
+            &mut grads.l2,
+        );
+        let d1 = d2.zip_map(&x1, |g, x| g * (if x > 0f32 { 1f32 } else { 0f32 }));
+        let d0 = ::nn_runtime::__private::linear_backward(
+            &self.l0,
+            x0,
+            &d1,
+            &mut grads.l0,
+        );
+        d0
     }
 }
 impl XorGrads {
@@ -131,5 +154,48 @@ impl XorGrads {
             l0: <::nn_runtime::__private::Linear<f32, 2, 8>>::zeros(),
             l2: <::nn_runtime::__private::Linear<f32, 8, 1>>::zeros(),
         }
+    }
+}
+impl ::nn_runtime::__private::Network for Xor {
+    type Scalar = f32;
+    type Grads = XorGrads;
+    const IN: usize = Xor::IN;
+    const OUT: usize = Xor::OUT;
+    const PARAMS: usize = Xor::PARAMS;
+    const TENSORS: usize = 4;
+    fn zeros() -> Self {
+        Self {
+            l0: <::nn_runtime::__private::Linear<f32, 2, 8>>::zeros(),
+            l2: <::nn_runtime::__private::Linear<f32, 8, 1>>::zeros(),
+        }
+    }
+    fn init(init: &mut ::nn_runtime::__private::Init) -> Self {
+        Self {
+            l0: <::nn_runtime::__private::Linear<f32, 2, 8>>::seeded(init),
+            l2: <::nn_runtime::__private::Linear<f32, 8, 1>>::seeded(init),
+        }
+    }
+    fn zero_grads() -> XorGrads {
+        XorGrads::zeros()
+    }
+    fn tensors<'a>(
+        &'a mut self,
+        gradients: &'a XorGrads,
+        params: &mut [&'a mut [f32]],
+        grads: &mut [&'a [f32]],
+        at: &mut usize,
+    ) {
+        params[*at] = self.l0.weight.as_mut_slice();
+        grads[*at] = gradients.l0.weight.as_slice();
+        *at += 1;
+        params[*at] = self.l0.bias.as_mut_slice();
+        grads[*at] = gradients.l0.bias.as_slice();
+        *at += 1;
+        params[*at] = self.l2.weight.as_mut_slice();
+        grads[*at] = gradients.l2.weight.as_slice();
+        *at += 1;
+        params[*at] = self.l2.bias.as_mut_slice();
+        grads[*at] = gradients.l2.bias.as_slice();
+        *at += 1;
     }
 }
