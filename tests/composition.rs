@@ -217,3 +217,53 @@ fn nested_networks_draw_from_one_seeded_stream() {
         <Features as Network>::init(&mut init)
     });
 }
+
+#[test]
+fn tensors_are_named_as_pytorch_names_them() {
+    use nn_runtime::Tensors;
+    let mut names = Vec::new();
+    Skips::seeded(0).visit("", &mut |name, shape, data| {
+        assert_eq!(shape.iter().product::<usize>(), data.len(), "{name}");
+        names.push(format!("{name} {shape:?}"));
+    });
+    assert_eq!(
+        names,
+        [
+            "1.weight [5, 3]",
+            "1.bias [5]",
+            "2.0.weight [5, 5]",
+            "2.0.bias [5]",
+            "2.2.weight [5, 5]",
+            "2.2.bias [5]",
+            "4.0.0.weight [5, 5]",
+            "4.0.0.bias [5]",
+            "4.1.weight [5, 5]",
+            "4.1.bias [5]",
+            "5.weight [2, 5]",
+            "5.bias [2]",
+        ]
+    );
+    let mut nested = Vec::new();
+    Composed::seeded(0).visit("", &mut |name, _, _| nested.push(name.to_string()));
+    assert_eq!(
+        nested,
+        [
+            "0.weight",
+            "0.bias",
+            "2.0.weight",
+            "2.0.bias",
+            "2.2.weight",
+            "2.2.bias",
+            "4.weight",
+            "4.bias"
+        ]
+    );
+    // visit_mut reaches the same storage.
+    let mut net = Composed::zeros();
+    net.visit_mut("", &mut |name, _, data| {
+        if name == "2.2.bias" {
+            data.fill(1.5);
+        }
+    });
+    assert_eq!(net.l2.l2.bias, SVector::<f64, 4>::repeat(1.5));
+}

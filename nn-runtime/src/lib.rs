@@ -37,6 +37,7 @@ pub mod loss;
 pub mod net;
 pub mod optim;
 pub mod real;
+pub mod tensors;
 
 pub use layer::Linear;
 pub use loss::{BceWithLogits, CrossEntropy, Hinge, Loss, Mse, one_hot};
@@ -45,6 +46,7 @@ pub use net::Network;
 pub use nn_macros::network;
 pub use optim::{Adam, AdamW, Optimizer, RmsProp, Sgd};
 pub use real::Real;
+pub use tensors::Tensors;
 
 /// Everything a user of `network!` needs in scope: the macro, nalgebra's static aliases, losses,
 /// optimizers and traits.
@@ -69,6 +71,7 @@ pub mod __private {
     pub use crate::net::same_scalar;
     pub use crate::optim::Optimizer;
     pub use crate::real::Real;
+    pub use crate::tensors::Tensors;
     pub use const_format::concatcp;
     pub use core::{concat, stringify};
     pub use nalgebra::{SMatrix, SVector};

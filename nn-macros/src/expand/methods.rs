@@ -255,7 +255,10 @@ fn network_impl(model: &Network) -> TokenStream {
             Op::Nested(net) => Some(same_scalar(net, model.scalar)),
             _ => None,
         });
+    let tensors_impl = tensors_impl(model);
     quote! {
+        #tensors_impl
+
         impl ::nn_runtime::__private::Network for #ident {
             type Scalar = #scalar;
             type Grads = #grads;
@@ -285,6 +288,36 @@ fn network_impl(model: &Network) -> TokenStream {
             ) {
                 #(#scalar_checks)*
                 #(#visits)*
+            }
+        }
+    }
+}
+
+/// `impl Tensors for Name`: every tensor by its `state_dict` name, delegating to each layer's
+/// parameters (a `Linear`, or a nested network) with the layer's place as the prefix.
+fn tensors_impl(model: &Network) -> TokenStream {
+    let (ident, scalar) = (&model.ident, model.scalar.tokens());
+    let (fields, prefixes): (Vec<_>, Vec<_>) = model
+        .param_layers()
+        .into_iter()
+        .map(|layer| (layer.field(), format!("{}.", layer.state_dict_prefix())))
+        .unzip();
+    quote! {
+        impl ::nn_runtime::__private::Tensors<#scalar> for #ident {
+            fn visit(
+                &self,
+                prefix: &str,
+                f: &mut dyn FnMut(&str, &[usize], &[#scalar]),
+            ) {
+                #(::nn_runtime::__private::Tensors::visit(&self.#fields, &::std::format!("{prefix}{}", #prefixes), f);)*
+            }
+
+            fn visit_mut(
+                &mut self,
+                prefix: &str,
+                f: &mut dyn FnMut(&str, &[usize], &mut [#scalar]),
+            ) {
+                #(::nn_runtime::__private::Tensors::visit_mut(&mut self.#fields, &::std::format!("{prefix}{}", #prefixes), f);)*
             }
         }
     }

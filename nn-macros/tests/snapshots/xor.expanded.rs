@@ -156,6 +156,36 @@ impl XorGrads {
         }
     }
 }
+impl ::nn_runtime::__private::Tensors<f32> for Xor {
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &[usize], &[f32])) {
+        ::nn_runtime::__private::Tensors::visit(
+            &self.l0,
+            &::std::format!("{prefix}{}", "0."),
+            f,
+        );
+        ::nn_runtime::__private::Tensors::visit(
+            &self.l2,
+            &::std::format!("{prefix}{}", "2."),
+            f,
+        );
+    }
+    fn visit_mut(
+        &mut self,
+        prefix: &str,
+        f: &mut dyn FnMut(&str, &[usize], &mut [f32]),
+    ) {
+        ::nn_runtime::__private::Tensors::visit_mut(
+            &mut self.l0,
+            &::std::format!("{prefix}{}", "0."),
+            f,
+        );
+        ::nn_runtime::__private::Tensors::visit_mut(
+            &mut self.l2,
+            &::std::format!("{prefix}{}", "2."),
+            f,
+        );
+    }
+}
 impl ::nn_runtime::__private::Network for Xor {
     type Scalar = f32;
     type Grads = XorGrads;

@@ -1,0 +1,45 @@
+//! Named access to parameter tensors, by PyTorch's `state_dict` names.
+//!
+//! Weight I/O and anything else that must see parameters by name goes through [`Tensors`]:
+//! [`Linear`](crate::Linear) names its weight and bias, and every generated network names its
+//! layers' tensors as `nn.Sequential` would (`0.weight`, `2.bias`, `1.0.weight` inside a block
+//! or a nested network at position 1). Not a hot path: names are built as strings.
+
+use crate::real::Real;
+
+/// A parameter tensor's shape as PyTorch states it: `[out, in]` for a weight, `[out]` for a
+/// bias.
+pub type Shape<'a> = &'a [usize];
+
+/// Something that holds named parameter tensors.
+///
+/// Data slices are in nalgebra's column-major order: element `(r, c)` of an `R x C` weight is
+/// at `c * R + r`. For a one-dimensional tensor that is simply its order.
+pub trait Tensors<T: Real> {
+    /// Calls `f(name, shape, data)` for every tensor, in declaration order, each name prefixed
+    /// by `prefix` (e.g. `"2."`).
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Shape, &[T]));
+
+    /// Like [`visit`](Tensors::visit), with mutable data.
+    fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Shape, &mut [T]));
+}
+
+impl<T: Real, const IN: usize, const OUT: usize> Tensors<T> for crate::Linear<T, IN, OUT> {
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Shape, &[T])) {
+        f(
+            &format!("{prefix}weight"),
+            &[OUT, IN],
+            self.weight.as_slice(),
+        );
+        f(&format!("{prefix}bias"), &[OUT], self.bias.as_slice());
+    }
+
+    fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Shape, &mut [T])) {
+        f(
+            &format!("{prefix}weight"),
+            &[OUT, IN],
+            self.weight.as_mut_slice(),
+        );
+        f(&format!("{prefix}bias"), &[OUT], self.bias.as_mut_slice());
+    }
+}
