@@ -650,7 +650,12 @@ fn checker_catches_wrong_gradients() {
     let loss = |n: &Stacked| Mse.value(&n.forward_batch(&xs), &ys);
     let (_, grads) = net.gradients(&xs, &ys, &Mse);
 
-    let right = check_gradients(&net, loss, Stacked::param_tensors, &Stacked::grad_tensors(&grads));
+    let right = check_gradients(
+        &net,
+        loss,
+        Stacked::param_tensors,
+        &Stacked::grad_tensors(&grads),
+    );
     assert_eq!(right.checked, Stacked::PARAMS);
     assert!(right.mismatches.is_empty(), "{right:#?}");
 
@@ -701,13 +706,23 @@ fn checker_catches_wrong_gradients() {
             &Mse,
         )
         .1;
-    let report = check_gradients(&net, loss, Stacked::param_tensors, &Stacked::grad_tensors(&first));
+    let report = check_gradients(
+        &net,
+        loss,
+        Stacked::param_tensors,
+        &Stacked::grad_tensors(&first),
+    );
     assert!(report.mismatches.len() > Stacked::PARAMS / 2, "{report:#?}");
 
     // A NaN is never accepted.
     let mut nan = grads;
     nan.l6.bias[0] = f64::NAN;
-    let report = check_gradients(&net, loss, Stacked::param_tensors, &Stacked::grad_tensors(&nan));
+    let report = check_gradients(
+        &net,
+        loss,
+        Stacked::param_tensors,
+        &Stacked::grad_tensors(&nan),
+    );
     assert_eq!(report.mismatches.len(), 1, "{report:#?}");
     assert_eq!(report.mismatches[0].param, "l6.bias[0]");
 }

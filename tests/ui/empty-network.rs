@@ -1,0 +1,8 @@
+// A network without layers.
+use nn_runtime::prelude::*;
+
+network! {
+    struct N {}
+}
+
+fn main() {}
