@@ -2,10 +2,23 @@
 //!
 //! Shapes follow the convention of the whole crate: one column per sample, so a batch of `B`
 //! inputs of a `Linear(IN, OUT)` layer is an `IN x B` matrix.
+//!
+//! Each product is chosen per layer at compile time by its sizes: below [`GEMM_MIN_FLOPS`]
+//! nalgebra's static product (unrolled, best for small matrices); above it the blocked SIMD
+//! kernel of `gemm.rs`, which reaches several times nalgebra's speed on large layers. The
+//! condition is on const generics, so each monomorphised kernel keeps only one branch.
 
 use crate::layer::Linear;
 use crate::real::Real;
 use nalgebra::SMatrix;
+
+/// Products with at least this many multiply-adds go to the blocked kernel.
+pub const GEMM_MIN_FLOPS: usize = 16 * 1024;
+
+/// Whether an `m x k` by `k x n` product is large enough for the blocked kernel.
+const fn large(m: usize, k: usize, n: usize) -> bool {
+    m * k * n >= GEMM_MIN_FLOPS && m >= 16
+}
 
 /// `z = W x + b` for every column of `x`.
 #[inline]
@@ -13,9 +26,21 @@ pub fn linear_forward<T: Real, const IN: usize, const OUT: usize, const B: usize
     layer: &Linear<T, IN, OUT>,
     x: &SMatrix<T, IN, B>,
 ) -> SMatrix<T, OUT, B> {
-    let mut z = layer.weight * x;
-    for mut column in z.column_iter_mut() {
-        column += &layer.bias;
+    let mut z = SMatrix::<T, OUT, B>::from_fn(|r, _| layer.bias[r]);
+    // The bias is already in z, so the product adds to it: bias fused, no second pass.
+    let done = large(OUT, IN, B)
+        && T::gemm(
+            (OUT, IN, B),
+            layer.weight.as_slice(),
+            OUT,
+            x.as_slice(),
+            (1, IN),
+            z.as_mut_slice(),
+            OUT,
+            true,
+        );
+    if !done {
+        z.gemm(T::one(), &layer.weight, x, T::one());
     }
     z
 }
@@ -28,7 +53,21 @@ pub fn linear_backward_params<T: Real, const IN: usize, const OUT: usize, const 
     dz: &SMatrix<T, OUT, B>,
     grad: &mut Linear<T, IN, OUT>,
 ) {
-    dz.mul_to(&x.transpose(), &mut grad.weight);
+    // x^T is read in place: element (b, i) of x^T is x[i + b * IN].
+    let done = large(OUT, B, IN)
+        && T::gemm(
+            (OUT, B, IN),
+            dz.as_slice(),
+            OUT,
+            x.as_slice(),
+            (IN, 1),
+            grad.weight.as_mut_slice(),
+            OUT,
+            false,
+        );
+    if !done {
+        dz.mul_to(&x.transpose(), &mut grad.weight);
+    }
     grad.bias = dz.column_sum();
 }
 

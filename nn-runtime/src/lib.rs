@@ -77,4 +77,5 @@ pub mod __private {
     pub use nalgebra::{SMatrix, SVector};
 }
 
+mod gemm;
 mod kernels;

@@ -15,10 +15,40 @@ pub trait Real:
     fn cast(x: f64) -> Self;
     /// Converts to `f64` exactly.
     fn widen(self) -> f64;
+
+    /// `C = A B` (or `C += A B`) by the blocked SIMD kernel for large layers; see
+    /// `gemm::sgemm` for the layout. Returns `false`, doing nothing, where this scalar type or
+    /// processor has no such kernel, and the caller uses nalgebra's product.
+    #[doc(hidden)]
+    #[allow(clippy::too_many_arguments)]
+    fn gemm(
+        _shape: (usize, usize, usize),
+        _a: &[Self],
+        _lda: usize,
+        _b: &[Self],
+        _b_strides: (usize, usize),
+        _c: &mut [Self],
+        _ldc: usize,
+        _accumulate: bool,
+    ) -> bool {
+        false
+    }
 }
 
 impl Real for f32 {
     const BYTES: usize = 4;
+    fn gemm(
+        shape: (usize, usize, usize),
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        b_strides: (usize, usize),
+        c: &mut [f32],
+        ldc: usize,
+        accumulate: bool,
+    ) -> bool {
+        crate::gemm::sgemm(shape, a, lda, b, b_strides, c, ldc, accumulate)
+    }
     #[inline(always)]
     fn cast(x: f64) -> Self {
         x as f32
