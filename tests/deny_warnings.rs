@@ -134,6 +134,7 @@ fn forward_only() {
     let net = ForwardOnly {
         l0: Linear::default(),
         l2: Linear::default(),
+        ..ForwardOnly::zeros()
     };
     let y: SVector<f32, 1> = net.forward(&SVector::from([1.0, 2.0, 3.0]));
     assert_eq!(y, SVector::from([0.0]));

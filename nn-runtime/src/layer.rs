@@ -31,19 +31,30 @@ impl<T: Real, const IN: usize, const OUT: usize> Linear<T, IN, OUT> {
     /// PyTorch's default `nn.Linear` initialisation: weight and bias uniform in
     /// `+-1/sqrt(IN)`, drawn from `init` (weight in row-major order, then bias).
     pub fn seeded(init: &mut Init) -> Self {
-        let bound = Init::linear_bound(IN);
         let mut layer = Self::zeros();
+        layer.reset(init);
+        layer
+    }
+
+    /// Re-initialises this layer in place, exactly as [`seeded`](Self::seeded) would, without
+    /// a temporary: a large layer on the heap never passes through the stack.
+    pub fn reset(&mut self, init: &mut Init) {
+        let bound = Init::linear_bound(IN);
         for r in 0..OUT {
             for c in 0..IN {
-                layer.weight[(r, c)] = init.uniform(bound);
+                self.weight[(r, c)] = init.uniform(bound);
             }
         }
         for r in 0..OUT {
-            layer.bias[r] = init.uniform(bound);
+            self.bias[r] = init.uniform(bound);
         }
-        layer
     }
 }
+
+// SAFETY: a `Linear` of `f32` or `f64` is nothing but floats, for which all-zero bytes are 0.0.
+unsafe impl<const IN: usize, const OUT: usize> crate::heap::Zeroable for Linear<f32, IN, OUT> {}
+// SAFETY: as above.
+unsafe impl<const IN: usize, const OUT: usize> crate::heap::Zeroable for Linear<f64, IN, OUT> {}
 
 impl<T: Real, const IN: usize, const OUT: usize> Default for Linear<T, IN, OUT> {
     fn default() -> Self {

@@ -31,6 +31,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod heap;
 pub mod init;
 pub mod layer;
 pub mod loss;
@@ -63,6 +64,7 @@ pub mod prelude {
 /// Items the generated code refers to by absolute path. Not a stable API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::heap::{Scratch, Zeroable, boxed_zeroed};
     pub use crate::init::Init;
     pub use crate::kernels::*;
     pub use crate::layer::Linear;

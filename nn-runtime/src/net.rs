@@ -29,7 +29,15 @@ pub trait Network: Sized + Tensors<<Self as Network>::Scalar> {
 
     /// A network initialised as PyTorch initialises its layers, drawing from `init` in
     /// declaration order, so a network nested in another draws its share of one stream.
-    fn init(init: &mut Init) -> Self;
+    fn init(init: &mut Init) -> Self {
+        let mut net = Self::zeros();
+        net.reset(init);
+        net
+    }
+
+    /// Re-initialises every parameter in place, as [`init`](Network::init) would: a network
+    /// on the heap is initialised without passing through the stack.
+    fn reset(&mut self, init: &mut Init);
 
     /// Gradients that are all zero.
     fn zero_grads() -> Self::Grads;

@@ -24,6 +24,10 @@ pub fn impls(model: &Network) -> TokenStream {
         |_| quote!(zeros()),
         |net| quote!(<#net as ::nn_runtime::__private::Network>::zero_grads()),
     );
+    let boxed_grads_doc = format!(
+        " All gradients zero, built directly on the heap: for networks too large for the stack \
+         (see [`{ident}::gradients_into`])."
+    );
     quote! {
         impl #ident {
             #consts
@@ -37,6 +41,11 @@ pub fn impls(model: &Network) -> TokenStream {
             /// All gradients zero.
             pub fn zeros() -> Self {
                 #zeros
+            }
+
+            #[doc = #boxed_grads_doc]
+            pub fn boxed_zeros() -> ::std::boxed::Box<Self> {
+                ::nn_runtime::__private::boxed_zeroed::<Self>()
             }
         }
 
@@ -79,7 +88,9 @@ fn constructor(
         };
         quote!(#field: #value,)
     });
-    quote!(Self { #(#fields)* })
+    let scratch = matches!(role, Role::Params)
+        .then(|| quote!(__scratch: ::nn_runtime::__private::Scratch::new(),));
+    quote!(Self { #(#fields)* #scratch })
 }
 
 /// `zeros()` and `seeded(seed)`.
@@ -96,6 +107,20 @@ fn constructors(model: &Network) -> TokenStream {
         /// same network on every run and machine.
         pub fn seeded(seed: u64) -> Self {
             <#ident as ::nn_runtime::__private::Network>::init(&mut ::nn_runtime::__private::Init::new(seed))
+        }
+
+        /// Like [`zeros`](Self::zeros), built directly on the heap: for networks too large
+        /// for the stack.
+        pub fn boxed_zeros() -> ::std::boxed::Box<Self> {
+            ::nn_runtime::__private::boxed_zeroed::<Self>()
+        }
+
+        /// Like [`seeded`](Self::seeded) (the same parameters for the same seed), built and
+        /// initialised directly on the heap: for networks too large for the stack.
+        pub fn boxed_seeded(seed: u64) -> ::std::boxed::Box<Self> {
+            let mut net = Self::boxed_zeros();
+            ::nn_runtime::__private::Network::reset(&mut *net, &mut ::nn_runtime::__private::Init::new(seed));
+            net
         }
     }
 }
@@ -138,23 +163,41 @@ fn training(model: &Network) -> TokenStream {
         /// The loss of a batch and its gradient with respect to every parameter.
         ///
         /// `xs` is `IN x B` and `ys` `OUT x B`, one column per sample. The backward pass is
-        /// straight-line code derived by `network!` through the chain rule.
+        /// straight-line code derived by `network!` through the chain rule. The gradients are
+        /// returned by value; for a network too large for the stack use
+        /// [`gradients_into`](Self::gradients_into) with a boxed gradient struct.
         pub fn gradients<L: ::nn_runtime::__private::Loss<#scalar>, const B: usize>(
             &self,
             xs: &::nn_runtime::__private::SMatrix<#scalar, #input, B>,
             ys: &::nn_runtime::__private::SMatrix<#scalar, #output, B>,
             loss: &L,
         ) -> (#scalar, #grads) {
+            let mut grads = #grads::zeros();
+            let value = self.gradients_into(xs, ys, loss, &mut grads);
+            (value, grads)
+        }
+
+        /// Like [`gradients`](Self::gradients), writing every gradient into `grads` (all of it
+        /// is overwritten) and returning the loss: no allocation, no large value on the stack.
+        pub fn gradients_into<L: ::nn_runtime::__private::Loss<#scalar>, const B: usize>(
+            &self,
+            xs: &::nn_runtime::__private::SMatrix<#scalar, #input, B>,
+            ys: &::nn_runtime::__private::SMatrix<#scalar, #output, B>,
+            loss: &L,
+            grads: &mut #grads,
+        ) -> #scalar {
             let x0 = xs;
             #forward
             let (value, #loss_grad) = loss.value_and_grad(&#result, ys);
-            let mut grads = #grads::zeros();
             #backward
-            (value, grads)
+            value
         }
 
         /// One training step on a batch: forward, loss, backward, and the optimizer's update
         /// of every parameter. Returns the batch loss before the update.
+        ///
+        /// The gradients go to space the network keeps on the heap, made on the first step:
+        /// later steps allocate nothing.
         pub fn train_step<
             L: ::nn_runtime::__private::Loss<#scalar>,
             O: ::nn_runtime::__private::Optimizer<#scalar>,
@@ -167,11 +210,13 @@ fn training(model: &Network) -> TokenStream {
             optimizer: &mut O,
         ) -> #scalar {
             const TENSORS: usize = <#ident as ::nn_runtime::__private::Network>::TENSORS;
-            let (value, grads) = self.gradients(xs, ys, loss);
+            let mut grads = self.__scratch.take();
+            let value = self.gradients_into(xs, ys, loss, &mut grads);
             let mut params: [&mut [#scalar]; TENSORS] = ::core::array::from_fn(|_| -> &mut [#scalar] { &mut [] });
             let mut slices: [&[#scalar]; TENSORS] = [&[]; TENSORS];
             ::nn_runtime::__private::Network::tensors(self, &grads, &mut params, &mut slices, &mut 0);
             optimizer.step(&mut params, &slices);
+            self.__scratch.put(grads);
             value
         }
     }
@@ -228,12 +273,15 @@ fn network_impl(model: &Network) -> TokenStream {
         |_| quote!(zeros()),
         |net| quote!(<#net as ::nn_runtime::__private::Network>::zeros()),
     );
-    let init = constructor(
-        model,
-        Role::Params,
-        |_| quote!(seeded(init)),
-        |net| quote!(<#net as ::nn_runtime::__private::Network>::init(init)),
-    );
+    let resets = model.param_layers().into_iter().map(|layer| {
+        let field = layer.field();
+        match &layer.op {
+            Op::Nested(_) => {
+                quote!(::nn_runtime::__private::Network::reset(&mut self.#field, init);)
+            }
+            _ => quote!(self.#field.reset(init);),
+        }
+    });
     let visits = model.param_layers().into_iter().map(|layer| {
         let field = layer.field();
         match &layer.op {
@@ -271,8 +319,8 @@ fn network_impl(model: &Network) -> TokenStream {
                 #zeros
             }
 
-            fn init(init: &mut ::nn_runtime::__private::Init) -> Self {
-                #init
+            fn reset(&mut self, init: &mut ::nn_runtime::__private::Init) {
+                #(#resets)*
             }
 
             fn zero_grads() -> #grads {

@@ -15,6 +15,16 @@ pub fn definitions(model: &Network) -> TokenStream {
     let summary = docs::struct_summary(model);
     let params = fields(model, Role::Params);
     let grad_fields = fields(model, Role::Grads);
+    let field_types: Vec<_> = model
+        .param_layers()
+        .into_iter()
+        .map(|l| field_type(model, l, Role::Params))
+        .collect();
+    let grad_types: Vec<_> = model
+        .param_layers()
+        .into_iter()
+        .map(|l| field_type(model, l, Role::Grads))
+        .collect();
     let grads_doc = format!(
         " Gradients of a loss with respect to every parameter of [`{ident}`], field for field \
          the same shapes, as returned by [`{ident}::gradients`]."
@@ -23,11 +33,30 @@ pub fn definitions(model: &Network) -> TokenStream {
         #(#attrs)*
         #[doc = #summary]
         #[derive(::core::clone::Clone, ::core::fmt::Debug, ::core::cmp::PartialEq)]
-        #vis struct #ident { #params }
+        #vis struct #ident {
+            #params
+            /// Where `train_step` keeps the gradients between steps: not part of the network's
+            /// value (clones start without it, comparisons ignore it). To build a network from
+            /// parts, end the struct literal with `..Name::zeros()`.
+            #[doc(hidden)]
+            pub __scratch: ::nn_runtime::__private::Scratch<#grads>,
+        }
+
+        // SAFETY: made of `Linear`s of floats, nested networks and `Scratch`, all `Zeroable`
+        // (which the assertion below makes the compiler confirm, field by field).
+        unsafe impl ::nn_runtime::__private::Zeroable for #ident {}
+        const _: fn() = || {
+            fn zeroable<T: ::nn_runtime::__private::Zeroable>() {}
+            #(zeroable::<#field_types>();)*
+            #(zeroable::<#grad_types>();)*
+        };
 
         #[doc = #grads_doc]
         #[derive(::core::clone::Clone, ::core::fmt::Debug, ::core::cmp::PartialEq)]
         #vis struct #grads { #grad_fields }
+
+        // SAFETY: as above.
+        unsafe impl ::nn_runtime::__private::Zeroable for #grads {}
     }
 }
 

@@ -15,7 +15,20 @@ pub struct Xor {
     pub l0: ::nn_runtime::__private::Linear<f32, 2, 8>,
     /// Parameters of layer 2 `Linear(8, 1)`: weight `1 x 8` (out x in), bias `1`; `state_dict` names `2.weight`, `2.bias`.
     pub l2: ::nn_runtime::__private::Linear<f32, 8, 1>,
+    /// Where `train_step` keeps the gradients between steps: not part of the network's
+    /// value (clones start without it, comparisons ignore it). To build a network from
+    /// parts, end the struct literal with `..Name::zeros()`.
+    #[doc(hidden)]
+    pub __scratch: ::nn_runtime::__private::Scratch<XorGrads>,
 }
+unsafe impl ::nn_runtime::__private::Zeroable for Xor {}
+const _: fn() = || {
+    fn zeroable<T: ::nn_runtime::__private::Zeroable>() {}
+    zeroable::<::nn_runtime::__private::Linear<f32, 2, 8>>();
+    zeroable::<::nn_runtime::__private::Linear<f32, 8, 1>>();
+    zeroable::<::nn_runtime::__private::Linear<f32, 2, 8>>();
+    zeroable::<::nn_runtime::__private::Linear<f32, 8, 1>>();
+};
 /// Gradients of a loss with respect to every parameter of [`Xor`], field for field the same shapes, as returned by [`Xor::gradients`].
 #[derive(::core::clone::Clone, ::core::fmt::Debug, ::core::cmp::PartialEq)]
 pub struct XorGrads {
@@ -24,6 +37,7 @@ pub struct XorGrads {
     /// Gradient of the loss with respect to the parameters of layer 2 `Linear(8, 1)`: weight `1 x 8` (out x in), bias `1`; `state_dict` names `2.weight`, `2.bias`.
     pub l2: ::nn_runtime::__private::Linear<f32, 8, 1>,
 }
+unsafe impl ::nn_runtime::__private::Zeroable for XorGrads {}
 impl Xor {
     /// Number of input features: the rows of an input batch.
     pub const IN: usize = 2;
@@ -42,6 +56,21 @@ impl Xor {
         <Xor as ::nn_runtime::__private::Network>::init(
             &mut ::nn_runtime::__private::Init::new(seed),
         )
+    }
+    /// Like [`zeros`](Self::zeros), built directly on the heap: for networks too large
+    /// for the stack.
+    pub fn boxed_zeros() -> ::std::boxed::Box<Self> {
+        ::nn_runtime::__private::boxed_zeroed::<Self>()
+    }
+    /// Like [`seeded`](Self::seeded) (the same parameters for the same seed), built and
+    /// initialised directly on the heap: for networks too large for the stack.
+    pub fn boxed_seeded(seed: u64) -> ::std::boxed::Box<Self> {
+        let mut net = Self::boxed_zeros();
+        ::nn_runtime::__private::Network::reset(
+            &mut *net,
+            &mut ::nn_runtime::__private::Init::new(seed),
+        );
+        net
     }
     /// Runs one sample (`IN` features) through the network, giving `OUT` features.
     pub fn forward(
@@ -64,19 +93,33 @@ impl Xor {
     /// The loss of a batch and its gradient with respect to every parameter.
     ///
     /// `xs` is `IN x B` and `ys` `OUT x B`, one column per sample. The backward pass is
-    /// straight-line code derived by `network!` through the chain rule.
+    /// straight-line code derived by `network!` through the chain rule. The gradients are
+    /// returned by value; for a network too large for the stack use
+    /// [`gradients_into`](Self::gradients_into) with a boxed gradient struct.
     pub fn gradients<L: ::nn_runtime::__private::Loss<f32>, const B: usize>(
         &self,
         xs: &::nn_runtime::__private::SMatrix<f32, 2, B>,
         ys: &::nn_runtime::__private::SMatrix<f32, 1, B>,
         loss: &L,
     ) -> (f32, XorGrads) {
+        let mut grads = XorGrads::zeros();
+        let value = self.gradients_into(xs, ys, loss, &mut grads);
+        (value, grads)
+    }
+    /// Like [`gradients`](Self::gradients), writing every gradient into `grads` (all of it
+    /// is overwritten) and returning the loss: no allocation, no large value on the stack.
+    pub fn gradients_into<L: ::nn_runtime::__private::Loss<f32>, const B: usize>(
+        &self,
+        xs: &::nn_runtime::__private::SMatrix<f32, 2, B>,
+        ys: &::nn_runtime::__private::SMatrix<f32, 1, B>,
+        loss: &L,
+        grads: &mut XorGrads,
+    ) -> f32 {
         let x0 = xs;
         let x1 = ::nn_runtime::__private::linear_forward(&self.l0, x0);
         let x2 = x1.map(|x| if x > 0f32 { x } else { 0f32 });
         let x3 = ::nn_runtime::__private::linear_forward(&self.l2, &x2);
         let (value, d3) = loss.value_and_grad(&x3, ys);
-        let mut grads = XorGrads::zeros();
         let d2 = ::nn_runtime::__private::linear_backward(
             &self.l2,
             &x2,
@@ -85,10 +128,13 @@ impl Xor {
         );
         let d1 = d2.zip_map(&x1, |g, x| g * (if x > 0f32 { 1f32 } else { 0f32 }));
         ::nn_runtime::__private::linear_backward_params(x0, &d1, &mut grads.l0);
-        (value, grads)
+        value
     }
     /// One training step on a batch: forward, loss, backward, and the optimizer's update
     /// of every parameter. Returns the batch loss before the update.
+    ///
+    /// The gradients go to space the network keeps on the heap, made on the first step:
+    /// later steps allocate nothing.
     pub fn train_step<
         L: ::nn_runtime::__private::Loss<f32>,
         O: ::nn_runtime::__private::Optimizer<f32>,
@@ -101,7 +147,8 @@ impl Xor {
         optimizer: &mut O,
     ) -> f32 {
         const TENSORS: usize = <Xor as ::nn_runtime::__private::Network>::TENSORS;
-        let (value, grads) = self.gradients(xs, ys, loss);
+        let mut grads = self.__scratch.take();
+        let value = self.gradients_into(xs, ys, loss, &mut grads);
         let mut params: [&mut [f32]; TENSORS] = ::core::array::from_fn(|_| -> &mut [f32] {
             &mut []
         });
@@ -114,6 +161,7 @@ impl Xor {
             &mut 0,
         );
         optimizer.step(&mut params, &slices);
+        self.__scratch.put(grads);
         value
     }
     /// Backward pass from `d_output` (the gradient of a loss with respect to this
@@ -154,6 +202,10 @@ impl XorGrads {
             l0: <::nn_runtime::__private::Linear<f32, 2, 8>>::zeros(),
             l2: <::nn_runtime::__private::Linear<f32, 8, 1>>::zeros(),
         }
+    }
+    /// All gradients zero, built directly on the heap: for networks too large for the stack (see [`Xor::gradients_into`]).
+    pub fn boxed_zeros() -> ::std::boxed::Box<Self> {
+        ::nn_runtime::__private::boxed_zeroed::<Self>()
     }
 }
 impl ::nn_runtime::__private::Tensors<f32> for Xor {
@@ -197,13 +249,12 @@ impl ::nn_runtime::__private::Network for Xor {
         Self {
             l0: <::nn_runtime::__private::Linear<f32, 2, 8>>::zeros(),
             l2: <::nn_runtime::__private::Linear<f32, 8, 1>>::zeros(),
+            __scratch: ::nn_runtime::__private::Scratch::new(),
         }
     }
-    fn init(init: &mut ::nn_runtime::__private::Init) -> Self {
-        Self {
-            l0: <::nn_runtime::__private::Linear<f32, 2, 8>>::seeded(init),
-            l2: <::nn_runtime::__private::Linear<f32, 8, 1>>::seeded(init),
-        }
+    fn reset(&mut self, init: &mut ::nn_runtime::__private::Init) {
+        self.l0.reset(init);
+        self.l2.reset(init);
     }
     fn zero_grads() -> XorGrads {
         XorGrads::zeros()

@@ -1,0 +1,70 @@
+//! Large networks on the heap, built in place.
+//!
+//! A `Linear(784, 512)` weight is 1.6 MB stored inline; a thread's stack is often 2 MiB. So a
+//! large network, its gradients and its optimizer state must be created on the heap without
+//! ever being a value on the stack: [`boxed_zeroed`] allocates zeroed memory and uses it as the
+//! value directly, and generated networks then fill their parameters in place.
+
+/// Types for which all-zero bytes are a valid value (all `0.0`, empty options).
+///
+/// # Safety
+/// Implement only for types made of floats, and of other `Zeroable` types, and of
+/// [`Scratch`]. `network!` implements it for every network and gradient struct it generates.
+pub unsafe trait Zeroable {}
+
+/// A value of `T` with every byte zero, allocated directly on the heap.
+pub fn boxed_zeroed<T: Zeroable>() -> Box<T> {
+    // SAFETY: `T: Zeroable` promises that all-zero bytes are a valid `T`.
+    unsafe { Box::<T>::new_zeroed().assume_init() }
+}
+
+/// Reusable space a network keeps for its training step (its gradient struct), created on the
+/// first step and reused after, so that steady-state steps allocate nothing and large
+/// gradients never sit on the stack.
+///
+/// It is not part of the network's value: clones start without it and comparisons ignore it.
+pub struct Scratch<G>(Option<Box<G>>);
+
+impl<G: Zeroable> Scratch<G> {
+    /// No space yet.
+    pub const fn new() -> Self {
+        Scratch(None)
+    }
+
+    /// The space, allocated zeroed the first time.
+    pub fn take(&mut self) -> Box<G> {
+        self.0.take().unwrap_or_else(boxed_zeroed)
+    }
+
+    /// Gives the space back for the next step.
+    pub fn put(&mut self, space: Box<G>) {
+        self.0 = Some(space);
+    }
+}
+
+impl<G: Zeroable> Default for Scratch<G> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<G> Clone for Scratch<G> {
+    fn clone(&self) -> Self {
+        Scratch(None)
+    }
+}
+
+impl<G> PartialEq for Scratch<G> {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl<G> core::fmt::Debug for Scratch<G> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Scratch")
+    }
+}
+
+// SAFETY: an all-zero `Option<Box<G>>` is `None`, by the guaranteed null-pointer layout.
+unsafe impl<G> Zeroable for Scratch<G> {}

@@ -1,0 +1,135 @@
+//! Zero allocation in steady state, proven with a counting global allocator: once a network and
+//! its optimizer exist and one step has run, `forward`, `forward_batch`, `gradients`,
+//! `gradients_into` and `train_step` with every optimizer allocate nothing.
+//!
+//! One test function only: the counter is global, and tests in one binary run in parallel.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use nn_runtime::prelude::*;
+
+/// Counts every allocation and reallocation, then defers to the system allocator.
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is passed on to `System` unchanged.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations made while running `f`.
+fn allocations(f: impl FnOnce()) -> usize {
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    f();
+    ALLOCATIONS.load(Ordering::SeqCst) - before
+}
+
+network! {
+    /// Small: the seed network.
+    pub struct Small { Linear(2, 8), ReLU, Linear(8, 1) }
+}
+
+network! {
+    /// Large enough for the blocked kernel, with every activation and a residual block.
+    pub struct Large { Linear(64, 64), Tanh, Residual(Linear(64, 64), ReLU), Sigmoid, Linear(64, 10) }
+}
+
+network! {
+    /// A nested network.
+    pub struct Outer { Small, LeakyReLU, Linear(1, 3) }
+}
+
+/// Runs every hot-path entry point of a network once to warm up, then again counting.
+macro_rules! assert_steady_state_allocates_nothing {
+    ($net:ty, $in:literal, $out:literal, $batch:literal, $loss:expr, $($opt:expr),+) => {{
+        let xs = SMatrix::<f32, $in, $batch>::from_fn(|r, c| ((r * 3 + c) as f32 * 0.37).sin());
+        let ys = SMatrix::<f32, $out, $batch>::from_fn(|r, c| if (r + c) % 3 == 0 { 1.0 } else { 0.0 });
+        let x = SVector::<f32, $in>::from_fn(|r, _| r as f32 * 0.1);
+        $({
+            let mut net = <$net>::seeded(1);
+            let mut grads = <$net>::seeded(2).gradients(&xs, &ys, &$loss).1;
+            let mut opt = $opt;
+            let mut run = || {
+                std::hint::black_box(net.forward(&x));
+                std::hint::black_box(net.forward_batch(&xs));
+                std::hint::black_box(net.gradients(&xs, &ys, &$loss));
+                std::hint::black_box(net.gradients_into(&xs, &ys, &$loss, &mut grads));
+                std::hint::black_box(net.train_step(&xs, &ys, &$loss, &mut opt));
+            };
+            run(); // the first step makes the optimizer's state and the gradient space
+            let count = allocations(|| for _ in 0..3 { run() });
+            assert_eq!(count, 0, "{} with {}", stringify!($net), stringify!($opt));
+        })+
+    }};
+}
+
+#[test]
+fn steady_state_steps_allocate_nothing() {
+    // The counter must see allocations at all, or the assertions below prove nothing.
+    assert!(allocations(|| drop(std::hint::black_box(vec![1u8; 10]))) >= 1);
+    // And the first step of a fresh network and optimizer does allocate (their state).
+    let mut fresh = Small::seeded(0);
+    let mut adam = Adam::new(0.01);
+    let (xs, ys) = (SMatrix::<f32, 2, 4>::zeros(), SMatrix::<f32, 1, 4>::zeros());
+    assert!(
+        allocations(|| {
+            std::hint::black_box(fresh.train_step(&xs, &ys, &Mse, &mut adam));
+        }) >= 1
+    );
+
+    assert_steady_state_allocates_nothing!(
+        Small,
+        2,
+        1,
+        4,
+        Mse,
+        Sgd::new(0.1),
+        Sgd::new(0.1)
+            .momentum(0.9)
+            .nesterov(true)
+            .weight_decay(1e-4),
+        Adam::new(0.01),
+        AdamW::new(0.01),
+        RmsProp::new(0.01).momentum(0.5).centered(true)
+    );
+    assert_steady_state_allocates_nothing!(
+        Large,
+        64,
+        10,
+        32,
+        CrossEntropy,
+        Sgd::new(0.1).momentum(0.9),
+        Adam::new(0.001),
+        AdamW::new(0.001).weight_decay(0.1),
+        RmsProp::new(0.001)
+    );
+    assert_steady_state_allocates_nothing!(
+        Outer,
+        2,
+        3,
+        5,
+        BceWithLogits,
+        Adam::new(0.01),
+        Sgd::new(0.1)
+    );
+    assert_steady_state_allocates_nothing!(Small, 2, 1, 1, Hinge, Adam::new(0.01));
+}
