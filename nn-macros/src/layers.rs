@@ -24,6 +24,45 @@ pub struct LayerKind {
     /// Statements applying the chain rule through the layer: the gradient of its parameters
     /// and, where `Site::grad_input` is set, the gradient passed to the layer below.
     pub backward: fn(&Site) -> TokenStream,
+    /// Floating-point operations per sample, for the cost consts.
+    pub cost: Cost,
+}
+
+/// A layer's floating-point operations per sample. The convention: a multiply-add is 2, any
+/// other arithmetic operation, comparison or elementary function (`exp`, `tanh`) is 1.
+pub struct Cost {
+    /// The forward pass.
+    pub forward: Flops,
+    /// The gradient of the parameters.
+    pub backward_params: Flops,
+    /// The gradient passed to the layer below.
+    pub backward_input: Flops,
+}
+
+/// Operations as `per_weight * in * out + per_output * out`.
+pub struct Flops {
+    /// Operations per (input, output) pair.
+    pub per_weight: usize,
+    /// Operations per output feature.
+    pub per_output: usize,
+}
+
+/// An elementwise function costing `forward` per element, its chain-rule step `backward`.
+const fn elementwise(forward: usize, backward: usize) -> Cost {
+    Cost {
+        forward: Flops {
+            per_weight: 0,
+            per_output: forward,
+        },
+        backward_params: Flops {
+            per_weight: 0,
+            per_output: 0,
+        },
+        backward_input: Flops {
+            per_weight: 0,
+            per_output: backward,
+        },
+    }
 }
 
 /// One argument of a layer kind.
@@ -164,6 +203,23 @@ pub const KINDS: &[LayerKind] = &[
                 ),
             }
         },
+        cost: Cost {
+            // z = W x + b: a multiply-add per weight (the bias is the first add).
+            forward: Flops {
+                per_weight: 2,
+                per_output: 0,
+            },
+            // dW = dz x^T and db = sum of dz.
+            backward_params: Flops {
+                per_weight: 2,
+                per_output: 1,
+            },
+            // dx = W^T dz.
+            backward_input: Flops {
+                per_weight: 2,
+                per_output: 0,
+            },
+        },
     },
     LayerKind {
         name: "ReLU",
@@ -179,6 +235,8 @@ pub const KINDS: &[LayerKind] = &[
             let (one, zero) = (s.lit(1.0), s.lit(0.0));
             s.chain_on_input(|x| quote!(if #x > #zero { #one } else { #zero }))
         },
+        // a comparison; a comparison and a multiply
+        cost: elementwise(1, 2),
     },
     LayerKind {
         name: "LeakyReLU",
@@ -199,6 +257,8 @@ pub const KINDS: &[LayerKind] = &[
             let (zero, one, slope) = (s.lit(0.0), s.lit(1.0), s.lit(s.numbers[0]));
             s.chain_on_input(|x| quote!(if #x > #zero { #one } else { #slope }))
         },
+        // a comparison and a multiply; a comparison and a multiply
+        cost: elementwise(2, 2),
     },
     LayerKind {
         name: "Sigmoid",
@@ -214,6 +274,8 @@ pub const KINDS: &[LayerKind] = &[
             let one = s.lit(1.0);
             s.chain_on_output(|y| quote!(#y * (#one - #y)))
         },
+        // negate, exp, add, divide; subtract and two multiplies
+        cost: elementwise(4, 3),
     },
     LayerKind {
         name: "Tanh",
@@ -226,6 +288,8 @@ pub const KINDS: &[LayerKind] = &[
             let one = s.lit(1.0);
             s.chain_on_output(|y| quote!(#one - #y * #y))
         },
+        // tanh; a multiply, a subtract and a multiply
+        cost: elementwise(1, 3),
     },
     LayerKind {
         name: "Identity",
@@ -244,6 +308,8 @@ pub const KINDS: &[LayerKind] = &[
             }
             None => TokenStream::new(),
         },
+        // nothing
+        cost: elementwise(0, 0),
     },
 ];
 

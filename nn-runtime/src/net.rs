@@ -23,6 +23,16 @@ pub trait Network: Sized + Tensors<<Self as Network>::Scalar> {
     const PARAMS: usize;
     /// Number of parameter tensors (two per `Linear`: weight and bias).
     const TENSORS: usize;
+    /// Floating-point operations of the forward pass, per sample.
+    const FLOPS_FORWARD: usize;
+    /// Floating-point operations of the backward pass of a training step, per sample.
+    const FLOPS_BACKWARD: usize;
+    /// Floating-point operations, per sample, of the backward pass a network nesting this one
+    /// runs through it (forward recomputed, then down to the input's gradient).
+    #[doc(hidden)]
+    const FLOPS_NESTED_BACKWARD: usize;
+    /// Bytes of activations kept for the backward pass, per sample.
+    const ACTIVATION_BYTES: usize;
 
     /// A network with every parameter zero.
     fn zeros() -> Self;

@@ -3,8 +3,8 @@
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 
-use super::passes;
 use super::structs::{Role, field_type};
+use super::{cost, passes};
 use crate::model::{Layer, Network, Op, Part, Scalar, sum};
 
 /// Everything generated besides the struct definitions.
@@ -58,6 +58,13 @@ pub fn impls(model: &Network) -> TokenStream {
 fn consts(model: &Network) -> TokenStream {
     let (input, output) = (model.input().tokens(), model.output().tokens());
     let params = sum(model.layers.iter().map(Layer::param_count));
+    let flops_forward = cost::forward(&model.layers);
+    let flops_backward = cost::backward(&model.layers, false);
+    let activations = cost::activations(&model.layers);
+    let bytes = proc_macro2::Literal::usize_unsuffixed(match model.scalar {
+        Scalar::F32 => 4,
+        Scalar::F64 => 8,
+    });
     quote! {
         /// Number of input features: the rows of an input batch.
         pub const IN: usize = #input;
@@ -65,6 +72,31 @@ fn consts(model: &Network) -> TokenStream {
         pub const OUT: usize = #output;
         /// Number of learned scalars (weights and biases of every layer).
         pub const PARAMS: usize = #params;
+        /// Floating-point operations of the forward pass, per sample (a multiply-add counts
+        /// 2, any other operation or elementary function 1).
+        pub const FLOPS_FORWARD: usize = #flops_forward;
+        /// Floating-point operations of the backward pass of `gradients` and `train_step`, per
+        /// sample, counted as [`FLOPS_FORWARD`](Self::FLOPS_FORWARD) is. It stops where the
+        /// chain rule does: the first layer with parameters passes no gradient down.
+        pub const FLOPS_BACKWARD: usize = #flops_backward;
+        /// Floating-point operations of a training step per sample: forward and backward.
+        /// The loss and the optimizer's update (a few operations per parameter, once per
+        /// step, not per sample) come on top.
+        pub const FLOPS_TRAIN: usize = Self::FLOPS_FORWARD + Self::FLOPS_BACKWARD;
+        /// Bytes of the parameters.
+        pub const PARAM_BYTES: usize = Self::PARAMS * #bytes;
+        /// Bytes of one set of gradients (as many as the parameters).
+        pub const GRAD_BYTES: usize = Self::PARAM_BYTES;
+        /// Bytes of activations the forward pass keeps for the backward pass, per sample: every
+        /// layer's output.
+        pub const ACTIVATION_BYTES: usize = (#activations) * #bytes;
+
+        /// Bytes of an optimizer's state for this network, given the scalars it keeps per
+        /// parameter: 0 for `Sgd` (1 with momentum), 2 for `Adam` and `AdamW`, 3 for
+        /// `RmsProp`.
+        pub const fn optimizer_state_bytes(slots_per_param: usize) -> usize {
+            slots_per_param * Self::PARAM_BYTES
+        }
     }
 }
 
@@ -304,6 +336,12 @@ fn network_impl(model: &Network) -> TokenStream {
             _ => None,
         });
     let tensors_impl = tensors_impl(model);
+    // `__backward` recomputes the forward pass, then goes down to the input's gradient.
+    let nested_backward_flops = sum([
+        cost::forward(&model.layers),
+        cost::backward(&model.layers, true),
+    ]
+    .into_iter());
     quote! {
         #tensors_impl
 
@@ -314,6 +352,10 @@ fn network_impl(model: &Network) -> TokenStream {
             const OUT: usize = #ident::OUT;
             const PARAMS: usize = #ident::PARAMS;
             const TENSORS: usize = #tensors;
+            const FLOPS_FORWARD: usize = #ident::FLOPS_FORWARD;
+            const FLOPS_BACKWARD: usize = #ident::FLOPS_BACKWARD;
+            const FLOPS_NESTED_BACKWARD: usize = #nested_backward_flops;
+            const ACTIVATION_BYTES: usize = #ident::ACTIVATION_BYTES;
 
             fn zeros() -> Self {
                 #zeros

@@ -4,6 +4,7 @@
 //! works whatever the user has imported, and every generated item carries rustdoc stating its
 //! shapes.
 
+mod cost;
 mod docs;
 mod methods;
 mod passes;

@@ -45,6 +45,30 @@ impl Xor {
     pub const OUT: usize = 1;
     /// Number of learned scalars (weights and biases of every layer).
     pub const PARAMS: usize = 33;
+    /// Floating-point operations of the forward pass, per sample (a multiply-add counts
+    /// 2, any other operation or elementary function 1).
+    pub const FLOPS_FORWARD: usize = 56;
+    /// Floating-point operations of the backward pass of `gradients` and `train_step`, per
+    /// sample, counted as [`FLOPS_FORWARD`](Self::FLOPS_FORWARD) is. It stops where the
+    /// chain rule does: the first layer with parameters passes no gradient down.
+    pub const FLOPS_BACKWARD: usize = 89;
+    /// Floating-point operations of a training step per sample: forward and backward.
+    /// The loss and the optimizer's update (a few operations per parameter, once per
+    /// step, not per sample) come on top.
+    pub const FLOPS_TRAIN: usize = Self::FLOPS_FORWARD + Self::FLOPS_BACKWARD;
+    /// Bytes of the parameters.
+    pub const PARAM_BYTES: usize = Self::PARAMS * 4;
+    /// Bytes of one set of gradients (as many as the parameters).
+    pub const GRAD_BYTES: usize = Self::PARAM_BYTES;
+    /// Bytes of activations the forward pass keeps for the backward pass, per sample: every
+    /// layer's output.
+    pub const ACTIVATION_BYTES: usize = (17) * 4;
+    /// Bytes of an optimizer's state for this network, given the scalars it keeps per
+    /// parameter: 0 for `Sgd` (1 with momentum), 2 for `Adam` and `AdamW`, 3 for
+    /// `RmsProp`.
+    pub const fn optimizer_state_bytes(slots_per_param: usize) -> usize {
+        slots_per_param * Self::PARAM_BYTES
+    }
     /// A network whose weights and biases are all zero.
     pub fn zeros() -> Self {
         <Self as ::nn_runtime::__private::Network>::zeros()
@@ -245,6 +269,10 @@ impl ::nn_runtime::__private::Network for Xor {
     const OUT: usize = Xor::OUT;
     const PARAMS: usize = Xor::PARAMS;
     const TENSORS: usize = 4;
+    const FLOPS_FORWARD: usize = Xor::FLOPS_FORWARD;
+    const FLOPS_BACKWARD: usize = Xor::FLOPS_BACKWARD;
+    const FLOPS_NESTED_BACKWARD: usize = 177;
+    const ACTIVATION_BYTES: usize = Xor::ACTIVATION_BYTES;
     fn zeros() -> Self {
         Self {
             l0: <::nn_runtime::__private::Linear<f32, 2, 8>>::zeros(),
