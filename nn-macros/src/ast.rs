@@ -153,25 +153,23 @@ fn split_at_commas(tokens: TokenStream) -> Vec<Piece> {
 fn parse_piece(tokens: TokenStream, layers: &mut Vec<LayerSyntax>, errors: &mut Errors) {
     let parsed = syn::parse::Parser::parse2(
         |input: ParseStream| {
-            let mut found = Vec::new();
-            let mut missing_commas = Vec::new();
+            let mut found: Vec<LayerSyntax> = Vec::new();
             while !input.is_empty() {
-                if !found.is_empty() {
-                    missing_commas.push(input.span());
+                if let Some(previous) = found.last() {
+                    // Said where the comma belongs: right after the layer before.
+                    errors.at(
+                        previous.end_span(),
+                        format!("expected `,` after `{}`", previous.display()),
+                    );
                 }
                 found.push(input.parse::<LayerSyntax>()?);
             }
-            Ok((found, missing_commas))
+            Ok(found)
         },
         tokens,
     );
     match parsed {
-        Ok((found, missing_commas)) => {
-            for span in missing_commas {
-                errors.at(span, "expected `,` between layers");
-            }
-            layers.extend(found);
-        }
+        Ok(found) => layers.extend(found),
         Err(error) => errors.push(error),
     }
 }
@@ -274,6 +272,13 @@ impl ToTokens for Arg {
 }
 
 impl LayerSyntax {
+    /// The span of the layer's last token: its closing parenthesis, or its name.
+    pub fn end_span(&self) -> Span {
+        self.args
+            .as_ref()
+            .map_or(self.name.span(), |a| a.paren.span.close())
+    }
+
     /// The layer as the user wrote it, normalised (`Linear(2, 8)`), for messages.
     pub fn display(&self) -> String {
         let mut text = self.name.to_string();

@@ -12,16 +12,13 @@ use quote::ToTokens;
 /// The mistakes found so far in one declaration.
 #[derive(Default)]
 pub struct Errors {
-    combined: Option<syn::Error>,
+    found: Vec<syn::Error>,
 }
 
 impl Errors {
     /// Records `error`, keeping every earlier one.
     pub fn push(&mut self, error: syn::Error) {
-        match &mut self.combined {
-            Some(combined) => combined.combine(error),
-            None => self.combined = Some(error),
-        }
+        self.found.push(error);
     }
 
     /// Records `message` at `span`.
@@ -34,11 +31,23 @@ impl Errors {
         self.push(syn::Error::new_spanned(tokens, message));
     }
 
-    /// `Ok(value)` when nothing was recorded, else every recorded error.
+    /// `Ok(value)` when nothing was recorded, else every recorded error, in the order of
+    /// their places in the source (each phase finds its own kind of mistake, but the user
+    /// reads the declaration top to bottom).
     pub fn finish<T>(self, value: T) -> syn::Result<T> {
-        match self.combined {
-            Some(error) => Err(error),
+        let mut found = self.found;
+        // Stable: errors at one place (or where the compiler gives no places) keep their order.
+        found.sort_by_key(|e| {
+            let start = e.span().start();
+            (start.line, start.column)
+        });
+        let mut errors = found.into_iter();
+        match errors.next() {
             None => Ok(value),
+            Some(mut first) => {
+                first.extend(errors);
+                Err(first)
+            }
         }
     }
 }

@@ -23,6 +23,10 @@ pub struct Network {
     pub layers: Vec<Layer>,
     /// Sizes that meet a nested network's and can only be compared by the compiler.
     pub size_checks: Vec<SizeCheck>,
+    /// Where the network's input size is written (the first `in_features`), and its output
+    /// size (the last `out_features`): the generated signatures carry these spans, so that a
+    /// call with a batch of the wrong shape points the user at the size it was checked against.
+    pub io_spans: (proc_macro2::Span, proc_macro2::Span),
 }
 
 /// The scalar type of a network.

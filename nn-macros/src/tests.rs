@@ -147,7 +147,7 @@ fn rejects_malformed_lists_and_sizes() {
         ),
         (
             quote!(struct N { Linear(2, 8) Linear(8, 1) }),
-            "expected `,` between layers",
+            "expected `,` after `Linear(2, 8)`",
         ),
         (
             quote!(struct N { Linear(2.5, 8) }),
@@ -353,4 +353,127 @@ fn xor_expansion_snapshot() {
         expected == code,
         "expansion changed; review it and rerun with UPDATE_SNAPSHOTS=1:\n{code}"
     );
+}
+
+/// SplitMix64: a fixed generator, so every run feeds the macro the same sequences.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Random source text: mostly the words of real declarations, in random order and nesting,
+/// with numbers at the edges of what is valid, so that both the parser and the checker are
+/// reached deeply.
+fn random_tokens(rng: &mut Rng, depth: usize, out: &mut String) {
+    const WORDS: &[&str] = &[
+        "Linear",
+        "ReLU",
+        "LeakyReLU",
+        "Sigmoid",
+        "Tanh",
+        "Identity",
+        "Residual",
+        "Encoder",
+        "Relu_",
+        "Dropout",
+        "struct",
+        "pub",
+        "f32",
+        "f64",
+        "f16",
+        "crate",
+        "Net",
+        "_",
+        "r#type",
+        "self",
+    ];
+    const NUMBERS: &[&str] = &[
+        "0",
+        "1",
+        "2",
+        "8",
+        "16",
+        "16777216",
+        "16777217",
+        "99999999999999999999999",
+        "2.5",
+        "-1",
+        "-0.5",
+        "1e300",
+        "1e-45",
+        "8u8",
+        "3usize",
+        "0x10",
+        "1_000",
+        "'c'",
+        "\"str\"",
+        "true",
+    ];
+    const PUNCT: &[&str] = &[
+        ",", ",", ",", ";", ":", "-", "<", ">", "#", "!", "=", "::", ".", "&",
+    ];
+    let len = rng.below(12);
+    for _ in 0..len {
+        match rng.below(10) {
+            0..=3 => out.push_str(WORDS[rng.below(WORDS.len())]),
+            4 | 5 => out.push_str(NUMBERS[rng.below(NUMBERS.len())]),
+            6 | 7 => out.push_str(PUNCT[rng.below(PUNCT.len())]),
+            _ if depth < 4 => {
+                let (open, close) = [("(", ")"), ("{", "}"), ("[", "]")][rng.below(3)];
+                out.push_str(open);
+                random_tokens(rng, depth + 1, out);
+                out.push_str(close);
+            }
+            _ => out.push_str("Linear(2, 8)"),
+        }
+        out.push(' ');
+    }
+}
+
+/// Thousands of random declarations, some shaped like real ones, through the whole macro
+/// (parse, check, generate): none may panic, and every one must give tokens that parse as Rust.
+#[test]
+fn random_tokens_never_panic() {
+    let mut rng = Rng(0x5EED);
+    let mut accepted = 0;
+    for case in 0..6000 {
+        let mut text = String::new();
+        if case % 2 == 0 {
+            // Shaped like a declaration, so the layer checker is reached.
+            text.push_str(["", "pub ", "/// doc\n", "#[allow(dead_code)] "][rng.below(4)]);
+            text.push_str(
+                ["struct N ", "struct N: f64 ", "struct N: f16 ", "struct "][rng.below(4)],
+            );
+            text.push('{');
+            random_tokens(&mut rng, 1, &mut text);
+            text.push('}');
+        } else {
+            random_tokens(&mut rng, 0, &mut text);
+        }
+        let Ok(tokens) = text.parse::<TokenStream>() else {
+            continue;
+        };
+        let output = std::panic::catch_unwind(|| crate::expand(tokens));
+        let output = output.unwrap_or_else(|_| panic!("the macro panicked on: {text}"));
+        if !output.to_string().contains("compile_error") {
+            accepted += 1;
+        }
+        assert!(
+            syn::parse2::<syn::File>(output).is_ok(),
+            "output is not Rust for: {text}"
+        );
+    }
+    // The generator must reach valid declarations too, or only the error paths were tried.
+    assert!(accepted > 0, "no random declaration was valid");
 }

@@ -19,6 +19,56 @@ const BUILT_IN_DERIVES: &[&str] = &["Clone", "Debug", "PartialEq"];
 /// The block layer whose arguments are layers.
 const RESIDUAL: &str = "Residual";
 
+/// PyTorch modules a user may reach for that `network!` does not have: named, they get an
+/// error that says so, rather than being taken for a nested network that does not exist.
+const UNSUPPORTED: &[&str] = &[
+    "Dropout",
+    "AlphaDropout",
+    "Conv1d",
+    "Conv2d",
+    "Conv3d",
+    "ConvTranspose2d",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "LayerNorm",
+    "GroupNorm",
+    "InstanceNorm1d",
+    "Embedding",
+    "Flatten",
+    "Unflatten",
+    "MaxPool1d",
+    "MaxPool2d",
+    "AvgPool1d",
+    "AvgPool2d",
+    "AdaptiveAvgPool2d",
+    "LSTM",
+    "GRU",
+    "RNN",
+    "MultiheadAttention",
+    "Transformer",
+    "Softmax",
+    "LogSoftmax",
+    "GELU",
+    "ELU",
+    "SELU",
+    "CELU",
+    "SiLU",
+    "Mish",
+    "Softplus",
+    "Softsign",
+    "Hardtanh",
+    "Hardswish",
+    "Hardsigmoid",
+    "PReLU",
+    "RReLU",
+    "ReLU6",
+    "LogSigmoid",
+    "Tanhshrink",
+    "Bilinear",
+    "Sequential",
+    "ModuleList",
+];
+
 /// Checks a parsed declaration and builds its model, or returns every mistake in it.
 pub fn check(input: NetworkInput) -> syn::Result<Network> {
     let NetworkInput {
@@ -61,6 +111,7 @@ pub fn check(input: NetworkInput) -> syn::Result<Network> {
         errors,
         size_checks,
     } = cx;
+    let io_spans = io_spans(&layers);
     let layers = checked.into_iter().flatten().collect();
     errors.finish(Network {
         attrs,
@@ -69,6 +120,7 @@ pub fn check(input: NetworkInput) -> syn::Result<Network> {
         scalar,
         layers,
         size_checks,
+        io_spans,
     })
 }
 
@@ -197,6 +249,16 @@ impl Checker {
     /// A network declared elsewhere, used by its name as one layer.
     fn nested(&mut self, syntax: &LayerSyntax) -> Option<(Op, Size, Size)> {
         let name = syntax.name.to_string();
+        if UNSUPPORTED.contains(&name.as_str()) {
+            self.errors.at(
+                syntax.name.span(),
+                format!(
+                    "`{name}` is a PyTorch module that `network!` does not support; the supported layers are {}",
+                    known_names().join(", ")
+                ),
+            );
+            return None;
+        }
         let known = known_names();
         if let Some(closest) = closest(&name, &known) {
             // Close to a layer kind: a typo far more likely than a network so named.
@@ -351,6 +413,27 @@ impl Checker {
     }
 }
 
+/// The spans of the network's first declared input size and last declared output size (the
+/// name of a nested network there); the call site where neither is found.
+fn io_spans(layers: &[LayerSyntax]) -> (Span, Span) {
+    let sized = |l: &&LayerSyntax| layers::lookup(&l.name.to_string()).is_none_or(|k| k.resizes());
+    let input = layers
+        .iter()
+        .find(sized)
+        .map_or(Span::call_site(), first_arg_span);
+    let output = layers
+        .iter()
+        .rev()
+        .find(sized)
+        .map_or(Span::call_site(), |l| {
+            match l.args.as_ref().and_then(|a| a.list.get(1)) {
+                Some(Arg::Number(n)) => n.lit.span(),
+                _ => l.name.span(),
+            }
+        });
+    (input, output)
+}
+
 /// The span errors about a layer's input size go on: its first argument, else its name.
 fn first_arg_span(syntax: &LayerSyntax) -> Span {
     match syntax.args.as_ref().and_then(|a| a.list.first()) {
@@ -442,10 +525,11 @@ fn check_arity(kind: &LayerKind, syntax: &LayerSyntax, args: &[Arg], errors: &mu
         errors.over(
             &args[max],
             format!(
-                "`{}` takes {} argument{}: `{}`",
+                "`{}` takes {} argument{}, found {}: write `{}`",
                 kind.name,
                 max,
                 plural(max),
+                args.len(),
                 kind.signature()
             ),
         );

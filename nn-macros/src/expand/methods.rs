@@ -157,26 +157,39 @@ fn constructors(model: &Network) -> TokenStream {
     }
 }
 
-/// `forward` and `forward_batch`.
-fn inference(model: &Network) -> TokenStream {
+/// The batch types of the signatures, `SMatrix<T, IN, B>` and `SMatrix<T, OUT, B>` (with
+/// `columns` for `B`), spanned on the sizes in the user's declaration: rustc's "expected ...,
+/// found ..." then has a note pointing at the size the argument was checked against.
+fn io_types(model: &Network, columns: TokenStream) -> (TokenStream, TokenStream) {
     let scalar = model.scalar.tokens();
     let (input, output) = (model.input().tokens(), model.output().tokens());
+    let (input_span, output_span) = model.io_spans;
+    (
+        quote_spanned!(input_span=> ::nn_runtime::__private::SMatrix<#scalar, #input, #columns>),
+        quote_spanned!(output_span=> ::nn_runtime::__private::SMatrix<#scalar, #output, #columns>),
+    )
+}
+
+/// `forward` and `forward_batch`.
+fn inference(model: &Network) -> TokenStream {
+    let (one_in, one_out) = io_types(model, quote!(1));
+    let (batch_in, batch_out) = io_types(model, quote!(B));
     let (statements, result) = passes::forward(model);
+    // The whole parameter on the size's span: rustc's "method defined here" note shows it.
+    let span = model.io_spans.0;
+    let (x, x0) = (
+        quote_spanned!(span=> x: &#one_in),
+        quote_spanned!(span=> x0: &#batch_in),
+    );
     quote! {
         /// Runs one sample (`IN` features) through the network, giving `OUT` features.
-        pub fn forward(
-            &self,
-            x: &::nn_runtime::__private::SVector<#scalar, #input>,
-        ) -> ::nn_runtime::__private::SVector<#scalar, #output> {
+        pub fn forward(&self, #x) -> #one_out {
             self.forward_batch(x)
         }
 
         /// Runs a batch through the network: `xs` is `IN x B`, one column per sample; the
         /// result is `OUT x B`, column `b` the output for sample `b`.
-        pub fn forward_batch<const B: usize>(
-            &self,
-            x0: &::nn_runtime::__private::SMatrix<#scalar, #input, B>,
-        ) -> ::nn_runtime::__private::SMatrix<#scalar, #output, B> {
+        pub fn forward_batch<const B: usize>(&self, #x0) -> #batch_out {
             #statements
             #result
         }
@@ -186,7 +199,7 @@ fn inference(model: &Network) -> TokenStream {
 /// `gradients` and `train_step`.
 fn training(model: &Network) -> TokenStream {
     let (ident, scalar) = (&model.ident, model.scalar.tokens());
-    let (input, output) = (model.input().tokens(), model.output().tokens());
+    let (batch_in, batch_out) = io_types(model, quote!(B));
     let grads = model.grads_ident();
     let (forward, result) = passes::forward(model);
     let backward = passes::backward(model, false);
@@ -200,8 +213,8 @@ fn training(model: &Network) -> TokenStream {
         /// [`gradients_into`](Self::gradients_into) with a boxed gradient struct.
         pub fn gradients<L: ::nn_runtime::__private::Loss<#scalar>, const B: usize>(
             &self,
-            xs: &::nn_runtime::__private::SMatrix<#scalar, #input, B>,
-            ys: &::nn_runtime::__private::SMatrix<#scalar, #output, B>,
+            xs: &#batch_in,
+            ys: &#batch_out,
             loss: &L,
         ) -> (#scalar, #grads) {
             let mut grads = #grads::zeros();
@@ -213,8 +226,8 @@ fn training(model: &Network) -> TokenStream {
         /// is overwritten) and returning the loss: no allocation, no large value on the stack.
         pub fn gradients_into<L: ::nn_runtime::__private::Loss<#scalar>, const B: usize>(
             &self,
-            xs: &::nn_runtime::__private::SMatrix<#scalar, #input, B>,
-            ys: &::nn_runtime::__private::SMatrix<#scalar, #output, B>,
+            xs: &#batch_in,
+            ys: &#batch_out,
             loss: &L,
             grads: &mut #grads,
         ) -> #scalar {
@@ -236,8 +249,8 @@ fn training(model: &Network) -> TokenStream {
             const B: usize,
         >(
             &mut self,
-            xs: &::nn_runtime::__private::SMatrix<#scalar, #input, B>,
-            ys: &::nn_runtime::__private::SMatrix<#scalar, #output, B>,
+            xs: &#batch_in,
+            ys: &#batch_out,
             loss: &L,
             optimizer: &mut O,
         ) -> #scalar {

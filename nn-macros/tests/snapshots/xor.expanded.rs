@@ -99,8 +99,8 @@ impl Xor {
     /// Runs one sample (`IN` features) through the network, giving `OUT` features.
     pub fn forward(
         &self,
-        x: &::nn_runtime::__private::SVector<f32, 2>,
-    ) -> ::nn_runtime::__private::SVector<f32, 1> {
+        x: &::nn_runtime::__private::SMatrix<f32, 2, 1>,
+    ) -> ::nn_runtime::__private::SMatrix<f32, 1, 1> {
         self.forward_batch(x)
     }
     /// Runs a batch through the network: `xs` is `IN x B`, one column per sample; the

@@ -1,0 +1,8 @@
+// A PyTorch module `network!` does not have is named as such, not taken for a nested network.
+use nn_runtime::prelude::*;
+
+network! {
+    struct N { Linear(2, 8), Dropout, Linear(8, 1) }
+}
+
+fn main() {}
