@@ -158,8 +158,8 @@ fn constructors(model: &Network) -> TokenStream {
 }
 
 /// The batch types of the signatures, `SMatrix<T, IN, B>` and `SMatrix<T, OUT, B>` (with
-/// `columns` for `B`), spanned on the sizes in the user's declaration: rustc's "expected ...,
-/// found ..." then has a note pointing at the size the argument was checked against.
+/// `columns` for `B`), spanned on the sizes in the user's declaration, so that type errors
+/// about them that rustc places on the definition point at the declared size.
 fn io_types(model: &Network, columns: TokenStream) -> (TokenStream, TokenStream) {
     let scalar = model.scalar.tokens();
     let (input, output) = (model.input().tokens(), model.output().tokens());
@@ -175,12 +175,10 @@ fn inference(model: &Network) -> TokenStream {
     let (one_in, one_out) = io_types(model, quote!(1));
     let (batch_in, batch_out) = io_types(model, quote!(B));
     let (statements, result) = passes::forward(model);
-    // The whole parameter on the size's span: rustc's "method defined here" note shows it.
-    let span = model.io_spans.0;
-    let (x, x0) = (
-        quote_spanned!(span=> x: &#one_in),
-        quote_spanned!(span=> x0: &#batch_in),
-    );
+    // Parameter names keep the macro's own hygiene (the body must see them even when the
+    // declaration comes from a user's `macro_rules!`); only their types carry user spans.
+    let (one_ty, batch_ty) = (quote!(&#one_in), quote!(&#batch_in));
+    let (x, x0) = (quote!(x: #one_ty), quote!(x0: #batch_ty));
     quote! {
         /// Runs one sample (`IN` features) through the network, giving `OUT` features.
         pub fn forward(&self, #x) -> #one_out {
