@@ -31,6 +31,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod data;
 pub mod heap;
 pub mod init;
 pub mod layer;
@@ -39,6 +40,7 @@ pub mod net;
 pub mod optim;
 pub mod real;
 pub mod tensors;
+pub mod weights;
 
 pub use layer::Linear;
 pub use loss::{BceWithLogits, CrossEntropy, Hinge, Loss, Mse, one_hot};
@@ -57,6 +59,7 @@ pub mod prelude {
     pub use crate::net::Network;
     pub use crate::optim::{Adam, AdamW, Optimizer, RmsProp, Sgd};
     pub use crate::real::Real;
+    pub use crate::weights::SafeTensorsExt;
     pub use nalgebra::{SMatrix, SVector};
     pub use nn_macros::network;
 }

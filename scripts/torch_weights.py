@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""Moves the seed XOR network's weights between PyTorch and this project, by safetensors files.
+
+What it does
+    Without arguments: trains the seed network in PyTorch, exactly as examples/xor.rs trains it
+    here (nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 1)), nn.MSELoss(),
+    torch.optim.Adam(lr=0.01), 1000 full-batch epochs on the 4 XOR inputs, torch.manual_seed(0)),
+    and writes
+        tests/fixtures/weights/xor_torch.safetensors    its state_dict, by
+            safetensors.torch.save_file(model.state_dict(), path): tensors 0.weight [8, 2],
+            0.bias [8], 2.weight [1, 8], 2.bias [1], float32, row-major
+        tests/fixtures/weights/xor_torch_outputs.json   the trained network's outputs on the 4
+            XOR inputs and a few others (tests/weights.rs loads the file into an `Xor` and
+            compares its outputs with these, to 1e-6)
+    and, to pin the names of nested and residual parts, an untrained float64 network
+        nn.Sequential(nn.Sequential(nn.Linear(3, 4), nn.Tanh()),
+                      Residual(nn.Linear(4, 4), nn.ReLU()), nn.Linear(4, 2))
+    (`network! { struct Big: f64 { Enc, Residual(Linear(4, 4), ReLU), Linear(4, 2) } }` with
+    `Enc` = `Linear(3, 4), Tanh`; `Residual` below is an nn.Sequential whose forward adds its
+    input, so its layers are named 1.0, 1.1, ... as network! names them) in
+        tests/fixtures/weights/big_torch.safetensors     tensors 0.0.weight, 0.0.bias,
+            1.0.weight, 1.0.bias, 2.weight, 2.bias, float64
+        tests/fixtures/weights/big_torch_outputs.json    its outputs on a few inputs (compared
+            in tests/weights.rs to 1e-12)
+
+    With --check PATH: loads PATH, a safetensors file written by this project (for example by
+    `cargo run --release --example torch_roundtrip`, which writes target/xor_finetuned.safetensors),
+    into the same nn.Sequential with load_state_dict(strict=True), so any missing, extra or
+    misshapen tensor is an error, and prints its outputs on the same inputs. If the outputs
+    our side computed are beside the file (PATH with `.outputs.json` for `.safetensors`, as the
+    example writes them) or given by --expected JSON, it prints them too, side by side, with
+    the largest absolute difference, and exits non-zero if that exceeds 1e-6.
+
+How to run (from any directory; needs torch, CPU only, and the safetensors Python package)
+    python3 scripts/torch_weights.py                   # rewrite the fixtures
+    python3 scripts/torch_weights.py --check target/xor_finetuned.safetensors
+
+    Made with torch 2.15.0 and safetensors 0.8.0 (Python); the fixture records the torch version.
+    tests/fixtures/weights/roundtrip_check.txt is the recorded output of the --check run.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT_DIR = ROOT / "tests" / "fixtures" / "weights"
+WEIGHTS = OUT_DIR / "xor_torch.safetensors"
+OUTPUTS = OUT_DIR / "xor_torch_outputs.json"
+TOLERANCE = 1e-6
+
+XOR_INPUTS = [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]
+XOR_TARGETS = [[0.0], [1.0], [1.0], [0.0]]
+# Inputs off the training set, so that every unit's weights matter in the comparison.
+OTHER_INPUTS = [[0.5, 0.5], [0.25, 0.75], [-1.0, 2.0], [2.0, -1.0], [3.0, 3.0], [-0.5, -0.25]]
+INPUTS = XOR_INPUTS + OTHER_INPUTS
+
+
+class Residual(nn.Sequential):
+    """network!'s `Residual(layers...)`: `x + layers(x)`. Being an nn.Sequential, its layers are
+    named by their index inside it (`1.0.weight` for the first layer of a block at index 1)."""
+
+    def forward(self, x):
+        return x + super().forward(x)
+
+
+def big_network():
+    """`Big` of tests/weights.rs: a nested network, a residual block and a layer, in float64."""
+    return nn.Sequential(
+        nn.Sequential(nn.Linear(3, 4), nn.Tanh()),
+        Residual(nn.Linear(4, 4), nn.ReLU()),
+        nn.Linear(4, 2),
+    ).double()
+
+
+BIG_INPUTS = [[0.5, -1.0, 2.0], [0.0, 0.0, 0.0], [-1.5, 0.25, 1.0], [3.0, 2.0, -2.0]]
+
+
+def export_big():
+    torch.manual_seed(1)
+    model = big_network()
+    save_file(model.state_dict(), str(OUT_DIR / "big_torch.safetensors"))
+    with torch.no_grad():
+        outputs = model(torch.tensor(BIG_INPUTS, dtype=torch.float64)).tolist()
+    record = {
+        "torch_version": torch.__version__,
+        "what": "nn.Sequential(nn.Sequential(Linear(3, 4), Tanh), Residual(Linear(4, 4), ReLU), "
+        "Linear(4, 2)), float64, torch.manual_seed(1) default init",
+        "names": list(model.state_dict().keys()),
+        "inputs": BIG_INPUTS,
+        "outputs": outputs,
+    }
+    (OUT_DIR / "big_torch_outputs.json").write_text(json.dumps(record, indent=1) + "\n")
+    print(f"wrote big_torch.safetensors and big_torch_outputs.json ({', '.join(record['names'])})")
+
+
+def xor_network():
+    """The seed network, as examples/xor.rs declares it with `network!`."""
+    return nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 1))
+
+
+def outputs_of(model):
+    with torch.no_grad():
+        return [row[0] for row in model(torch.tensor(INPUTS, dtype=torch.float32)).tolist()]
+
+
+def train_and_export():
+    torch.manual_seed(0)
+    model = xor_network()
+    xs = torch.tensor(XOR_INPUTS)
+    ys = torch.tensor(XOR_TARGETS)
+    loss_fn = nn.MSELoss()
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(1000):
+        opt.zero_grad()
+        loss = loss_fn(model(xs), ys)
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        final_loss = loss_fn(model(xs), ys).item()
+
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    save_file(model.state_dict(), str(WEIGHTS))
+    record = {
+        "torch_version": torch.__version__,
+        "what": "nn.Sequential(Linear(2, 8), ReLU, Linear(8, 1)) trained on XOR: MSELoss, "
+        "Adam(lr=0.01), 1000 full-batch epochs, torch.manual_seed(0)",
+        "final_loss": final_loss,
+        "inputs": INPUTS,
+        "outputs": outputs_of(model),
+    }
+    OUTPUTS.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"final loss {final_loss:.6g}")
+    print(f"wrote {WEIGHTS.relative_to(ROOT)} and {OUTPUTS.relative_to(ROOT)}")
+    export_big()
+
+
+def check(path, expected_path):
+    state = load_file(str(path))
+    model = xor_network()
+    model.load_state_dict(state, strict=True)
+    print(f"torch {torch.__version__} loaded {path} with load_state_dict(strict=True):")
+    for name, tensor in state.items():
+        print(f"  {name:<9} {str(tensor.dtype):<14} {list(tensor.shape)}")
+    ours = None
+    if expected_path is None:
+        sibling = Path(str(path).removesuffix(".safetensors") + ".outputs.json")
+        expected_path = sibling if sibling.exists() else None
+    if expected_path is not None:
+        record = json.loads(Path(expected_path).read_text())
+        if record["inputs"] != INPUTS:
+            sys.exit(f"{expected_path}: its inputs are not this script's inputs")
+        ours = record["outputs"]
+    theirs = outputs_of(model)
+
+    print()
+    if ours is None:
+        print("      x1      x2 | PyTorch")
+        for x, t in zip(INPUTS, theirs):
+            print(f"{x[0]:>8} {x[1]:>7} | {t:>12.8f}")
+        return
+    print(f"outputs on the same inputs (ours from {expected_path}):")
+    print("      x1      x2 |         ours |      PyTorch |  abs diff")
+    worst = 0.0
+    for x, o, t in zip(INPUTS, ours, theirs):
+        worst = max(worst, abs(o - t))
+        print(f"{x[0]:>8} {x[1]:>7} | {o:>12.8f} | {t:>12.8f} | {abs(o - t):.1e}")
+    verdict = "match" if worst <= TOLERANCE else "DIFFER"
+    print(f"\nmax abs diff {worst:.3e}: outputs {verdict} (tolerance {TOLERANCE:g})")
+    if worst > TOLERANCE:
+        sys.exit(1)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--check", metavar="PATH", help="load a safetensors file we wrote")
+    parser.add_argument("--expected", metavar="JSON", help="our outputs, to print beside torch's")
+    args = parser.parse_args()
+    if args.check:
+        check(args.check, args.expected)
+    else:
+        train_and_export()
+
+
+if __name__ == "__main__":
+    main()
