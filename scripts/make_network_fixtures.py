@@ -5,14 +5,17 @@ What it writes
     tests/fixtures/network/<arch>.json, one file per entry of ARCHS below. Each holds an
     `nn.Sequential` network's weights, a batch of inputs and targets, torch's outputs, loss and
     gradients, and for each optimizer configuration the losses of five training steps and the
-    weights after them. A Rust test can declare the same layers with `network!`, load the
-    weights, and compare everything.
+    weights after them. It also holds, for every loss kind of LOSSES (not only the one the
+    network trains with), targets for it, the loss and the gradient of every parameter. A Rust
+    test (tests/torch_parity.rs) declares the same layers with `network!`, loads the weights,
+    and compares everything.
 
 How to run
     python3 scripts/make_network_fixtures.py      (from any directory; needs torch, CPU only)
 
     Made with torch 2.15.0; each file records the version that wrote it. The output is
-    deterministic: every value comes from a torch.Generator seeded from the arch's name.
+    deterministic: every value comes from a torch.Generator seeded from the arch's name (the
+    targets of the `losses` map from one seeded from the arch's and the loss's names).
     The optimizer configurations are those of scripts/make_optim_fixtures.py (imported from
     it), without the `_f64` duplicates: each runs at the network's own dtype.
 
@@ -26,7 +29,13 @@ Conventions
         CrossEntropy  nn.CrossEntropyLoss() on logits, with class-probability targets of the
                       output's shape (each target row sums to 1)
         BceWithLogits nn.BCEWithLogitsLoss() with soft targets in [0, 1]
-        Hinge         torch.clamp(1 - out * t, min=0).mean(), targets +-1
+        Hinge         torch.clamp(1 - out * t, min=0).mean(), targets +-1; every margin
+                      1 - out * t is kept at least 1e-4 away from 0, where clamp's gradient
+                      would be a convention (asserted)
+      These are the definitions documented in nn-runtime/src/loss.rs. Cross-entropy on a
+      network with one output is identically 0 (one class always has probability 1), so its
+      value and gradients there are a smoke test only; the networks with several outputs are
+      the ones that check it.
     - Training uses the whole batch at every step, as `train_step(&xs, &ys, &loss, &mut opt)`:
       opt.zero_grad(); loss = loss_fn(net(xs), ys); loss.backward(); opt.step(). The recorded
       loss of a step is the one computed before its update.
@@ -47,6 +56,12 @@ JSON layout (one object)
     grads          state_dict name -> gradient of `loss`, same layout as `weights`
     train          config name -> {"optimizer", "args" (as in the optim fixtures),
                    "losses": [5 losses, before each update], "state_dict": weights after}
+    losses         every loss kind, by our loss name ("Mse", "CrossEntropy", "BceWithLogits",
+                   "Hinge") -> {"torch": the torch expression, "ys": targets for that loss (a
+                   list of samples), "loss": its value on `outputs`, "grads": state_dict name
+                   -> gradient of that loss at `weights`}. The entry of the network's own loss
+                   (loss_fn.name) reuses `ys`, so it repeats `loss` and `grads`; the others
+                   draw their targets from a generator seeded from "<arch>/<loss name>".
 """
 
 import copy
@@ -95,6 +110,16 @@ def targets_sign(gen, shape, dtype):
     return torch.where(z >= 0, 1.0, -1.0).to(dtype)
 
 
+# Our loss name -> the targets appropriate to it, for the `losses` map.
+TARGETS = {
+    "Mse": targets_mse,
+    "CrossEntropy": targets_probabilities,
+    "BceWithLogits": targets_soft_binary,
+    "Hinge": targets_sign,
+}
+assert TARGETS.keys() == LOSSES.keys()
+
+
 # arch name -> (layers as network! spells them, loss, target maker, dtype, input scale)
 ARCHS = {
     "relu_mse": (["Linear(2, 8)", "ReLU", "Linear(8, 1)"], "Mse", targets_mse, torch.float32, 1.0),
@@ -120,6 +145,15 @@ ARCHS = {
         targets_sign,
         torch.float32,
         12.0,
+    ),
+    # Several outputs in f32, so that cross-entropy (identically 0 on one output) is checked on
+    # three networks, and MSE's mean over every element (not only over the batch) in training.
+    "tanh_leaky_relu_mse": (
+        ["Linear(3, 6)", "Tanh", "Linear(6, 5)", "LeakyReLU(0.05)", "Linear(5, 4)"],
+        "Mse",
+        targets_mse,
+        torch.float32,
+        1.0,
     ),
 }
 
@@ -168,6 +202,37 @@ def train(net, loss_fn, xs, ys, optimizer, args):
     }
 
 
+def check_targets(what, loss_name, outputs, ys):
+    """Asserts that `ys` suit `loss_name` and, for the hinge, that no margin is near 0."""
+    if loss_name == "CrossEntropy":
+        sums = ys.sum(dim=1)
+        assert (ys >= 0).all() and torch.allclose(sums, torch.ones_like(sums)), what
+    elif loss_name == "BceWithLogits":
+        assert ((ys >= 0) & (ys <= 1)).all(), what
+    elif loss_name == "Hinge":
+        assert ((ys == 1) | (ys == -1)).all(), what
+        # clamp's gradient at exactly zero margin is a convention; keep the fixture off it.
+        margins = 1 - outputs.detach() * ys
+        assert (margins.abs() > 1e-4).all(), f"{what}: a margin is too close to 0"
+
+
+def loss_entry(name, net, xs, outputs, loss_name, ys):
+    """The `losses` entry of one loss kind: its targets, value and parameter gradients."""
+    loss_fn, loss_torch = LOSSES[loss_name]
+    check_targets(f"{name}/{loss_name}", loss_name, outputs, ys)
+    net.zero_grad()
+    loss = loss_fn(net(xs), ys)
+    loss.backward()
+    entry = {
+        "torch": loss_torch,
+        "ys": tolist(ys),
+        "loss": loss.item(),
+        "grads": {n: tolist(p.grad) for n, p in net.named_parameters()},
+    }
+    net.zero_grad()
+    return entry
+
+
 def run(name, layers, loss_name, make_targets, dtype, input_scale):
     gen = torch.Generator().manual_seed(zlib.crc32(name.encode()))
     net = nn.Sequential(*[module(layer, gen, dtype) for layer in layers])
@@ -181,10 +246,9 @@ def run(name, layers, loss_name, make_targets, dtype, input_scale):
     outputs = net(xs)
     loss = loss_fn(outputs, ys)
     loss.backward()
+    check_targets(name, loss_name, outputs, ys)
     if loss_name == "Hinge":
-        # clamp's gradient at exactly zero margin is a convention; keep the fixture off it.
         margins = 1 - outputs.detach() * ys
-        assert (margins.abs() > 1e-4).all(), f"{name}: a margin is too close to 0"
         assert (margins < 0).any() and (margins > 0).any(), f"{name}: one side of the clamp unused"
     grads = {n: tolist(p.grad) for n, p in net.named_parameters()}
 
@@ -193,6 +257,18 @@ def run(name, layers, loss_name, make_targets, dtype, input_scale):
         for config, (optimizer, args, _dtype) in CONFIGS.items()
         if not config.endswith("_f64")
     }
+
+    losses = {}
+    for kind, make in TARGETS.items():
+        if kind == loss_name:
+            kind_ys = ys
+        else:
+            kind_gen = torch.Generator().manual_seed(zlib.crc32(f"{name}/{kind}".encode()))
+            kind_ys = make(kind_gen, (BATCH, n_out), dtype)
+        losses[kind] = loss_entry(name, net, xs, outputs, kind, kind_ys)
+    own = losses[loss_name]
+    assert own["loss"] == loss.item() and own["grads"] == grads, f"{name}: own loss differs"
+
     return {
         "name": name,
         "torch_version": torch.__version__,
@@ -207,6 +283,7 @@ def run(name, layers, loss_name, make_targets, dtype, input_scale):
         "loss": loss.item(),
         "grads": grads,
         "train": trains,
+        "losses": losses,
     }
 
 

@@ -4,8 +4,11 @@
 //! `nn.Sequential` network's weights, a batch of inputs and targets, and what torch computed from
 //! them: the outputs, the loss, the gradient of every parameter and, for every optimizer
 //! configuration of `scripts/make_optim_fixtures.py`, the losses of five full-batch training
-//! steps and the weights after them. Each test below declares the same layers with `network!`
-//! (checked against the fixture's layer list), loads the weights, and compares all of it.
+//! steps and the weights after them. Each fixture also holds, for every loss kind of
+//! [`LOSS_KINDS`] (not only the one its network trains with), targets suited to that loss, its
+//! value and the gradient of every parameter. Each test below declares the same layers with
+//! `network!` (checked against the fixture's layer list), loads the weights, and compares all of
+//! it.
 //!
 //! The fixtures store matrices as torch does, row-major nested lists `[out][in]`, and batches as
 //! lists of samples; nalgebra is column-major and a batch here is one column per sample, so every
@@ -75,12 +78,53 @@ fn dtype<T: Real>() -> &'static str {
 // What every fixture must hold.
 
 /// Every fixture in `tests/fixtures/network`, each with its test below.
-const ARCHS: [&str; 4] = [
+const ARCHS: [&str; 5] = [
     "relu_mse",
     "tanh_sigmoid_cross_entropy",
     "leaky_relu_bce_f64",
     "relu_hinge",
+    "tanh_leaky_relu_mse",
 ];
+
+/// The loss kinds every fixture must hold in its `losses` map, by our loss type's name, each
+/// with the categories its value and its gradients are reported under. A fixture with one
+/// missing or one extra fails, so no loss goes unchecked on any network.
+///
+/// Cross-entropy on a network with a single output is identically 0 (one class always has
+/// probability 1), so there it is a smoke test only; `tanh_sigmoid_cross_entropy`,
+/// `leaky_relu_bce_f64` (`f64`) and `tanh_leaky_relu_mse` have several outputs and check it.
+const LOSS_KINDS: [LossKind; 4] = [
+    LossKind {
+        name: "Mse",
+        loss: "Mse loss",
+        grads: "Mse grads",
+    },
+    LossKind {
+        name: "CrossEntropy",
+        loss: "CrossEntropy loss",
+        grads: "CrossEntropy grads",
+    },
+    LossKind {
+        name: "BceWithLogits",
+        loss: "BceWithLogits loss",
+        grads: "BceWithLogits grads",
+    },
+    LossKind {
+        name: "Hinge",
+        loss: "Hinge loss",
+        grads: "Hinge grads",
+    },
+];
+
+/// One loss kind of [`LOSS_KINDS`].
+struct LossKind {
+    /// Our loss type's name, the key of the fixture's `losses` map.
+    name: &'static str,
+    /// The category its value is reported under.
+    loss: &'static str,
+    /// The category its parameter gradients are reported under.
+    grads: &'static str,
+}
 
 /// Samples per batch, as `BATCH` in `make_network_fixtures.py`.
 const BATCH: usize = 5;
@@ -527,7 +571,7 @@ impl Checker {
         for (category, w) in &self.categories {
             writeln!(
                 report,
-                "  {category:<14} {:>4} values  max relative {:.2e} (where it decides {:.2e})  \
+                "  {category:<19} {:>4} values  max relative {:.2e} (where it decides {:.2e})  \
                  max absolute {:.2e}  tolerance used {:.3}",
                 w.count, w.relative, w.relative_large, w.absolute, w.used
             )
@@ -573,8 +617,8 @@ fn every_fixture_and_configuration_is_covered() {
 ///
 /// `linear` names each `Linear` layer's field and its `nn.Sequential` index (its `state_dict`
 /// prefix); `comparisons` is the number of values the test must compare: `OUT * BATCH` outputs,
-/// 1 loss, `PARAMS` gradients and, per configuration, `TRAIN_STEPS` losses and `PARAMS`
-/// parameters.
+/// 1 loss, `PARAMS` gradients, per configuration `TRAIN_STEPS` losses and `PARAMS` parameters,
+/// and per loss kind 1 loss and `PARAMS` gradients.
 macro_rules! parity_test {
     (
         $(#[$doc:meta])*
@@ -635,12 +679,46 @@ macro_rules! parity_test {
                 $(check.linear("train params", &prefix, &net.$field, state, $index);)+
             }
 
+            // Every loss kind's value and gradients at the fixture's weights.
+            let losses = fixture["losses"]
+                .as_object()
+                .unwrap_or_else(|| panic!("{name}: no losses map"));
+            let kinds: BTreeSet<&str> = losses.keys().map(String::as_str).collect();
+            let required: BTreeSet<&str> = LOSS_KINDS.iter().map(|k| k.name).collect();
+            assert_eq!(kinds, required, "{name}: loss kinds");
+            // The network's own loss reuses the fixture's targets (and so repeats its loss).
+            let own = &losses[stringify!($loss)];
+            assert_eq!(own["ys"], fixture["ys"], "{name}: targets of its own loss");
+            assert_eq!(own["loss"], fixture["loss"], "{name}: value of its own loss");
+            for kind in &LOSS_KINDS {
+                let entry = &losses[kind.name];
+                let what = format!("losses.{}", kind.name);
+                let ys = samples::<$t, { $net::OUT }, BATCH>(&entry["ys"], &format!("{what}.ys"));
+                let (loss, grads) = match kind.name {
+                    "Mse" => reference.gradients(&xs, &ys, &Mse),
+                    "CrossEntropy" => reference.gradients(&xs, &ys, &CrossEntropy),
+                    "BceWithLogits" => reference.gradients(&xs, &ys, &BceWithLogits),
+                    "Hinge" => reference.gradients(&xs, &ys, &Hinge),
+                    other => panic!("{name}: no loss type for {other}"),
+                };
+                let torch = torch_value::<$t>(&entry["loss"], &format!("{what}.loss"));
+                check.scalar(kind.loss, &|| format!("{what} loss"), loss.widen(), torch);
+                assert_names(&entry["grads"], &format!("{what}.grads"), &indices);
+                let prefix = format!("{what} grad ");
+                $(check.linear(kind.grads, &prefix, &grads.$field, &entry["grads"], $index);)+
+            }
+
             let expected: usize = $expected;
             // The count also follows from the network's shape; both must agree.
             let per_config = TRAIN_STEPS + $net::PARAMS;
+            let per_loss = 1 + $net::PARAMS;
             assert_eq!(
                 expected,
-                $net::OUT * BATCH + 1 + $net::PARAMS + CONFIGS.len() * per_config,
+                $net::OUT * BATCH
+                    + 1
+                    + $net::PARAMS
+                    + CONFIGS.len() * per_config
+                    + LOSS_KINDS.len() * per_loss,
                 "{name}: expected comparisons"
             );
             check.finish(expected);
@@ -653,8 +731,9 @@ parity_test! {
     fn relu_mse for ReluMse: f32 { Linear(2, 8), ReLU, Linear(8, 1) }
     loss: Mse,
     linear: [l0 = "0", l2 = "2"],
-    // 33 parameters: 5 outputs + 1 loss + 33 gradients + 11 configs * (5 losses + 33 params).
-    comparisons: 457,
+    // 33 parameters: 5 outputs + 1 loss + 33 gradients + 11 configs * (5 losses + 33 params)
+    // + 4 loss kinds * (1 loss + 33 gradients).
+    comparisons: 593,
 }
 
 parity_test! {
@@ -664,8 +743,9 @@ parity_test! {
     }
     loss: CrossEntropy,
     linear: [l0 = "0", l2 = "2", l4 = "4"],
-    // 83 parameters: 15 outputs + 1 loss + 83 gradients + 11 configs * (5 losses + 83 params).
-    comparisons: 1067,
+    // 83 parameters: 15 outputs + 1 loss + 83 gradients + 11 configs * (5 losses + 83 params)
+    // + 4 loss kinds * (1 loss + 83 gradients).
+    comparisons: 1403,
 }
 
 parity_test! {
@@ -673,8 +753,9 @@ parity_test! {
     fn leaky_relu_bce_f64 for LeakyReluBce: f64 { Linear(3, 5), LeakyReLU(0.1), Linear(5, 2) }
     loss: BceWithLogits,
     linear: [l0 = "0", l2 = "2"],
-    // 32 parameters: 10 outputs + 1 loss + 32 gradients + 11 configs * (5 losses + 32 params).
-    comparisons: 450,
+    // 32 parameters: 10 outputs + 1 loss + 32 gradients + 11 configs * (5 losses + 32 params)
+    // + 4 loss kinds * (1 loss + 32 gradients).
+    comparisons: 582,
 }
 
 parity_test! {
@@ -682,6 +763,21 @@ parity_test! {
     fn relu_hinge for ReluHinge: f32 { Linear(3, 4), ReLU, Linear(4, 1) }
     loss: Hinge,
     linear: [l0 = "0", l2 = "2"],
-    // 21 parameters: 5 outputs + 1 loss + 21 gradients + 11 configs * (5 losses + 21 params).
-    comparisons: 313,
+    // 21 parameters: 5 outputs + 1 loss + 21 gradients + 11 configs * (5 losses + 21 params)
+    // + 4 loss kinds * (1 loss + 21 gradients).
+    comparisons: 401,
+}
+
+parity_test! {
+    /// Tanh and LeakyReLU hidden layers and four outputs, trained on MSE (a mean over every
+    /// element, not only over the batch), `f32`. With several outputs it also checks
+    /// cross-entropy, which one output makes identically 0.
+    fn tanh_leaky_relu_mse for TanhLeakyReluMse: f32 {
+        Linear(3, 6), Tanh, Linear(6, 5), LeakyReLU(0.05), Linear(5, 4)
+    }
+    loss: Mse,
+    linear: [l0 = "0", l2 = "2", l4 = "4"],
+    // 83 parameters: 20 outputs + 1 loss + 83 gradients + 11 configs * (5 losses + 83 params)
+    // + 4 loss kinds * (1 loss + 83 gradients).
+    comparisons: 1408,
 }
