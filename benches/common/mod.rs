@@ -1,0 +1,180 @@
+//! The five workloads of issue 4, shared by `benches/workloads.rs` and
+//! `tests/baseline_agrees.rs`: the generated networks, their data, and the copy of a generated
+//! network's weights into its hand-written baseline.
+//!
+//! Workloads (f32, one thread):
+//! - xor: Linear(2,8) ReLU Linear(8,1), MSE, Adam lr 1e-2, batch 4: one training step.
+//! - digits: Linear(64,32) ReLU Linear(32,10), cross-entropy, Adam lr 1e-3, batch 32: one step.
+//! - mnist: Linear(784,128) ReLU Linear(128,10), cross-entropy, SGD lr 1e-2, batch 64: one step.
+//! - infer: Linear(16,32) Tanh Linear(32,32) Tanh Linear(32,4): one single-sample forward.
+//! - online: the infer network, MSE, SGD lr 1e-2, batch 1: one training step.
+
+use crate::baseline::{self, Dense};
+use nn_runtime::prelude::*;
+
+network! {
+    /// xor: the classic 2-8-1 network.
+    pub struct XorNet { Linear(2, 8), ReLU, Linear(8, 1) }
+}
+
+network! {
+    /// digits: 8x8 images, 10 classes.
+    pub struct DigitsNet { Linear(64, 32), ReLU, Linear(32, 10) }
+}
+
+network! {
+    /// mnist: 28x28 images, 10 classes.
+    pub struct MnistNet { Linear(784, 128), ReLU, Linear(128, 10) }
+}
+
+network! {
+    /// infer and online: a small tanh regressor.
+    pub struct TanhNet { Linear(16, 32), Tanh, Linear(32, 32), Tanh, Linear(32, 4) }
+}
+
+/// The seed every generated network starts from.
+pub const SEED: u64 = 1;
+
+pub const XOR_LR: f32 = 1e-2;
+pub const DIGITS_LR: f32 = 1e-3;
+pub const MNIST_LR: f32 = 1e-2;
+pub const ONLINE_LR: f32 = 1e-2;
+
+/// Baseline of xor: Adam (2 slots per parameter), batch 4.
+pub type XorBase = baseline::Mlp2<2, 8, 1, 4, 2>;
+/// Baseline of digits: Adam, batch 32.
+pub type DigitsBase = baseline::Mlp2<64, 32, 10, 32, 2>;
+/// Baseline of mnist: SGD (no state), batch 64.
+pub type MnistBase = baseline::Mlp2<784, 128, 10, 64, 0>;
+/// Baseline of online: SGD, batch 1 (its `forward` is the infer baseline).
+pub type TanhBase = baseline::Mlp3<16, 32, 32, 4, 1, 0>;
+
+/// A reproducible stream of uniform floats (SplitMix64).
+pub struct Stream(u64);
+
+impl Stream {
+    pub fn new(seed: u64) -> Self {
+        Stream(seed)
+    }
+
+    /// Uniform in `[lo, hi)`.
+    pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        lo + (hi - lo) * ((z >> 40) as f32 / (1u64 << 24) as f32)
+    }
+
+    /// Uniform below `n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        ((self.uniform(0.0, 1.0) * n as f32) as usize).min(n - 1)
+    }
+
+    /// A matrix of uniform entries.
+    pub fn matrix<const R: usize, const C: usize>(
+        &mut self,
+        lo: f32,
+        hi: f32,
+    ) -> Box<SMatrix<f32, R, C>> {
+        let mut m = Box::new(SMatrix::<f32, R, C>::zeros());
+        for v in m.iter_mut() {
+            *v = self.uniform(lo, hi);
+        }
+        m
+    }
+
+    /// One-hot targets of random labels, one column per sample.
+    pub fn one_hot<const CLASSES: usize, const B: usize>(
+        &mut self,
+    ) -> Box<SMatrix<f32, CLASSES, B>> {
+        let mut m = Box::new(SMatrix::<f32, CLASSES, B>::zeros());
+        for b in 0..B {
+            let label = self.below(CLASSES);
+            m[(label, b)] = 1.0;
+        }
+        m
+    }
+}
+
+/// The four XOR inputs, one column each, and their targets.
+pub fn xor_data() -> (Box<SMatrix<f32, 2, 4>>, Box<SMatrix<f32, 1, 4>>) {
+    let xs = SMatrix::<f32, 2, 4>::from_columns(&[
+        SVector::from([0.0, 0.0]),
+        SVector::from([0.0, 1.0]),
+        SVector::from([1.0, 0.0]),
+        SVector::from([1.0, 1.0]),
+    ]);
+    let ys = SMatrix::<f32, 1, 4>::from_row_slice(&[0.0, 1.0, 1.0, 0.0]);
+    (Box::new(xs), Box::new(ys))
+}
+
+/// 32 digit-like images (pixels in [0, 1)) and one-hot labels.
+pub fn digits_data() -> (Box<SMatrix<f32, 64, 32>>, Box<SMatrix<f32, 10, 32>>) {
+    let mut s = Stream::new(2);
+    (s.matrix(0.0, 1.0), s.one_hot())
+}
+
+/// 64 MNIST-like images (pixels in [0, 1)) and one-hot labels.
+pub fn mnist_data() -> (Box<SMatrix<f32, 784, 64>>, Box<SMatrix<f32, 10, 64>>) {
+    let mut s = Stream::new(3);
+    (s.matrix(0.0, 1.0), s.one_hot())
+}
+
+/// One sample for infer and online: input in [-1, 1), target in [-1, 1).
+pub fn tanh_data() -> (Box<SMatrix<f32, 16, 1>>, Box<SMatrix<f32, 4, 1>>) {
+    let mut s = Stream::new(4);
+    (s.matrix(-1.0, 1.0), s.matrix(-1.0, 1.0))
+}
+
+/// A batch as the baseline reads it: the same bytes (column `b` of the matrix is row `b`).
+pub fn rows<const R: usize, const C: usize>(m: &SMatrix<f32, R, C>) -> &[[f32; R]; C] {
+    &m.data.0
+}
+
+/// Copies a generated layer's weight and bias into a baseline layer.
+pub fn copy_layer<const IN: usize, const OUT: usize>(
+    from: &Linear<f32, IN, OUT>,
+    to: &mut Dense<IN, OUT>,
+) {
+    for o in 0..OUT {
+        for i in 0..IN {
+            to.w[o][i] = from.weight[(o, i)];
+        }
+        to.b[o] = from.bias[o];
+    }
+}
+
+/// A baseline with the weights of `net` and fresh optimizer state.
+pub fn xor_base(net: &XorNet) -> Box<XorBase> {
+    let mut base = XorBase::zeroed();
+    copy_layer(&net.l0, &mut base.l0);
+    copy_layer(&net.l2, &mut base.l2);
+    base
+}
+
+/// See [`xor_base`].
+pub fn digits_base(net: &DigitsNet) -> Box<DigitsBase> {
+    let mut base = DigitsBase::zeroed();
+    copy_layer(&net.l0, &mut base.l0);
+    copy_layer(&net.l2, &mut base.l2);
+    base
+}
+
+/// See [`xor_base`].
+pub fn mnist_base(net: &MnistNet) -> Box<MnistBase> {
+    let mut base = MnistBase::zeroed();
+    copy_layer(&net.l0, &mut base.l0);
+    copy_layer(&net.l2, &mut base.l2);
+    base
+}
+
+/// See [`xor_base`].
+pub fn tanh_base(net: &TanhNet) -> Box<TanhBase> {
+    let mut base = TanhBase::zeroed();
+    copy_layer(&net.l0, &mut base.l0);
+    copy_layer(&net.l2, &mut base.l2);
+    copy_layer(&net.l4, &mut base.l4);
+    base
+}

@@ -1,0 +1,277 @@
+//! The five workloads of issue 4 (see `benches/common/mod.rs`), each a criterion group of two
+//! functions measured in the same run: `generated` (a `network!` network through its public
+//! API) and `baseline` (the hand-written code of `benches/baseline/`), so each figure is a
+//! ratio. Run with `cargo bench --bench workloads`, or `scripts/bench.sh` for the table.
+//!
+//! Training workloads train continuously on one fixed batch and every [`RESET_EVERY`] steps
+//! go back to the initial weights and a fresh optimizer (outside the timed region): every
+//! measured step is one of the first steps of a training run from the same start, for both
+//! implementations alike, so neither drifts into a different numeric regime (saturated
+//! softmax, subnormal Adam moments) over the millions of steps criterion runs.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use nn_runtime::prelude::*;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+#[allow(dead_code)]
+mod baseline;
+#[allow(dead_code)]
+mod common;
+
+use common::*;
+
+/// Training steps between resets to the initial weights.
+const RESET_EVERY: u64 = 1000;
+
+/// A training run: its state and the steps since it was last reset.
+struct Run<T> {
+    state: T,
+    since_reset: u64,
+}
+
+impl<T> Run<T> {
+    fn new(state: T) -> Self {
+        Run {
+            state,
+            since_reset: 0,
+        }
+    }
+
+    /// Runs `iters` steps and returns the time they took, resetting (untimed) every
+    /// [`RESET_EVERY`] steps.
+    fn time(
+        &mut self,
+        iters: u64,
+        mut reset: impl FnMut(&mut T),
+        mut step: impl FnMut(&mut T),
+    ) -> Duration {
+        let mut total = Duration::ZERO;
+        let mut left = iters;
+        while left > 0 {
+            if self.since_reset == RESET_EVERY {
+                reset(&mut self.state);
+                self.since_reset = 0;
+            }
+            let chunk = left.min(RESET_EVERY - self.since_reset);
+            let start = Instant::now();
+            for _ in 0..chunk {
+                step(&mut self.state);
+            }
+            total += start.elapsed();
+            self.since_reset += chunk;
+            left -= chunk;
+        }
+        total
+    }
+}
+
+fn xor(c: &mut Criterion) {
+    let (xs, ys) = xor_data();
+    let init = XorNet::seeded(SEED);
+    let mut group = c.benchmark_group("xor");
+
+    let mut run = Run::new((init.clone(), Adam::new(XOR_LR)));
+    group.bench_function("generated", |b| {
+        b.iter_custom(|iters| {
+            run.time(
+                iters,
+                |(net, opt)| (*net, *opt) = (init.clone(), Adam::new(XOR_LR)),
+                |(net, opt)| {
+                    black_box(net.train_step(black_box(&*xs), black_box(&*ys), &Mse, opt));
+                },
+            )
+        })
+    });
+
+    let init_base = xor_base(&init);
+    let (bx, by) = (rows(&xs), rows(&ys));
+    let mut run = Run::new((xor_base(&init), baseline::Adam::new(XOR_LR)));
+    group.bench_function("baseline", |b| {
+        b.iter_custom(|iters| {
+            run.time(
+                iters,
+                |(base, opt)| {
+                    (base.l0, base.l2) = (init_base.l0.clone(), init_base.l2.clone());
+                    base.clear_state();
+                    *opt = baseline::Adam::new(XOR_LR);
+                },
+                |(base, opt)| {
+                    black_box(base.train_step::<baseline::Mse, _>(
+                        black_box(bx),
+                        black_box(by),
+                        opt,
+                    ));
+                },
+            )
+        })
+    });
+    group.finish();
+}
+
+fn digits(c: &mut Criterion) {
+    let (xs, ys) = digits_data();
+    let init = DigitsNet::seeded(SEED);
+    let mut group = c.benchmark_group("digits");
+
+    let mut run = Run::new((init.clone(), Adam::new(DIGITS_LR)));
+    group.bench_function("generated", |b| {
+        b.iter_custom(|iters| {
+            run.time(
+                iters,
+                |(net, opt)| (*net, *opt) = (init.clone(), Adam::new(DIGITS_LR)),
+                |(net, opt)| {
+                    black_box(net.train_step(black_box(&*xs), black_box(&*ys), &CrossEntropy, opt));
+                },
+            )
+        })
+    });
+
+    let init_base = digits_base(&init);
+    let (bx, by) = (rows(&xs), rows(&ys));
+    let mut run = Run::new((digits_base(&init), baseline::Adam::new(DIGITS_LR)));
+    group.bench_function("baseline", |b| {
+        b.iter_custom(|iters| {
+            run.time(
+                iters,
+                |(base, opt)| {
+                    (base.l0, base.l2) = (init_base.l0.clone(), init_base.l2.clone());
+                    base.clear_state();
+                    *opt = baseline::Adam::new(DIGITS_LR);
+                },
+                |(base, opt)| {
+                    black_box(base.train_step::<baseline::CrossEntropy, _>(
+                        black_box(bx),
+                        black_box(by),
+                        opt,
+                    ));
+                },
+            )
+        })
+    });
+    group.finish();
+}
+
+fn mnist(c: &mut Criterion) {
+    let (xs, ys) = mnist_data();
+    // 400 KB of parameters: kept on the heap (benchmarks run on the main thread's 8 MiB stack,
+    // which `seeded` and `train_step` may use for temporaries).
+    let init = Box::new(MnistNet::seeded(SEED));
+    let mut group = c.benchmark_group("mnist");
+    group.sample_size(30);
+
+    let mut run = Run::new((Box::new(MnistNet::seeded(SEED)), Sgd::new(MNIST_LR)));
+    group.bench_function("generated", |b| {
+        b.iter_custom(|iters| {
+            run.time(
+                iters,
+                |(net, _)| {
+                    net.l0.weight.copy_from(&init.l0.weight);
+                    net.l0.bias.copy_from(&init.l0.bias);
+                    net.l2.weight.copy_from(&init.l2.weight);
+                    net.l2.bias.copy_from(&init.l2.bias);
+                },
+                |(net, opt)| {
+                    black_box(net.train_step(black_box(&*xs), black_box(&*ys), &CrossEntropy, opt));
+                },
+            )
+        })
+    });
+
+    let init_base = mnist_base(&init);
+    let (bx, by) = (rows(&xs), rows(&ys));
+    let mut run = Run::new((mnist_base(&init), baseline::Sgd { lr: MNIST_LR }));
+    group.bench_function("baseline", |b| {
+        b.iter_custom(|iters| {
+            run.time(
+                iters,
+                |(base, _)| {
+                    base.l0.clone_from(&init_base.l0);
+                    base.l2.clone_from(&init_base.l2);
+                },
+                |(base, opt)| {
+                    black_box(base.train_step::<baseline::CrossEntropy, _>(
+                        black_box(bx),
+                        black_box(by),
+                        opt,
+                    ));
+                },
+            )
+        })
+    });
+    group.finish();
+}
+
+fn infer(c: &mut Criterion) {
+    let (x, _) = tanh_data();
+    let net = TanhNet::seeded(SEED);
+    let x: SVector<f32, 16> = *x;
+    let mut group = c.benchmark_group("infer");
+    group.bench_function("generated", |b| {
+        b.iter(|| black_box(net.forward(black_box(&x))))
+    });
+    let base = tanh_base(&net);
+    let bx = &rows(&x)[0];
+    group.bench_function("baseline", |b| {
+        b.iter(|| black_box(base.forward(black_box(bx))))
+    });
+    group.finish();
+}
+
+fn online(c: &mut Criterion) {
+    let (xs, ys) = tanh_data();
+    let init = TanhNet::seeded(SEED);
+    let mut group = c.benchmark_group("online");
+
+    let mut run = Run::new((init.clone(), Sgd::new(ONLINE_LR)));
+    group.bench_function("generated", |b| {
+        b.iter_custom(|iters| {
+            run.time(
+                iters,
+                |(net, _)| *net = init.clone(),
+                |(net, opt)| {
+                    black_box(net.train_step(black_box(&*xs), black_box(&*ys), &Mse, opt));
+                },
+            )
+        })
+    });
+
+    let init_base = tanh_base(&init);
+    let (bx, by) = (rows(&xs), rows(&ys));
+    let mut run = Run::new((tanh_base(&init), baseline::Sgd { lr: ONLINE_LR }));
+    group.bench_function("baseline", |b| {
+        b.iter_custom(|iters| {
+            run.time(
+                iters,
+                |(base, _)| {
+                    (base.l0, base.l2, base.l4) = (
+                        init_base.l0.clone(),
+                        init_base.l2.clone(),
+                        init_base.l4.clone(),
+                    );
+                },
+                |(base, opt)| {
+                    black_box(base.train_step::<baseline::Mse, _>(
+                        black_box(bx),
+                        black_box(by),
+                        opt,
+                    ));
+                },
+            )
+        })
+    });
+    group.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+}
+
+criterion_group! {
+    name = workloads;
+    config = config();
+    targets = xor, digits, mnist, infer, online
+}
+criterion_main!(workloads);
