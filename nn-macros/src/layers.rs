@@ -283,7 +283,10 @@ pub const KINDS: &[LayerKind] = &[
         args: &[],
         params: None,
         // tanh x; derivative 1 - y^2
-        forward: |s| s.map(|x| quote!(#x.tanh())),
+        forward: |s| {
+            let scalar = &s.scalar;
+            s.map(|x| quote!(<#scalar as ::nn_runtime::__private::Real>::fast_tanh(#x)))
+        },
         backward: |s| {
             let one = s.lit(1.0);
             s.chain_on_output(|y| quote!(#one - #y * #y))

@@ -12,6 +12,20 @@ use crate::layer::Linear;
 use crate::real::Real;
 use nalgebra::SMatrix;
 
+/// Whether this processor has AVX2 and FMA, for the generated code's choice between its two
+/// compiled copies (std caches the answer: after the first call this is a load and a test).
+#[inline(always)]
+pub fn has_avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// Products with at least this many multiply-adds go to the blocked kernel.
 pub const GEMM_MIN_FLOPS: usize = 16 * 1024;
 
@@ -21,7 +35,7 @@ const fn large(m: usize, k: usize, n: usize) -> bool {
 }
 
 /// `z = W x + b` for every column of `x`.
-#[inline]
+#[inline(always)]
 pub fn linear_forward<T: Real, const IN: usize, const OUT: usize, const B: usize>(
     layer: &Linear<T, IN, OUT>,
     x: &SMatrix<T, IN, B>,
@@ -47,7 +61,7 @@ pub fn linear_forward<T: Real, const IN: usize, const OUT: usize, const B: usize
 
 /// Gradients of a `Linear` layer's parameters from its input `x` and the gradient `dz` of the
 /// loss with respect to its output: `dW = dz x^T`, `db = sum of dz's columns`. Overwrites `grad`.
-#[inline]
+#[inline(always)]
 pub fn linear_backward_params<T: Real, const IN: usize, const OUT: usize, const B: usize>(
     x: &SMatrix<T, IN, B>,
     dz: &SMatrix<T, OUT, B>,
@@ -73,7 +87,7 @@ pub fn linear_backward_params<T: Real, const IN: usize, const OUT: usize, const 
 
 /// Like [`linear_backward_params`], and also returns the gradient passed to the layer below:
 /// `dx = W^T dz`.
-#[inline]
+#[inline(always)]
 pub fn linear_backward<T: Real, const IN: usize, const OUT: usize, const B: usize>(
     layer: &Linear<T, IN, OUT>,
     x: &SMatrix<T, IN, B>,

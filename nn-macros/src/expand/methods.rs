@@ -179,18 +179,27 @@ fn inference(model: &Network) -> TokenStream {
     // declaration comes from a user's `macro_rules!`); only their types carry user spans.
     let (one_ty, batch_ty) = (quote!(&#one_in), quote!(&#batch_in));
     let (x, x0) = (quote!(x: #one_ty), quote!(x0: #batch_ty));
+    let forward_batch = multiversion(&Version {
+        doc: quote! {
+            /// Runs a batch through the network: `xs` is `IN x B`, one column per sample; the
+            /// result is `OUT x B`, column `b` the output for sample `b`.
+        },
+        name: "forward_batch",
+        generics: quote!(<const B: usize>),
+        turbofish: quote!(::<B>),
+        receiver: quote!(&self),
+        params: quote!(#x0),
+        args: quote!(x0),
+        ret: batch_out,
+        body: &|_| quote!(#statements #result),
+    });
     quote! {
         /// Runs one sample (`IN` features) through the network, giving `OUT` features.
         pub fn forward(&self, #x) -> #one_out {
             self.forward_batch(x)
         }
 
-        /// Runs a batch through the network: `xs` is `IN x B`, one column per sample; the
-        /// result is `OUT x B`, column `b` the output for sample `b`.
-        pub fn forward_batch<const B: usize>(&self, #x0) -> #batch_out {
-            #statements
-            #result
-        }
+        #forward_batch
     }
 }
 
@@ -202,6 +211,63 @@ fn training(model: &Network) -> TokenStream {
     let (forward, result) = passes::forward(model);
     let backward = passes::backward(model, false);
     let loss_grad = format_ident!("d{}", model.layers.len());
+    let loss_bound = quote!(::nn_runtime::__private::Loss<#scalar>);
+    let gradients_into = multiversion(&Version {
+        doc: quote! {
+            /// Like [`gradients`](Self::gradients), writing every gradient into `grads` (all of
+            /// it is overwritten) and returning the loss: no allocation, no large value on the
+            /// stack.
+        },
+        name: "gradients_into",
+        generics: quote!(<L: #loss_bound, const B: usize>),
+        turbofish: quote!(::<L, B>),
+        receiver: quote!(&self),
+        params: quote!(xs: &#batch_in, ys: &#batch_out, loss: &L, grads: &mut #grads),
+        args: quote!(xs, ys, loss, grads),
+        ret: scalar.clone(),
+        body: &|_| {
+            quote! {
+                let x0 = xs;
+                #forward
+                let (value, #loss_grad) = loss.value_and_grad(&#result, ys);
+                #backward
+                value
+            }
+        },
+    });
+    let train_step = multiversion(&Version {
+        doc: quote! {
+            /// One training step on a batch: forward, loss, backward, and the optimizer's
+            /// update of every parameter. Returns the batch loss before the update.
+            ///
+            /// The gradients go to space the network keeps on the heap, made on the first
+            /// step: later steps allocate nothing.
+        },
+        name: "train_step",
+        generics: quote!(<L: #loss_bound, O: ::nn_runtime::__private::Optimizer<#scalar>, const B: usize>),
+        turbofish: quote!(::<L, O, B>),
+        receiver: quote!(&mut self),
+        params: quote!(xs: &#batch_in, ys: &#batch_out, loss: &L, optimizer: &mut O),
+        args: quote!(xs, ys, loss, optimizer),
+        ret: scalar.clone(),
+        body: &|copy| {
+            let gradients = format_ident!("__gradients_into{copy}");
+            quote! {
+                const TENSORS: usize = <#ident as ::nn_runtime::__private::Network>::TENSORS;
+                let mut grads = self.__scratch.take();
+                // SAFETY (AVX2 copy): called from the copy compiled for the same features.
+                #[allow(unused_unsafe)]
+                let value = unsafe { self.#gradients::<L, B>(xs, ys, loss, &mut grads) };
+                let mut params: [&mut [#scalar]; TENSORS] =
+                    ::core::array::from_fn(|_| -> &mut [#scalar] { &mut [] });
+                let mut slices: [&[#scalar]; TENSORS] = [&[]; TENSORS];
+                ::nn_runtime::__private::Network::tensors(self, &grads, &mut params, &mut slices, &mut 0);
+                optimizer.step(&mut params, &slices);
+                self.__scratch.put(grads);
+                value
+            }
+        },
+    });
     quote! {
         /// The loss of a batch and its gradient with respect to every parameter.
         ///
@@ -220,47 +286,61 @@ fn training(model: &Network) -> TokenStream {
             (value, grads)
         }
 
-        /// Like [`gradients`](Self::gradients), writing every gradient into `grads` (all of it
-        /// is overwritten) and returning the loss: no allocation, no large value on the stack.
-        pub fn gradients_into<L: ::nn_runtime::__private::Loss<#scalar>, const B: usize>(
-            &self,
-            xs: &#batch_in,
-            ys: &#batch_out,
-            loss: &L,
-            grads: &mut #grads,
-        ) -> #scalar {
-            let x0 = xs;
-            #forward
-            let (value, #loss_grad) = loss.value_and_grad(&#result, ys);
-            #backward
-            value
+        #gradients_into
+        #train_step
+    }
+}
+
+/// One hot entry point: its signature and body, for [`multiversion`].
+struct Version<'a> {
+    doc: TokenStream,
+    name: &'a str,
+    generics: TokenStream,
+    turbofish: TokenStream,
+    receiver: TokenStream,
+    params: TokenStream,
+    args: TokenStream,
+    ret: TokenStream,
+    /// The body, given the suffix of the copy it is in (`_avx2` or `_portable`), so that it
+    /// can call the same copy of the other entry points.
+    body: &'a dyn Fn(&str) -> TokenStream,
+}
+
+/// A public entry point that runs a copy of its body compiled for AVX2 and FMA where the
+/// processor has them, and a portable copy elsewhere.
+///
+/// Users build with default flags (baseline x86-64: SSE2, no fused multiply-add), so this is
+/// how the unrolled small-layer code gets 8-lane vectors and fused multiply-adds: the body and
+/// every kernel it inlines are compiled twice, and one cached feature check picks the copy.
+fn multiversion(v: &Version) -> TokenStream {
+    let Version { doc, name, generics, turbofish, receiver, params, args, ret, body } = v;
+    let public = format_ident!("{name}");
+    let (fast, portable) = (format_ident!("__{name}_avx2"), format_ident!("__{name}_portable"));
+    let (fast_body, portable_body) = (body("_avx2"), body("_portable"));
+    quote! {
+        #doc
+        #[inline]
+        pub fn #public #generics(#receiver, #params) -> #ret {
+            #[cfg(target_arch = "x86_64")]
+            {
+                if ::nn_runtime::__private::has_avx2_fma() {
+                    // SAFETY: the processor has AVX2 and FMA, as just checked.
+                    return unsafe { self.#fast #turbofish(#args) };
+                }
+            }
+            self.#portable #turbofish(#args)
         }
 
-        /// One training step on a batch: forward, loss, backward, and the optimizer's update
-        /// of every parameter. Returns the batch loss before the update.
-        ///
-        /// The gradients go to space the network keeps on the heap, made on the first step:
-        /// later steps allocate nothing.
-        pub fn train_step<
-            L: ::nn_runtime::__private::Loss<#scalar>,
-            O: ::nn_runtime::__private::Optimizer<#scalar>,
-            const B: usize,
-        >(
-            &mut self,
-            xs: &#batch_in,
-            ys: &#batch_out,
-            loss: &L,
-            optimizer: &mut O,
-        ) -> #scalar {
-            const TENSORS: usize = <#ident as ::nn_runtime::__private::Network>::TENSORS;
-            let mut grads = self.__scratch.take();
-            let value = self.gradients_into(xs, ys, loss, &mut grads);
-            let mut params: [&mut [#scalar]; TENSORS] = ::core::array::from_fn(|_| -> &mut [#scalar] { &mut [] });
-            let mut slices: [&[#scalar]; TENSORS] = [&[]; TENSORS];
-            ::nn_runtime::__private::Network::tensors(self, &grads, &mut params, &mut slices, &mut 0);
-            optimizer.step(&mut params, &slices);
-            self.__scratch.put(grads);
-            value
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn #fast #generics(#receiver, #params) -> #ret {
+            #fast_body
+        }
+
+        #[inline(always)]
+        fn #portable #generics(#receiver, #params) -> #ret {
+            #portable_body
         }
     }
 }

@@ -105,7 +105,33 @@ impl Xor {
     }
     /// Runs a batch through the network: `xs` is `IN x B`, one column per sample; the
     /// result is `OUT x B`, column `b` the output for sample `b`.
+    #[inline]
     pub fn forward_batch<const B: usize>(
+        &self,
+        x0: &::nn_runtime::__private::SMatrix<f32, 2, B>,
+    ) -> ::nn_runtime::__private::SMatrix<f32, 1, B> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if ::nn_runtime::__private::has_avx2_fma() {
+                return unsafe { self.__forward_batch_avx2::<B>(x0) };
+            }
+        }
+        self.__forward_batch_portable::<B>(x0)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn __forward_batch_avx2<const B: usize>(
+        &self,
+        x0: &::nn_runtime::__private::SMatrix<f32, 2, B>,
+    ) -> ::nn_runtime::__private::SMatrix<f32, 1, B> {
+        let x1 = ::nn_runtime::__private::linear_forward(&self.l0, x0);
+        let x2 = x1.map(|x| if x > 0f32 { x } else { 0f32 });
+        let x3 = ::nn_runtime::__private::linear_forward(&self.l2, &x2);
+        x3
+    }
+    #[inline(always)]
+    fn __forward_batch_portable<const B: usize>(
         &self,
         x0: &::nn_runtime::__private::SMatrix<f32, 2, B>,
     ) -> ::nn_runtime::__private::SMatrix<f32, 1, B> {
@@ -130,9 +156,34 @@ impl Xor {
         let value = self.gradients_into(xs, ys, loss, &mut grads);
         (value, grads)
     }
-    /// Like [`gradients`](Self::gradients), writing every gradient into `grads` (all of it
-    /// is overwritten) and returning the loss: no allocation, no large value on the stack.
+    /// Like [`gradients`](Self::gradients), writing every gradient into `grads` (all of
+    /// it is overwritten) and returning the loss: no allocation, no large value on the
+    /// stack.
+    #[inline]
     pub fn gradients_into<L: ::nn_runtime::__private::Loss<f32>, const B: usize>(
+        &self,
+        xs: &::nn_runtime::__private::SMatrix<f32, 2, B>,
+        ys: &::nn_runtime::__private::SMatrix<f32, 1, B>,
+        loss: &L,
+        grads: &mut XorGrads,
+    ) -> f32 {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if ::nn_runtime::__private::has_avx2_fma() {
+                return unsafe {
+                    self.__gradients_into_avx2::<L, B>(xs, ys, loss, grads)
+                };
+            }
+        }
+        self.__gradients_into_portable::<L, B>(xs, ys, loss, grads)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn __gradients_into_avx2<
+        L: ::nn_runtime::__private::Loss<f32>,
+        const B: usize,
+    >(
         &self,
         xs: &::nn_runtime::__private::SMatrix<f32, 2, B>,
         ys: &::nn_runtime::__private::SMatrix<f32, 1, B>,
@@ -154,12 +205,60 @@ impl Xor {
         ::nn_runtime::__private::linear_backward_params(x0, &d1, &mut grads.l0);
         value
     }
-    /// One training step on a batch: forward, loss, backward, and the optimizer's update
-    /// of every parameter. Returns the batch loss before the update.
+    #[inline(always)]
+    fn __gradients_into_portable<L: ::nn_runtime::__private::Loss<f32>, const B: usize>(
+        &self,
+        xs: &::nn_runtime::__private::SMatrix<f32, 2, B>,
+        ys: &::nn_runtime::__private::SMatrix<f32, 1, B>,
+        loss: &L,
+        grads: &mut XorGrads,
+    ) -> f32 {
+        let x0 = xs;
+        let x1 = ::nn_runtime::__private::linear_forward(&self.l0, x0);
+        let x2 = x1.map(|x| if x > 0f32 { x } else { 0f32 });
+        let x3 = ::nn_runtime::__private::linear_forward(&self.l2, &x2);
+        let (value, d3) = loss.value_and_grad(&x3, ys);
+        let d2 = ::nn_runtime::__private::linear_backward(
+            &self.l2,
+            &x2,
+            &d3,
+            &mut grads.l2,
+        );
+        let d1 = d2.zip_map(&x1, |g, x| g * (if x > 0f32 { 1f32 } else { 0f32 }));
+        ::nn_runtime::__private::linear_backward_params(x0, &d1, &mut grads.l0);
+        value
+    }
+    /// One training step on a batch: forward, loss, backward, and the optimizer's
+    /// update of every parameter. Returns the batch loss before the update.
     ///
-    /// The gradients go to space the network keeps on the heap, made on the first step:
-    /// later steps allocate nothing.
+    /// The gradients go to space the network keeps on the heap, made on the first
+    /// step: later steps allocate nothing.
+    #[inline]
     pub fn train_step<
+        L: ::nn_runtime::__private::Loss<f32>,
+        O: ::nn_runtime::__private::Optimizer<f32>,
+        const B: usize,
+    >(
+        &mut self,
+        xs: &::nn_runtime::__private::SMatrix<f32, 2, B>,
+        ys: &::nn_runtime::__private::SMatrix<f32, 1, B>,
+        loss: &L,
+        optimizer: &mut O,
+    ) -> f32 {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if ::nn_runtime::__private::has_avx2_fma() {
+                return unsafe {
+                    self.__train_step_avx2::<L, O, B>(xs, ys, loss, optimizer)
+                };
+            }
+        }
+        self.__train_step_portable::<L, O, B>(xs, ys, loss, optimizer)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn __train_step_avx2<
         L: ::nn_runtime::__private::Loss<f32>,
         O: ::nn_runtime::__private::Optimizer<f32>,
         const B: usize,
@@ -172,7 +271,43 @@ impl Xor {
     ) -> f32 {
         const TENSORS: usize = <Xor as ::nn_runtime::__private::Network>::TENSORS;
         let mut grads = self.__scratch.take();
-        let value = self.gradients_into(xs, ys, loss, &mut grads);
+        #[allow(unused_unsafe)]
+        let value = unsafe {
+            self.__gradients_into_avx2::<L, B>(xs, ys, loss, &mut grads)
+        };
+        let mut params: [&mut [f32]; TENSORS] = ::core::array::from_fn(|_| -> &mut [f32] {
+            &mut []
+        });
+        let mut slices: [&[f32]; TENSORS] = [&[]; TENSORS];
+        ::nn_runtime::__private::Network::tensors(
+            self,
+            &grads,
+            &mut params,
+            &mut slices,
+            &mut 0,
+        );
+        optimizer.step(&mut params, &slices);
+        self.__scratch.put(grads);
+        value
+    }
+    #[inline(always)]
+    fn __train_step_portable<
+        L: ::nn_runtime::__private::Loss<f32>,
+        O: ::nn_runtime::__private::Optimizer<f32>,
+        const B: usize,
+    >(
+        &mut self,
+        xs: &::nn_runtime::__private::SMatrix<f32, 2, B>,
+        ys: &::nn_runtime::__private::SMatrix<f32, 1, B>,
+        loss: &L,
+        optimizer: &mut O,
+    ) -> f32 {
+        const TENSORS: usize = <Xor as ::nn_runtime::__private::Network>::TENSORS;
+        let mut grads = self.__scratch.take();
+        #[allow(unused_unsafe)]
+        let value = unsafe {
+            self.__gradients_into_portable::<L, B>(xs, ys, loss, &mut grads)
+        };
         let mut params: [&mut [f32]; TENSORS] = ::core::array::from_fn(|_| -> &mut [f32] {
             &mut []
         });
