@@ -26,6 +26,27 @@ pub fn has_avx2_fma() -> bool {
     }
 }
 
+/// Runs `f` compiled for AVX2 and FMA where the processor has them: `f` is inlined into a
+/// function with those target features, so its loops get 8-lane vectors and fused
+/// multiply-adds even in a crate built with default flags. The optimizers' element loops run
+/// through it.
+#[inline(always)]
+pub(crate) fn fast<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2,fma")]
+        #[inline]
+        fn with_avx2_fma<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        if has_avx2_fma() {
+            // SAFETY: the processor has AVX2 and FMA, as just checked.
+            return unsafe { with_avx2_fma(f) };
+        }
+    }
+    f()
+}
+
 /// Products with at least this many multiply-adds go to the blocked kernel.
 pub const GEMM_MIN_FLOPS: usize = 16 * 1024;
 

@@ -65,18 +65,21 @@ impl<T: Real> Loss<T> for CrossEntropy {
         for b in 0..B {
             let logits = output.column(b);
             let probs = target.column(b);
-            // log-sum-exp shifted by the maximum, so no exponent overflows.
+            // log-sum-exp shifted by the maximum, so no exponent overflows; each exponential
+            // is computed once and kept for the softmax of the gradient.
             let max = logits.max();
-            let sum_exp = logits
-                .iter()
-                .fold(T::zero(), |acc, &z| acc + (z - max).exp());
+            let mut exps = [T::zero(); R];
+            let mut sum_exp = T::zero();
+            for (e, &z) in exps.iter_mut().zip(logits.iter()) {
+                *e = (z - max).exp();
+                sum_exp += *e;
+            }
             let lse = max + sum_exp.ln();
             let mass = probs.sum();
             for r in 0..R {
-                let log_p = logits[r] - lse;
-                total -= probs[r] * log_p;
+                total -= probs[r] * (logits[r] - lse);
                 // d/dz_r of -sum_k t_k (z_k - lse) = mass * softmax_r - t_r
-                grad[(r, b)] = (mass * log_p.exp() - probs[r]) / batch;
+                grad[(r, b)] = (mass * (exps[r] / sum_exp) - probs[r]) / batch;
             }
         }
         (total / batch, grad)

@@ -34,6 +34,7 @@
 //! assert!(weight[0] < 0.5 && weight[1] > -1.0);
 //! ```
 
+use crate::kernels::fast;
 use crate::real::Real;
 
 /// An update rule applied to every parameter tensor of one network.
@@ -55,6 +56,9 @@ pub trait Optimizer<T: Real> {
 struct State<S> {
     /// Steps taken since the state was allocated (torch's `state["step"]`).
     step: u64,
+    /// `beta1^step` and `beta2^step` for Adam's bias corrections, kept as running products in
+    /// `f64` rather than two `powf` calls a step (which cost as much as a whole small step).
+    powers: [f64; 2],
     /// One `S` per parameter element, tensor by tensor, in the order of `params`.
     tensors: Vec<Vec<S>>,
 }
@@ -63,6 +67,7 @@ impl<S> Default for State<S> {
     fn default() -> Self {
         Self {
             step: 0,
+            powers: [1.0; 2],
             tensors: Vec::new(),
         }
     }
@@ -86,6 +91,7 @@ impl<S: Copy + Default> State<S> {
             self.tensors
                 .extend(params.iter().map(|p| vec![S::default(); p.len()]));
             self.step = 0;
+            self.powers = [1.0; 2];
         }
     }
 }
@@ -309,18 +315,22 @@ impl<T: Real> Optimizer<T> for Sgd<T> {
         };
         if self.momentum == T::zero() {
             // Torch keeps no buffer without momentum; neither do we.
-            for (p, g) in params.iter_mut().zip(grads) {
-                for (p, &g) in p.iter_mut().zip(g.iter()) {
-                    sgd_element(p, g, &k);
+            fast(|| {
+                for (p, g) in params.iter_mut().zip(grads) {
+                    for (p, &g) in p.iter_mut().zip(g.iter()) {
+                        sgd_element(p, g, &k);
+                    }
                 }
-            }
+            });
             return;
         }
         self.buffers.fit(params);
         k.first = self.buffers.step == 0;
         self.buffers.step += 1;
-        for_each_element(params, grads, &mut self.buffers.tensors, |p, g, b| {
-            sgd_momentum_element(p, g, b, &k)
+        fast(|| {
+            for_each_element(params, grads, &mut self.buffers.tensors, |p, g, b| {
+                sgd_momentum_element(p, g, b, &k)
+            })
         });
     }
 }
@@ -390,12 +400,12 @@ impl<T: Real> AdamConfig<T> {
         self.beta2 = beta2;
     }
 
-    /// The scalars of step `t` (1-based), in `f64` as torch's Python-float arithmetic, then
-    /// rounded to `T`. `decoupled` selects AdamW's decay of the parameter over Adam's L2 term.
-    fn step(&self, t: u64, decoupled: bool) -> AdamStep<T> {
-        let t = t as f64;
-        let bias_correction1 = 1.0 - self.beta1.widen().powf(t);
-        let bias_correction2 = 1.0 - self.beta2.widen().powf(t);
+    /// The scalars of the step whose `beta1^t` and `beta2^t` are `powers`, in `f64` as
+    /// torch's Python-float arithmetic, then rounded to `T`. `decoupled` selects AdamW's decay
+    /// of the parameter over Adam's L2 term.
+    fn step(&self, powers: [f64; 2], decoupled: bool) -> AdamStep<T> {
+        let bias_correction1 = 1.0 - powers[0];
+        let bias_correction2 = 1.0 - powers[1];
         let decays = self.weight_decay != T::zero();
         AdamStep {
             one_minus_beta1: one_minus(self.beta1),
@@ -442,9 +452,13 @@ fn adam_step<T: Real>(
 ) {
     state.fit(params);
     state.step += 1;
-    let k = config.step(state.step, decoupled);
-    for_each_element(params, grads, &mut state.tensors, |p, g, s| {
-        adam_element(p, g, s, &k)
+    state.powers[0] *= config.beta1.widen();
+    state.powers[1] *= config.beta2.widen();
+    let k = config.step(state.powers, decoupled);
+    fast(|| {
+        for_each_element(params, grads, &mut state.tensors, |p, g, s| {
+            adam_element(p, g, s, &k)
+        })
     });
 }
 
@@ -773,8 +787,10 @@ impl<T: Real> Optimizer<T> for RmsProp<T> {
             momentum: self.momentum,
             centered: self.centered,
         };
-        for_each_element(params, grads, &mut self.state.tensors, |p, g, s| {
-            rmsprop_element(p, g, s, &k)
+        fast(|| {
+            for_each_element(params, grads, &mut self.state.tensors, |p, g, s| {
+                rmsprop_element(p, g, s, &k)
+            })
         });
     }
 }
