@@ -47,6 +47,35 @@ pub(crate) fn fast<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Defines a function whose body is compiled twice, for AVX2 and FMA and for the portable
+/// instruction set, and runs the first where the processor has those features. Unlike
+/// [`fast`], it does not depend on the optimizer inlining a closure.
+macro_rules! multiversion {
+    (
+        $(#[$meta:meta])*
+        $vis:vis fn $name:ident<$($generic:ident: $bound:path),*>($($arg:ident: $ty:ty),* $(,)?) $body:block
+    ) => {
+        $(#[$meta])*
+        $vis fn $name<$($generic: $bound),*>($($arg: $ty),*) {
+            #[inline(always)]
+            fn body<$($generic: $bound),*>($($arg: $ty),*) $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2<$($generic: $bound),*>($($arg: $ty),*) {
+                    body($($arg),*)
+                }
+                if $crate::kernels::has_avx2_fma() {
+                    // SAFETY: the processor has AVX2 and FMA, as just checked.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            body($($arg),*)
+        }
+    };
+}
+pub(crate) use multiversion;
+
 /// Products with at least this many multiply-adds go to the blocked kernel.
 pub const GEMM_MIN_FLOPS: usize = 16 * 1024;
 

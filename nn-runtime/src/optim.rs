@@ -100,7 +100,7 @@ impl<S: Copy + Default> State<S> {
 ///
 /// Mismatched lengths are a broken contract; zipping stops at the shorter list rather than
 /// panicking, since a training loop must never panic inside `step`.
-#[inline]
+#[inline(always)]
 fn for_each_element<T: Real, S>(
     params: &mut [&mut [T]],
     grads: &[&[T]],
@@ -362,8 +362,8 @@ struct AdamStep<T> {
     one_minus_beta1: T,
     beta2: T,
     one_minus_beta2: T,
-    /// `sqrt(1 - beta2^t)`.
-    bias_correction2_sqrt: T,
+    /// `1 / sqrt(1 - beta2^t)`.
+    inv_bias_correction2_sqrt: T,
     eps: T,
     /// `lr / (1 - beta1^t)`.
     step_size: T,
@@ -411,7 +411,7 @@ impl<T: Real> AdamConfig<T> {
             one_minus_beta1: one_minus(self.beta1),
             beta2: self.beta2,
             one_minus_beta2: one_minus(self.beta2),
-            bias_correction2_sqrt: T::cast(bias_correction2.sqrt()),
+            inv_bias_correction2_sqrt: T::cast(1.0 / bias_correction2.sqrt()),
             eps: self.eps,
             step_size: T::cast(self.lr.widen() / bias_correction1),
             l2: if decoupled {
@@ -425,21 +425,62 @@ impl<T: Real> AdamConfig<T> {
     }
 }
 
-/// Adam (or AdamW) on one element and its moments.
-#[inline]
-fn adam_element<T: Real>(p: &mut T, g: T, s: &mut Moments<T>, k: &AdamStep<T>) {
-    if let Some(decay) = k.decay {
-        // AdamW: decay the parameter itself, outside the moments.
-        *p *= decay;
-    }
-    let g = with_l2(g, *p, k.l2);
-    // First moment: torch's `exp_avg.lerp_(grad, 1 - beta1)`, i.e. beta1 * m + (1 - beta1) * g.
-    s.m = lerp(s.m, g, k.one_minus_beta1);
+/// Adam (or AdamW) on one element and its moments. `L2` and `NEAR_START` are the step's
+/// invariants (`k.l2 != 0`, and which end torch's `lerp` computes from), made compile-time so
+/// that the element loop has no branch and vectorises.
+#[inline(always)]
+fn adam_element<T: Real, const L2: bool, const NEAR_START: bool>(
+    p: &mut T,
+    g: T,
+    s: &mut Moments<T>,
+    k: &AdamStep<T>,
+) {
+    // AdamW: decay the parameter itself, outside the moments (a factor of exactly 1 for Adam).
+    *p *= k.decay.unwrap_or(T::one());
+    let g = if L2 { g + k.l2 * *p } else { g };
+    // First moment: torch's `exp_avg.lerp_(grad, 1 - beta1)`, i.e. beta1 * m + (1 - beta1) * g,
+    // computed from the end torch's CPU kernel computes it from.
+    let w = k.one_minus_beta1;
+    s.m = if NEAR_START { s.m + w * (g - s.m) } else { g - (g - s.m) * (T::one() - w) };
     // Second moment: torch's `exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)`.
     s.v = s.v * k.beta2 + k.one_minus_beta2 * g * g;
-    // eps is added after the bias correction of sqrt(v), not under the square root.
-    let denom = s.v.sqrt() / k.bias_correction2_sqrt + k.eps;
+    // eps is added after the bias correction of sqrt(v), not under the square root. Torch
+    // divides by sqrt(1 - beta2^t); multiplying by its reciprocal (computed once, in f64)
+    // differs by at most an ulp and saves a division per element, the loop's costliest
+    // instruction after the one division that remains.
+    let denom = s.v.sqrt() * k.inv_bias_correction2_sqrt + k.eps;
     *p -= k.step_size * (s.m / denom);
+}
+
+/// Every element of every tensor through [`adam_element`], for one choice of invariants.
+#[inline(always)]
+fn adam_elements<T: Real, const L2: bool, const NEAR_START: bool>(
+    params: &mut [&mut [T]],
+    grads: &[&[T]],
+    state: &mut [Vec<Moments<T>>],
+    k: &AdamStep<T>,
+) {
+    for_each_element(params, grads, state, |p, g, s| adam_element::<T, L2, NEAR_START>(p, g, s, k));
+}
+
+crate::kernels::multiversion! {
+    /// One Adam step's element loops, with the step's invariants hoisted out of them.
+    fn adam_update<T: Real>(
+        params: &mut [&mut [T]],
+        grads: &[&[T]],
+        state: &mut [Vec<Moments<T>>],
+        k: &AdamStep<T>,
+    ) {
+        // Torch skips the L2 term when the decay is zero (so an infinite parameter does not
+        // turn the gradient into NaN); `lerp` rounds from the nearer end.
+        let near_start = k.one_minus_beta1.abs() < T::cast(0.5);
+        match (k.l2 != T::zero(), near_start) {
+            (false, true) => adam_elements::<T, false, true>(params, grads, state, k),
+            (false, false) => adam_elements::<T, false, false>(params, grads, state, k),
+            (true, true) => adam_elements::<T, true, true>(params, grads, state, k),
+            (true, false) => adam_elements::<T, true, false>(params, grads, state, k),
+        }
+    }
 }
 
 /// One Adam or AdamW step over every tensor.
@@ -455,11 +496,7 @@ fn adam_step<T: Real>(
     state.powers[0] *= config.beta1.widen();
     state.powers[1] *= config.beta2.widen();
     let k = config.step(state.powers, decoupled);
-    fast(|| {
-        for_each_element(params, grads, &mut state.tensors, |p, g, s| {
-            adam_element(p, g, s, &k)
-        })
-    });
+    adam_update(params, grads, &mut state.tensors, &k);
 }
 
 /// Adam with L2 weight decay added to the gradient, as
