@@ -92,19 +92,32 @@ pub fn linear_forward<T: Real, const IN: usize, const OUT: usize, const B: usize
 ) -> SMatrix<T, OUT, B> {
     let mut z = SMatrix::<T, OUT, B>::from_fn(|r, _| layer.bias[r]);
     // The bias is already in z, so the product adds to it: bias fused, no second pass.
+    let (w, x_all) = (layer.weight.as_slice(), x.as_slice());
     let done = large(OUT, IN, B)
         && T::gemm(
             (OUT, IN, B),
-            layer.weight.as_slice(),
+            w,
             OUT,
-            x.as_slice(),
+            x_all,
             (1, IN),
             z.as_mut_slice(),
             OUT,
             true,
         );
     if !done {
-        z.gemm(T::one(), &layer.weight, x, T::one());
+        // Column by column: z[:, b] += W[:, i] x[i, b], each W[:, i] contiguous, so the inner
+        // loop runs along OUT in full vectors.
+        for (zc, xc) in z
+            .as_mut_slice()
+            .chunks_exact_mut(OUT)
+            .zip(x_all.chunks_exact(IN))
+        {
+            for (wc, &xi) in w.chunks_exact(OUT).zip(xc) {
+                for (z, &wv) in zc.iter_mut().zip(wc) {
+                    *z += wv * xi;
+                }
+            }
+        }
     }
     z
 }
@@ -117,22 +130,37 @@ pub fn linear_backward_params<T: Real, const IN: usize, const OUT: usize, const 
     dz: &SMatrix<T, OUT, B>,
     grad: &mut Linear<T, IN, OUT>,
 ) {
+    let (x_all, dz_all) = (x.as_slice(), dz.as_slice());
     // x^T is read in place: element (b, i) of x^T is x[i + b * IN].
     let done = large(OUT, B, IN)
         && T::gemm(
             (OUT, B, IN),
-            dz.as_slice(),
+            dz_all,
             OUT,
-            x.as_slice(),
+            x_all,
             (IN, 1),
             grad.weight.as_mut_slice(),
             OUT,
             false,
         );
     if !done {
-        dz.mul_to(&x.transpose(), &mut grad.weight);
+        // dW[:, i] = sum_b dz[:, b] x[i, b]: the first sample writes, the others add.
+        for (i, dw) in grad.weight.as_mut_slice().chunks_exact_mut(OUT).enumerate() {
+            for (b, dzc) in dz_all.chunks_exact(OUT).enumerate() {
+                let xi = x_all[b * IN + i];
+                if b == 0 {
+                    dw.iter_mut().zip(dzc).for_each(|(w, &d)| *w = d * xi);
+                } else {
+                    dw.iter_mut().zip(dzc).for_each(|(w, &d)| *w += d * xi);
+                }
+            }
+        }
     }
-    grad.bias = dz.column_sum();
+    let db = grad.bias.as_mut_slice();
+    db.fill(T::zero());
+    for dzc in dz_all.chunks_exact(OUT) {
+        db.iter_mut().zip(dzc).for_each(|(b, &d)| *b += d);
+    }
 }
 
 /// Like [`linear_backward_params`], and also returns the gradient passed to the layer below:
@@ -145,5 +173,42 @@ pub fn linear_backward<T: Real, const IN: usize, const OUT: usize, const B: usiz
     grad: &mut Linear<T, IN, OUT>,
 ) -> SMatrix<T, IN, B> {
     linear_backward_params(x, dz, grad);
-    layer.weight.tr_mul(dz)
+    let mut dx = SMatrix::<T, IN, B>::zeros();
+    let w = layer.weight.as_slice();
+    // dx[i, b] = W[:, i] . dz[:, b]: a dot product along contiguous columns.
+    for (dxc, dzc) in dx
+        .as_mut_slice()
+        .chunks_exact_mut(IN)
+        .zip(dz.as_slice().chunks_exact(OUT))
+    {
+        for (d, wc) in dxc.iter_mut().zip(w.chunks_exact(OUT)) {
+            *d = dot(wc, dzc);
+        }
+    }
+    dx
+}
+
+/// `a . b` with eight running sums, so that the loop vectorises (a single running sum is a
+/// chain the compiler may not reorder).
+#[inline(always)]
+fn dot<T: Real>(a: &[T], b: &[T]) -> T {
+    let mut sums = [T::zero(); 8];
+    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail = a8
+        .remainder()
+        .iter()
+        .zip(b8.remainder())
+        .fold(T::zero(), |s, (&x, &y)| s + x * y);
+    for (ca, cb) in a8.zip(b8) {
+        for k in 0..8 {
+            sums[k] += ca[k] * cb[k];
+        }
+    }
+    let pairs = [
+        sums[0] + sums[4],
+        sums[1] + sums[5],
+        sums[2] + sums[6],
+        sums[3] + sums[7],
+    ];
+    (pairs[0] + pairs[2]) + (pairs[1] + pairs[3]) + tail
 }

@@ -72,8 +72,8 @@ pub mod __private {
     pub use crate::kernels::*;
     pub use crate::layer::Linear;
     pub use crate::loss::Loss;
+    pub use crate::net::Nested;
     pub use crate::net::Network;
-    pub use crate::net::same_scalar;
     pub use crate::optim::Optimizer;
     pub use crate::real::Real;
     pub use crate::tensors::Tensors;

@@ -441,7 +441,11 @@ fn adam_element<T: Real, const L2: bool, const NEAR_START: bool>(
     // First moment: torch's `exp_avg.lerp_(grad, 1 - beta1)`, i.e. beta1 * m + (1 - beta1) * g,
     // computed from the end torch's CPU kernel computes it from.
     let w = k.one_minus_beta1;
-    s.m = if NEAR_START { s.m + w * (g - s.m) } else { g - (g - s.m) * (T::one() - w) };
+    s.m = if NEAR_START {
+        s.m + w * (g - s.m)
+    } else {
+        g - (g - s.m) * (T::one() - w)
+    };
     // Second moment: torch's `exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)`.
     s.v = s.v * k.beta2 + k.one_minus_beta2 * g * g;
     // eps is added after the bias correction of sqrt(v), not under the square root. Torch
@@ -460,7 +464,9 @@ fn adam_elements<T: Real, const L2: bool, const NEAR_START: bool>(
     state: &mut [Vec<Moments<T>>],
     k: &AdamStep<T>,
 ) {
-    for_each_element(params, grads, state, |p, g, s| adam_element::<T, L2, NEAR_START>(p, g, s, k));
+    for_each_element(params, grads, state, |p, g, s| {
+        adam_element::<T, L2, NEAR_START>(p, g, s, k)
+    });
 }
 
 crate::kernels::multiversion! {

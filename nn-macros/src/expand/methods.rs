@@ -313,9 +313,22 @@ struct Version<'a> {
 /// how the unrolled small-layer code gets 8-lane vectors and fused multiply-adds: the body and
 /// every kernel it inlines are compiled twice, and one cached feature check picks the copy.
 fn multiversion(v: &Version) -> TokenStream {
-    let Version { doc, name, generics, turbofish, receiver, params, args, ret, body } = v;
+    let Version {
+        doc,
+        name,
+        generics,
+        turbofish,
+        receiver,
+        params,
+        args,
+        ret,
+        body,
+    } = v;
     let public = format_ident!("{name}");
-    let (fast, portable) = (format_ident!("__{name}_avx2"), format_ident!("__{name}_portable"));
+    let (fast, portable) = (
+        format_ident!("__{name}_avx2"),
+        format_ident!("__{name}_portable"),
+    );
     let (fast_body, portable_body) = (body("_avx2"), body("_portable"));
     quote! {
         #doc
@@ -399,8 +412,8 @@ fn network_impl(model: &Network) -> TokenStream {
     let resets = model.param_layers().into_iter().map(|layer| {
         let field = layer.field();
         match &layer.op {
-            Op::Nested(_) => {
-                quote!(::nn_runtime::__private::Network::reset(&mut self.#field, init);)
+            Op::Nested(net) => {
+                quote_spanned!(passes::at(net)=> ::nn_runtime::__private::Network::reset(&mut self.#field, init);)
             }
             _ => quote!(self.#field.reset(init);),
         }
@@ -409,23 +422,26 @@ fn network_impl(model: &Network) -> TokenStream {
         let field = layer.field();
         match &layer.op {
             Op::Table(kind, _) => {
-                let names = kind.params.map_or(&[][..], |p| p.tensors).iter().map(|t| format_ident!("{t}"));
+                let names = kind
+                    .params
+                    .map_or(&[][..], |p| p.tensors)
+                    .iter()
+                    .map(|t| format_ident!("{t}"));
                 quote!(#(
                     params[*at] = self.#field.#names.as_mut_slice();
                     grads[*at] = gradients.#field.#names.as_slice();
                     *at += 1;
                 )*)
             }
-            _ => quote!(::nn_runtime::__private::Network::tensors(&mut self.#field, &gradients.#field, params, grads, at);),
+            Op::Nested(net) => {
+                let nested = passes::nested(model, layer, net);
+                quote_spanned!(passes::at(net)=>
+                    #nested::nested_tensors(&mut self.#field, &gradients.#field, params, grads, at);
+                )
+            }
+            Op::Residual(_) => TokenStream::new(),
         }
     });
-    let scalar_checks = model
-        .param_layers()
-        .into_iter()
-        .filter_map(|layer| match &layer.op {
-            Op::Nested(net) => Some(same_scalar(net, model.scalar)),
-            _ => None,
-        });
     let tensors_impl = tensors_impl(model);
     // `__backward` recomputes the forward pass, then goes down to the input's gradient.
     let nested_backward_flops = sum([
@@ -433,8 +449,47 @@ fn network_impl(model: &Network) -> TokenStream {
         cost::backward(&model.layers, true),
     ]
     .into_iter());
+    let (input, output) = (model.input().tokens(), model.output().tokens());
     quote! {
         #tensors_impl
+
+        impl ::nn_runtime::__private::Nested<#scalar, #input, #output> for #ident {
+            #[inline(always)]
+            fn nested_forward<const B: usize>(
+                &self,
+                x: &::nn_runtime::__private::SMatrix<#scalar, #input, B>,
+            ) -> ::nn_runtime::__private::SMatrix<#scalar, #output, B> {
+                self.forward_batch(x)
+            }
+
+            #[inline(always)]
+            fn nested_backward<const B: usize>(
+                &self,
+                x: &::nn_runtime::__private::SMatrix<#scalar, #input, B>,
+                d_output: &::nn_runtime::__private::SMatrix<#scalar, #output, B>,
+                grads: &mut #grads,
+            ) -> ::nn_runtime::__private::SMatrix<#scalar, #input, B> {
+                self.__backward(x, d_output, grads)
+            }
+
+            fn nested_tensors<'a>(
+                &'a mut self,
+                gradients: &'a #grads,
+                params: &mut [&'a mut [#scalar]],
+                grads: &mut [&'a [#scalar]],
+                at: &mut usize,
+            ) {
+                ::nn_runtime::__private::Network::tensors(self, gradients, params, grads, at);
+            }
+
+            fn nested_visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &[usize], &[#scalar])) {
+                ::nn_runtime::__private::Tensors::visit(self, prefix, f);
+            }
+
+            fn nested_visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &[usize], &mut [#scalar])) {
+                ::nn_runtime::__private::Tensors::visit_mut(self, prefix, f);
+            }
+        }
 
         impl ::nn_runtime::__private::Network for #ident {
             type Scalar = #scalar;
@@ -467,7 +522,6 @@ fn network_impl(model: &Network) -> TokenStream {
                 grads: &mut [&'a [#scalar]],
                 at: &mut usize,
             ) {
-                #(#scalar_checks)*
                 #(#visits)*
             }
         }
@@ -478,38 +532,35 @@ fn network_impl(model: &Network) -> TokenStream {
 /// parameters (a `Linear`, or a nested network) with the layer's place as the prefix.
 fn tensors_impl(model: &Network) -> TokenStream {
     let (ident, scalar) = (&model.ident, model.scalar.tokens());
-    let (fields, prefixes): (Vec<_>, Vec<_>) = model
-        .param_layers()
-        .into_iter()
-        .map(|layer| (layer.field(), format!("{}.", layer.state_dict_prefix())))
-        .unzip();
-    quote! {
-        impl ::nn_runtime::__private::Tensors<#scalar> for #ident {
-            fn visit(
-                &self,
-                prefix: &str,
-                f: &mut dyn FnMut(&str, &[usize], &[#scalar]),
-            ) {
-                #(::nn_runtime::__private::Tensors::visit(&self.#fields, &::std::format!("{prefix}{}", #prefixes), f);)*
+    let (mut visits, mut visits_mut) = (TokenStream::new(), TokenStream::new());
+    for layer in model.param_layers() {
+        let field = layer.field();
+        let prefix = format!("{}.", layer.state_dict_prefix());
+        let name = quote!(&::std::format!("{prefix}{}", #prefix));
+        match &layer.op {
+            Op::Nested(net) => {
+                let nested = passes::nested(model, layer, net);
+                visits.extend(quote_spanned!(passes::at(net)=> #nested::nested_visit(&self.#field, #name, f);));
+                visits_mut.extend(quote_spanned!(passes::at(net)=> #nested::nested_visit_mut(&mut self.#field, #name, f);));
             }
-
-            fn visit_mut(
-                &mut self,
-                prefix: &str,
-                f: &mut dyn FnMut(&str, &[usize], &mut [#scalar]),
-            ) {
-                #(::nn_runtime::__private::Tensors::visit_mut(&mut self.#fields, &::std::format!("{prefix}{}", #prefixes), f);)*
+            _ => {
+                visits.extend(
+                    quote!(::nn_runtime::__private::Tensors::visit(&self.#field, #name, f);),
+                );
+                visits_mut.extend(quote!(::nn_runtime::__private::Tensors::visit_mut(&mut self.#field, #name, f);));
             }
         }
     }
-}
+    quote! {
+        impl ::nn_runtime::__private::Tensors<#scalar> for #ident {
+            fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &[usize], &[#scalar])) {
+                #visits
+            }
 
-/// A compile-time check, spanned on the nested network's name, that it computes in the same
-/// scalar type as the network around it.
-fn same_scalar(net: &Ident, scalar: Scalar) -> TokenStream {
-    let scalar = scalar.tokens();
-    quote_spanned! {net.span()=>
-        let _: fn() = ::nn_runtime::__private::same_scalar::<#net, #scalar>;
+            fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &[usize], &mut [#scalar])) {
+                #visits_mut
+            }
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 //! rule applied at compile time.
 
 use proc_macro2::{Ident, TokenStream};
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
 
 use crate::layers::Site;
 use crate::model::{Layer, Network, Op, has_params};
@@ -54,9 +54,11 @@ fn forward_chain(model: &Network, layers: &[Layer], prefix: &str) -> TokenStream
                     let value = (kind.forward)(&site(model, layer, numbers, prefix, j, false));
                     quote!(let #output = #value;)
                 }
-                Op::Nested(_) => {
-                    let field = layer.field();
-                    quote!(let #output = self.#field.forward_batch(#input);)
+                Op::Nested(net) => {
+                    let (field, nested) = (layer.field(), nested(model, layer, net));
+                    let call =
+                        quote_spanned!(at(net)=> #nested::nested_forward(&self.#field, #input));
+                    quote!(let #output = #call;)
                 }
                 Op::Residual(inner) => {
                     let inner_prefix = format!("{prefix}{j}_");
@@ -93,10 +95,11 @@ fn backward_chain(
                 Op::Table(kind, numbers) => {
                     (kind.backward)(&site(model, layer, numbers, prefix, j, pass_down))
                 }
-                Op::Nested(_) => {
-                    let field = layer.field();
-                    let call =
-                        quote!(self.#field.__backward(#input, &#grad_output, &mut grads.#field));
+                Op::Nested(net) => {
+                    let (field, nested) = (layer.field(), nested(model, layer, net));
+                    let call = quote_spanned!(at(net)=>
+                        #nested::nested_backward(&self.#field, #input, &#grad_output, &mut grads.#field)
+                    );
                     if pass_down {
                         quote!(let #grad_input = #call;)
                     } else {
@@ -115,6 +118,24 @@ fn backward_chain(
             }
         })
         .collect()
+}
+
+/// `<Net as Nested<T, IN, OUT>>` for a nested layer: the nested network seen with the scalar
+/// type and sizes the surrounding network gives it.
+pub fn nested(model: &Network, layer: &Layer, net: &Ident) -> TokenStream {
+    let (scalar, input, output) = (
+        model.scalar.tokens(),
+        layer.input.tokens(),
+        layer.output.tokens(),
+    );
+    quote_spanned!(at(net)=> <#net as ::nn_runtime::__private::Nested<#scalar, #input, #output>>)
+}
+
+/// A span with the macro's own hygiene, located at a nested network's name: code that
+/// involves that network reports its type errors (a different scalar type, say) on the user's
+/// token, while its variables still resolve as the macro's.
+pub fn at(net: &Ident) -> proc_macro2::Span {
+    proc_macro2::Span::call_site().located_at(net.span())
 }
 
 /// What the layer table needs to emit the code of table layer `j` of a chain.

@@ -397,6 +397,43 @@ impl ::nn_runtime::__private::Tensors<f32> for Xor {
         );
     }
 }
+impl ::nn_runtime::__private::Nested<f32, 2, 1> for Xor {
+    #[inline(always)]
+    fn nested_forward<const B: usize>(
+        &self,
+        x: &::nn_runtime::__private::SMatrix<f32, 2, B>,
+    ) -> ::nn_runtime::__private::SMatrix<f32, 1, B> {
+        self.forward_batch(x)
+    }
+    #[inline(always)]
+    fn nested_backward<const B: usize>(
+        &self,
+        x: &::nn_runtime::__private::SMatrix<f32, 2, B>,
+        d_output: &::nn_runtime::__private::SMatrix<f32, 1, B>,
+        grads: &mut XorGrads,
+    ) -> ::nn_runtime::__private::SMatrix<f32, 2, B> {
+        self.__backward(x, d_output, grads)
+    }
+    fn nested_tensors<'a>(
+        &'a mut self,
+        gradients: &'a XorGrads,
+        params: &mut [&'a mut [f32]],
+        grads: &mut [&'a [f32]],
+        at: &mut usize,
+    ) {
+        ::nn_runtime::__private::Network::tensors(self, gradients, params, grads, at);
+    }
+    fn nested_visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &[usize], &[f32])) {
+        ::nn_runtime::__private::Tensors::visit(self, prefix, f);
+    }
+    fn nested_visit_mut(
+        &mut self,
+        prefix: &str,
+        f: &mut dyn FnMut(&str, &[usize], &mut [f32]),
+    ) {
+        ::nn_runtime::__private::Tensors::visit_mut(self, prefix, f);
+    }
+}
 impl ::nn_runtime::__private::Network for Xor {
     type Scalar = f32;
     type Grads = XorGrads;
