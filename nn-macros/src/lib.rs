@@ -2,10 +2,10 @@
 //! runtime the generated code needs.
 //!
 //! The macro is a pipeline of three phases, each in its own module:
-//! [`ast`] parses the declaration keeping every token's span; [`validate`] checks it into a
-//! [`model::Network`] (sizes resolved and chained, parameters named), reporting every mistake
-//! at once; [`expand`] generates the struct, the forward pass, and the backward pass that the
-//! [`layers`] table derives by the chain rule.
+//! `ast` parses the declaration keeping every token's span; `validate` checks it into a
+//! `model::Network` (sizes resolved and chained, parameters named), reporting every mistake
+//! at once; `expand` generates the struct, the forward pass, and the backward pass that the
+//! `layers` table derives by the chain rule.
 
 use proc_macro::TokenStream;
 
