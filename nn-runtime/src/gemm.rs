@@ -1,50 +1,66 @@
-//! A cache-blocked matrix product for large `f32` layers, over nalgebra's static storage.
+//! A register-blocked matrix product for `f32` layers, over nalgebra's static storage.
 //!
 //! nalgebra's static-size product is unrolled code that is fast for small matrices but runs a
-//! `128 x 784 x 64` product at a quarter of this machine's peak (DESIGN.md section 4). Large
-//! layers come here instead: an AVX2/FMA register-blocked kernel (16 rows x 6 columns of `C`
-//! held in 12 registers), blocked over `k` so the slice of `A` it walks stays in L1, chosen at
-//! run time when the processor has those instructions. It needs no packing buffers, so it
-//! allocates nothing.
+//! `128 x 784 x 64` product at a quarter of this machine's peak (DESIGN.md section 4), and the
+//! compiler's vectorisation of small loops over odd sizes (a 10-class output layer, a batch of
+//! one) assembles vectors element by element. Products of every `Linear` layer of more than a
+//! few dozen multiply-adds come here instead, to AVX2/FMA kernels chosen at run time when the
+//! processor has those instructions:
 //!
-//! Layout: every matrix is column-major. `A` (`m x k`) must have contiguous columns (row stride
-//! 1, column stride `lda`); `B` (`k x n`) may have any strides, so `x^T` is read in place.
+//! * the general case: a `16 x 6` block of `C` held in 12 registers, blocked over `k` so the
+//!   slice of `A` it walks stays in L1. `A` is read in place when its columns are contiguous
+//!   and the block has 16 rows; otherwise (the rows left below the last full block, or an `A`
+//!   read transposed, as `W^T` in the input gradient) its `16 x kc` panel is first copied,
+//!   zero-padded, to the stack, so one kernel serves every shape and only the store is masked;
+//! * one column (`n == 1`, a batch of one sample): a matrix-vector product, 32 rows at a time
+//!   with the sum over `k` split in two, so that eight independent chains of fused
+//!   multiply-adds hide their latency; and for a transposed `A`, eight dot products along
+//!   contiguous rows at a time, reduced together by a transpose of horizontal adds.
+//!
+//! Nothing is allocated: the only buffer is a 16 KiB panel on the stack.
+//!
+//! Layout: every matrix is column-major-like with explicit strides: `A(i, p)` at
+//! `a[i * rsa + p * csa]`, `B(p, j)` at `b[p * rsb + j * csb]`, `C(i, j)` at `c[i + j * ldc]`.
 
-/// `C = A B` (or `C += A B` with `accumulate`), `A` `m x k` with columns `lda` apart, `B(p, j)`
-/// at `b[p * rsb + j * csb]`, `C` `m x n` with columns `ldc` apart.
+/// `C = A B` (or `C += A B` with `accumulate`), `A` `m x k`, `B` `k x n`, `C` `m x n`, with the
+/// strides of the module documentation.
 ///
 /// Returns `false`, having done nothing, where the processor lacks AVX2 and FMA: the caller
-/// then uses its portable path.
+/// then uses its portable path. Inlined, so that for the constant sizes of a layer the bounds
+/// checks and shape tests fold away.
+#[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub fn sgemm(
     (m, k, n): (usize, usize, usize),
     a: &[f32],
-    lda: usize,
+    (rsa, csa): (usize, usize),
     b: &[f32],
     (rsb, csb): (usize, usize),
     c: &mut [f32],
     ldc: usize,
     accumulate: bool,
 ) -> bool {
-    if m == 0 || n == 0 {
-        return true;
-    }
-    // Every index the kernel forms stays below these bounds; checked once here so the inner
-    // loops can use unchecked pointer arithmetic.
-    let a_end = (k.max(1) - 1) * lda + m;
-    let b_end = (k.max(1) - 1) * rsb + (n - 1) * csb + 1;
-    let c_end = (n - 1) * ldc + m;
-    assert!(lda >= m && ldc >= m && a.len() >= a_end && b.len() >= b_end && c.len() >= c_end);
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
+            if m == 0 || n == 0 {
+                return true;
+            }
+            // Every index the kernels form stays below these bounds (the largest index of each
+            // matrix, plus one); checked once here so the inner loops can use unchecked pointer
+            // arithmetic. `ldc >= m` keeps the columns of `C` apart, so its writes are too.
+            let last_k = k.max(1) - 1;
+            let a_end = (m - 1) * rsa + last_k * csa + 1;
+            let b_end = last_k * rsb + (n - 1) * csb + 1;
+            let c_end = (n - 1) * ldc + m;
+            assert!(ldc >= m && a.len() >= a_end && b.len() >= b_end && c.len() >= c_end);
             // SAFETY: the features are present, and the bounds were checked above.
             unsafe {
                 x86::sgemm(
                     (m, k, n),
                     a.as_ptr(),
-                    lda,
+                    (rsa, csa),
                     b.as_ptr(),
                     (rsb, csb),
                     c.as_mut_ptr(),
@@ -55,11 +71,13 @@ pub fn sgemm(
             return true;
         }
     }
+    let _ = (m, k, n, a, rsa, csa, b, rsb, csb, c, ldc, accumulate);
     false
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
+    use core::mem::MaybeUninit;
     use std::arch::x86_64::*;
 
     /// Rows of `C` per register block: two 8-lane vectors.
@@ -69,14 +87,30 @@ mod x86 {
     const NR: usize = 6;
     /// Depth of one pass over `k`: a `16 x 256` slice of `A` is 16 KiB, half of L1.
     const KC: usize = 256;
+    /// Rows of the matrix-vector kernel per pass: 4 vectors, times 2 halves of `k`, make 8
+    /// accumulators (8 independent chains of 4-cycle fused multiply-adds keep both FMA units
+    /// busy).
+    const GEMV_ROWS: usize = 32;
 
-    /// See [`super::sgemm`]; bounds are the caller's duty.
+    /// The mask of the lanes of an 8-lane vector below `valid` (all of them from 8 on), for
+    /// `_mm256_maskload_ps` / `_mm256_maskstore_ps`, which touch no memory in the other lanes.
     #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn lanes_below(valid: usize) -> __m256i {
+        let valid = _mm256_set1_epi32(valid.min(8) as i32);
+        _mm256_cmpgt_epi32(valid, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+    }
+
+    /// See [`super::sgemm`]; bounds are the caller's duty. Inlined where the caller is
+    /// compiled for AVX2 and FMA too (the generated networks' fast copies), so that the
+    /// shape tests fold away for their constant sizes.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
     #[allow(clippy::too_many_arguments)]
     pub unsafe fn sgemm(
         (m, k, n): (usize, usize, usize),
         a: *const f32,
-        lda: usize,
+        (rsa, csa): (usize, usize),
         b: *const f32,
         (rsb, csb): (usize, usize),
         c: *mut f32,
@@ -91,48 +125,104 @@ mod x86 {
             }
             return;
         }
+        if n == 1 {
+            // A batch of one: a matrix-vector product, which the 16 x 6 block would run with
+            // five of its six columns idle.
+            if rsa == 1 {
+                return unsafe { gemv_n(m, k, a, csa, b, rsb, c, accumulate) };
+            }
+            if csa == 1 && rsb == 1 {
+                return unsafe { gemv_t(m, k, a, rsa, b, c, accumulate) };
+            }
+        }
+        unsafe { blocked((m, k, n), a, (rsa, csa), b, (rsb, csb), c, ldc, accumulate) }
+    }
+
+    /// [`sgemm`]'s general case, in a function of its own so that the matrix-vector cases do
+    /// not pay for its 16 KiB stack frame (a stack probe per page on every call).
+    #[target_feature(enable = "avx2,fma")]
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn blocked(
+        (m, k, n): (usize, usize, usize),
+        a: *const f32,
+        (rsa, csa): (usize, usize),
+        b: *const f32,
+        (rsb, csb): (usize, usize),
+        c: *mut f32,
+        ldc: usize,
+        accumulate: bool,
+    ) {
+        // The packed panel: only the first `kc` columns of it are written, and only those are
+        // read, so it needs no initialisation (16 KiB of zeroes per call would cost more than
+        // a small product).
+        let mut panel = MaybeUninit::<[f32; MR * KC]>::uninit();
+        let panel = panel.as_mut_ptr().cast::<f32>();
         let mut p0 = 0;
         while p0 < k {
             let kc = KC.min(k - p0);
             // The first pass over k writes C (unless asked to add); later passes add.
             let add = accumulate || p0 > 0;
             let mut i0 = 0;
-            while i0 + MR <= m {
+            while i0 < m {
+                let rows = MR.min(m - i0);
+                // A full block of contiguous columns is read in place; anything else is packed.
+                let (ap, lda) = if rsa == 1 && rows == MR {
+                    (unsafe { a.add(i0 + p0 * csa) }, csa)
+                } else {
+                    unsafe { pack(a.add(i0 * rsa + p0 * csa), rows, kc, (rsa, csa), panel) };
+                    (panel.cast_const(), MR)
+                };
                 let mut j0 = 0;
                 while j0 < n {
                     let nr = NR.min(n - j0);
                     unsafe {
-                        let (a, b) = (a.add(p0 * lda + i0), b.add(p0 * rsb + j0 * csb));
+                        let b = b.add(p0 * rsb + j0 * csb);
                         let c = c.add(j0 * ldc + i0);
+                        let s = (rsb, csb);
                         match nr {
-                            6 => block::<6>(kc, a, lda, b, rsb, csb, c, ldc, add),
-                            5 => block::<5>(kc, a, lda, b, rsb, csb, c, ldc, add),
-                            4 => block::<4>(kc, a, lda, b, rsb, csb, c, ldc, add),
-                            3 => block::<3>(kc, a, lda, b, rsb, csb, c, ldc, add),
-                            2 => block::<2>(kc, a, lda, b, rsb, csb, c, ldc, add),
-                            _ => block::<1>(kc, a, lda, b, rsb, csb, c, ldc, add),
+                            6 => block::<6>(kc, ap, lda, b, s, c, ldc, add, rows),
+                            5 => block::<5>(kc, ap, lda, b, s, c, ldc, add, rows),
+                            4 => block::<4>(kc, ap, lda, b, s, c, ldc, add, rows),
+                            3 => block::<3>(kc, ap, lda, b, s, c, ldc, add, rows),
+                            2 => block::<2>(kc, ap, lda, b, s, c, ldc, add, rows),
+                            _ => block::<1>(kc, ap, lda, b, s, c, ldc, add, rows),
                         }
                     }
                     j0 += nr;
                 }
-                i0 += MR;
-            }
-            // Rows left over below the last full block: plain dot products.
-            for i in i0..m {
-                for j in 0..n {
-                    let mut sum = 0.0f32;
-                    for p in p0..p0 + kc {
-                        sum += unsafe { *a.add(p * lda + i) * *b.add(p * rsb + j * csb) };
-                    }
-                    let out = unsafe { &mut *c.add(j * ldc + i) };
-                    *out = if add { *out + sum } else { sum };
-                }
+                i0 += rows;
             }
             p0 += kc;
         }
     }
 
-    /// One `16 x NR` block of `C` over `kc` steps of `k`, held in registers throughout.
+    /// Copies the `rows x kc` block of `A` at `a` (strides `rsa`, `csa`; `rows <= MR`,
+    /// `kc <= KC`) into `panel` as `MR x kc` with contiguous columns, rows from `rows` on zero.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn pack(
+        a: *const f32,
+        rows: usize,
+        kc: usize,
+        (rsa, csa): (usize, usize),
+        panel: *mut f32,
+    ) {
+        for p in 0..kc {
+            unsafe {
+                let column = panel.add(p * MR);
+                for r in 0..rows {
+                    column.add(r).write(*a.add(r * rsa + p * csa));
+                }
+                for r in rows..MR {
+                    column.add(r).write(0.0);
+                }
+            }
+        }
+    }
+
+    /// One `16 x NR` block of `C` over `kc` steps of `k`, held in registers throughout; `A`
+    /// has 16 readable rows (in place or packed), of which the first `rows` are stored.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     #[allow(clippy::too_many_arguments)]
@@ -141,11 +231,11 @@ mod x86 {
         a: *const f32,
         lda: usize,
         b: *const f32,
-        rsb: usize,
-        csb: usize,
+        (rsb, csb): (usize, usize),
         c: *mut f32,
         ldc: usize,
         add: bool,
+        rows: usize,
     ) {
         let mut acc = [[_mm256_setzero_ps(); 2]; NR];
         for p in 0..kc {
@@ -160,18 +250,212 @@ mod x86 {
                 }
             }
         }
-        for (j, acc) in acc.iter().enumerate() {
-            unsafe {
-                let out = c.add(j * ldc);
-                let (mut c0, mut c1) = (acc[0], acc[1]);
-                if add {
-                    c0 = _mm256_add_ps(c0, _mm256_loadu_ps(out));
-                    c1 = _mm256_add_ps(c1, _mm256_loadu_ps(out.add(8)));
+        if rows == MR {
+            for (j, acc) in acc.iter().enumerate() {
+                unsafe {
+                    let out = c.add(j * ldc);
+                    let (mut c0, mut c1) = (acc[0], acc[1]);
+                    if add {
+                        c0 = _mm256_add_ps(c0, _mm256_loadu_ps(out));
+                        c1 = _mm256_add_ps(c1, _mm256_loadu_ps(out.add(8)));
+                    }
+                    _mm256_storeu_ps(out, c0);
+                    _mm256_storeu_ps(out.add(8), c1);
                 }
-                _mm256_storeu_ps(out, c0);
-                _mm256_storeu_ps(out.add(8), c1);
+            }
+        } else {
+            // Rows past the end of C: masked, so they are neither read nor written.
+            let masks = [lanes_below(rows), lanes_below(rows.saturating_sub(8))];
+            for (j, acc) in acc.iter().enumerate() {
+                for (h, (&sum, &mask)) in acc.iter().zip(&masks).enumerate() {
+                    unsafe {
+                        let out = c.add(j * ldc + 8 * h);
+                        let sum = if add {
+                            _mm256_add_ps(sum, _mm256_maskload_ps(out, mask))
+                        } else {
+                            sum
+                        };
+                        _mm256_maskstore_ps(out, mask, sum);
+                    }
+                }
             }
         }
+    }
+
+    /// `y (+)= A x`, `A` `m x k` with contiguous columns `lda` apart, `x(p)` at `x[p * incx]`.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemv_n(
+        m: usize,
+        k: usize,
+        a: *const f32,
+        lda: usize,
+        x: *const f32,
+        incx: usize,
+        y: *mut f32,
+        accumulate: bool,
+    ) {
+        let mut i0 = 0;
+        while i0 < m {
+            let rows = GEMV_ROWS.min(m - i0);
+            unsafe {
+                let (a, y) = (a.add(i0), y.add(i0));
+                match rows.div_ceil(8) {
+                    4 => gemv_n_rows::<4>(k, a, lda, x, incx, y, accumulate, rows),
+                    3 => gemv_n_rows::<3>(k, a, lda, x, incx, y, accumulate, rows),
+                    2 => gemv_n_rows::<2>(k, a, lda, x, incx, y, accumulate, rows),
+                    _ => gemv_n_rows::<1>(k, a, lda, x, incx, y, accumulate, rows),
+                }
+            }
+            i0 += rows;
+        }
+    }
+
+    /// [`gemv_n`] for `rows` rows (more than `8 (V - 1)`, at most `8 V`): `V` vectors, the
+    /// last one masked when `rows` is not a multiple of 8; even and odd `p` summed apart.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemv_n_rows<const V: usize>(
+        k: usize,
+        a: *const f32,
+        lda: usize,
+        x: *const f32,
+        incx: usize,
+        y: *mut f32,
+        accumulate: bool,
+        rows: usize,
+    ) {
+        let last = lanes_below(rows - 8 * (V - 1));
+        let full = rows == 8 * V;
+        // Loads of one column's `V` vectors of A; only the last may be partial.
+        let load = |column: *const f32, v: usize| unsafe {
+            if full || v + 1 < V {
+                _mm256_loadu_ps(column.add(8 * v))
+            } else {
+                _mm256_maskload_ps(column.add(8 * v), last)
+            }
+        };
+        let mut acc = [[_mm256_setzero_ps(); V]; 2];
+        let mut p = 0;
+        while p + 2 <= k {
+            for (h, acc) in acc.iter_mut().enumerate() {
+                unsafe {
+                    let xp = _mm256_broadcast_ss(&*x.add((p + h) * incx));
+                    let column = a.add((p + h) * lda);
+                    for (v, acc) in acc.iter_mut().enumerate() {
+                        *acc = _mm256_fmadd_ps(load(column, v), xp, *acc);
+                    }
+                }
+            }
+            p += 2;
+        }
+        if p < k {
+            unsafe {
+                let xp = _mm256_broadcast_ss(&*x.add(p * incx));
+                let column = a.add(p * lda);
+                for (v, acc) in acc[0].iter_mut().enumerate() {
+                    *acc = _mm256_fmadd_ps(load(column, v), xp, *acc);
+                }
+            }
+        }
+        for (v, (&even, &odd)) in acc[0].iter().zip(&acc[1]).enumerate() {
+            unsafe {
+                let mut sum = _mm256_add_ps(even, odd);
+                let out = y.add(8 * v);
+                if full || v + 1 < V {
+                    if accumulate {
+                        sum = _mm256_add_ps(sum, _mm256_loadu_ps(out));
+                    }
+                    _mm256_storeu_ps(out, sum);
+                } else {
+                    if accumulate {
+                        sum = _mm256_add_ps(sum, _mm256_maskload_ps(out, last));
+                    }
+                    _mm256_maskstore_ps(out, last, sum);
+                }
+            }
+        }
+    }
+
+    /// `y (+)= A x` for `A(i, p)` at `a[i * lda + p]` (rows contiguous: `W^T` read in place)
+    /// and contiguous `x`: eight rows at a time, eight dot products along the rows reduced
+    /// together at the end.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemv_t(
+        m: usize,
+        k: usize,
+        a: *const f32,
+        lda: usize,
+        x: *const f32,
+        y: *mut f32,
+        accumulate: bool,
+    ) {
+        let chunks = k / 8;
+        let tail = k % 8;
+        let tail_mask = lanes_below(tail);
+        let mut i0 = 0;
+        while i0 < m {
+            let rows = 8.min(m - i0);
+            // Rows past the end of A repeat its last row: their sums are computed and dropped.
+            let row: [*const f32; 8] =
+                core::array::from_fn(|r| unsafe { a.add((i0 + r.min(rows - 1)) * lda) });
+            let mut acc = [_mm256_setzero_ps(); 8];
+            for q in 0..chunks {
+                unsafe {
+                    let xv = _mm256_loadu_ps(x.add(8 * q));
+                    for (acc, row) in acc.iter_mut().zip(&row) {
+                        *acc = _mm256_fmadd_ps(_mm256_loadu_ps(row.add(8 * q)), xv, *acc);
+                    }
+                }
+            }
+            if tail > 0 {
+                unsafe {
+                    let at = 8 * chunks;
+                    let xv = _mm256_maskload_ps(x.add(at), tail_mask);
+                    for (acc, row) in acc.iter_mut().zip(&row) {
+                        let av = _mm256_maskload_ps(row.add(at), tail_mask);
+                        *acc = _mm256_fmadd_ps(av, xv, *acc);
+                    }
+                }
+            }
+            let mut sum = reduce8(acc);
+            unsafe {
+                let out = y.add(i0);
+                if rows == 8 {
+                    if accumulate {
+                        sum = _mm256_add_ps(sum, _mm256_loadu_ps(out));
+                    }
+                    _mm256_storeu_ps(out, sum);
+                } else {
+                    let mask = lanes_below(rows);
+                    if accumulate {
+                        sum = _mm256_add_ps(sum, _mm256_maskload_ps(out, mask));
+                    }
+                    _mm256_maskstore_ps(out, mask, sum);
+                }
+            }
+            i0 += rows;
+        }
+    }
+
+    /// The sums of the lanes of `a[0]`, ..., `a[7]`, in order, in one vector: a transpose by
+    /// horizontal adds (7 shuffling adds and a final add for eight sums).
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn reduce8(a: [__m256; 8]) -> __m256 {
+        let t0 = _mm256_hadd_ps(a[0], a[1]);
+        let t1 = _mm256_hadd_ps(a[2], a[3]);
+        let t2 = _mm256_hadd_ps(a[4], a[5]);
+        let t3 = _mm256_hadd_ps(a[6], a[7]);
+        let u0 = _mm256_hadd_ps(t0, t1);
+        let u1 = _mm256_hadd_ps(t2, t3);
+        let lo = _mm256_permute2f128_ps::<0x20>(u0, u1);
+        let hi = _mm256_permute2f128_ps::<0x31>(u0, u1);
+        _mm256_add_ps(lo, hi)
     }
 }
 
@@ -180,11 +464,10 @@ mod tests {
     use super::*;
 
     /// The product by definition, in f64.
-    #[allow(clippy::too_many_arguments)]
     fn reference(
         (m, k, n): (usize, usize, usize),
         a: &[f32],
-        lda: usize,
+        (rsa, csa): (usize, usize),
         b: &[f32],
         (rsb, csb): (usize, usize),
     ) -> Vec<f64> {
@@ -192,7 +475,7 @@ mod tests {
         for j in 0..n {
             for i in 0..m {
                 for p in 0..k {
-                    c[j * m + i] += a[p * lda + i] as f64 * b[p * rsb + j * csb] as f64;
+                    c[j * m + i] += a[i * rsa + p * csa] as f64 * b[p * rsb + j * csb] as f64;
                 }
             }
         }
@@ -207,6 +490,8 @@ mod tests {
             .collect()
     }
 
+    /// Every kernel (blocked, packed, row tails, both matrix-vector forms), with and without
+    /// accumulation, against the definition; the padding between columns of `C` untouched.
     #[test]
     fn matches_the_definition_on_awkward_shapes() {
         if !(std::arch::is_x86_feature_detected!("avx2")
@@ -214,54 +499,103 @@ mod tests {
         {
             return; // the portable path is nalgebra's, tested through the networks
         }
-        for &(m, k, n) in &[
+        let mut shapes = vec![
             (16, 1, 1),
             (17, 3, 7),
             (128, 784, 64),
             (33, 300, 13),
             (48, 257, 6),
             (5, 9, 2),
-        ] {
-            for transposed_b in [false, true] {
-                let lda = m + 3;
-                let a = values(k * lda, 1);
-                // B as k x n column-major, or read as the transpose of an n x k matrix.
-                let (b, strides) = if transposed_b {
-                    (values(n * k, 2), (n, 1))
-                } else {
-                    (values(k * n, 2), (1, k))
-                };
-                let ldc = m + 1;
-                let mut c = values(n * ldc, 3);
-                let before = c.clone();
-                assert!(sgemm((m, k, n), &a, lda, &b, strides, &mut c, ldc, true));
-                let expected = reference((m, k, n), &a, lda, &b, strides);
-                for j in 0..n {
-                    for i in 0..m {
-                        let want = expected[j * m + i] + before[j * ldc + i] as f64;
-                        let got = c[j * ldc + i] as f64;
-                        assert!(
-                            (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
-                            "{m}x{k}x{n} ({i},{j}): {got} vs {want}"
-                        );
-                    }
-                    // Padding rows between columns are untouched.
-                    for i in m..ldc.min(m + 1) {
-                        assert_eq!(c[j * ldc + i], before[j * ldc + i]);
+            (10, 128, 64),
+            (128, 10, 64),
+            (32, 16, 1),
+            (4, 32, 1),
+            (32, 4, 1),
+            (10, 32, 32),
+            (1, 8, 4),
+        ];
+        // Every row count through the matrix-vector kernels' vector counts and masks, and
+        // every depth through their tails.
+        for m in 1..=41 {
+            shapes.push((m, (m * 7) % 19 + 1, 1));
+            shapes.push((m, (m * 5) % 11 + 1, 3));
+        }
+        for &(m, k, n) in &shapes {
+            for transposed_a in [false, true] {
+                for transposed_b in [false, true] {
+                    // A as m x k with columns m + 3 apart, or read as the transpose of a
+                    // k x m matrix with columns k + 2 apart.
+                    let (a, a_strides) = if transposed_a {
+                        (values(m * (k + 2), 1), (k + 2, 1))
+                    } else {
+                        (values(k * (m + 3), 1), (1, m + 3))
+                    };
+                    // B as k x n column-major, or read as the transpose of an n x k matrix.
+                    let (b, b_strides) = if transposed_b {
+                        (values(n * k, 2), (n, 1))
+                    } else {
+                        (values(k * n, 2), (1, k))
+                    };
+                    let expected = reference((m, k, n), &a, a_strides, &b, b_strides);
+                    for accumulate in [true, false] {
+                        let ldc = m + 1;
+                        let mut c = values(n * ldc, 3);
+                        let before = c.clone();
+                        let shape = (m, k, n);
+                        assert!(sgemm(
+                            shape, &a, a_strides, &b, b_strides, &mut c, ldc, accumulate
+                        ));
+                        for j in 0..n {
+                            for i in 0..m {
+                                let start = if accumulate {
+                                    before[j * ldc + i] as f64
+                                } else {
+                                    0.0
+                                };
+                                let want = expected[j * m + i] + start;
+                                let got = c[j * ldc + i] as f64;
+                                assert!(
+                                    (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                                    "{m}x{k}x{n} A^T {transposed_a} B^T {transposed_b} \
+                                     add {accumulate} ({i},{j}): {got} vs {want}"
+                                );
+                            }
+                            // Padding rows between columns are untouched.
+                            assert_eq!(c[j * ldc + m], before[j * ldc + m]);
+                        }
                     }
                 }
-                let mut fresh = values(n * ldc, 4);
+            }
+        }
+    }
+
+    /// `C` exactly as long as its last column, so a kernel that stored past the last row
+    /// would fail the bounds check or corrupt nothing it may not.
+    #[test]
+    fn writes_nothing_past_the_last_row() {
+        if !(std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma"))
+        {
+            return;
+        }
+        for &(m, k, n) in &[(3, 5, 1), (10, 7, 1), (10, 7, 5), (4, 32, 1), (13, 4, 1)] {
+            for a_strides in [(1, m), (k, 1)] {
+                let a = values(m * k, 5);
+                let b = values(k * n, 6);
+                let mut c = values(m * n + 8, 7);
+                let guard = c[m * n..].to_vec();
+                let len = m * n;
                 assert!(sgemm(
                     (m, k, n),
                     &a,
-                    lda,
+                    a_strides,
                     &b,
-                    strides,
-                    &mut fresh,
-                    ldc,
+                    (1, k),
+                    &mut c[..len],
+                    m,
                     false
                 ));
-                assert!((fresh[0] as f64 - expected[0]).abs() <= 1e-4 * (1.0 + expected[0].abs()));
+                assert_eq!(&c[m * n..], &guard[..]);
             }
         }
     }

@@ -4,8 +4,10 @@
 //! inputs of a `Linear(IN, OUT)` layer is an `IN x B` matrix.
 //!
 //! Each product is chosen per layer at compile time by its sizes: below [`GEMM_MIN_FLOPS`]
-//! nalgebra's static product (unrolled, best for small matrices); above it the blocked SIMD
-//! kernel of `gemm.rs`, which reaches several times nalgebra's speed on large layers. The
+//! plain loops over compile-time sizes (fully unrolled, best for the tiniest layers, such as
+//! xor's); above it the SIMD kernels of `gemm.rs` (for `f32` where the processor has AVX2 and
+//! FMA), which handle every shape in whole vectors: odd row counts by masked stores, a batch of
+//! one by matrix-vector kernels, `W^T` by packing or by dot products along its rows. The
 //! condition is on const generics, so each monomorphised kernel keeps only one branch.
 
 use crate::layer::Linear;
@@ -76,12 +78,14 @@ macro_rules! multiversion {
 }
 pub(crate) use multiversion;
 
-/// Products with at least this many multiply-adds go to the blocked kernel.
-pub const GEMM_MIN_FLOPS: usize = 16 * 1024;
+/// Products with at least this many multiply-adds go to the SIMD kernels. Below it (xor's
+/// layers: 64 multiply-adds at most) the call, its feature test and its bounds checks cost
+/// more than the compiler's fully unrolled code for the constant sizes.
+pub const GEMM_MIN_FLOPS: usize = 128;
 
-/// Whether an `m x k` by `k x n` product is large enough for the blocked kernel.
+/// Whether an `m x k` by `k x n` product is large enough for the SIMD kernels.
 const fn large(m: usize, k: usize, n: usize) -> bool {
-    m * k * n >= GEMM_MIN_FLOPS && m >= 16
+    m * k * n >= GEMM_MIN_FLOPS
 }
 
 /// `z = W x + b` for every column of `x`.
@@ -97,7 +101,7 @@ pub fn linear_forward<T: Real, const IN: usize, const OUT: usize, const B: usize
         && T::gemm(
             (OUT, IN, B),
             w,
-            OUT,
+            (1, OUT),
             x_all,
             (1, IN),
             z.as_mut_slice(),
@@ -136,7 +140,7 @@ pub fn linear_backward_params<T: Real, const IN: usize, const OUT: usize, const 
         && T::gemm(
             (OUT, B, IN),
             dz_all,
-            OUT,
+            (1, OUT),
             x_all,
             (IN, 1),
             grad.weight.as_mut_slice(),
@@ -174,15 +178,29 @@ pub fn linear_backward<T: Real, const IN: usize, const OUT: usize, const B: usiz
 ) -> SMatrix<T, IN, B> {
     linear_backward_params(x, dz, grad);
     let mut dx = SMatrix::<T, IN, B>::zeros();
-    let w = layer.weight.as_slice();
-    // dx[i, b] = W[:, i] . dz[:, b]: a dot product along contiguous columns.
-    for (dxc, dzc) in dx
-        .as_mut_slice()
-        .chunks_exact_mut(IN)
-        .zip(dz.as_slice().chunks_exact(OUT))
-    {
-        for (d, wc) in dxc.iter_mut().zip(w.chunks_exact(OUT)) {
-            *d = dot(wc, dzc);
+    let (w, dz_all) = (layer.weight.as_slice(), dz.as_slice());
+    // A = W^T read in place: element (i, o) of W^T is w[o + i * OUT].
+    let done = large(IN, OUT, B)
+        && T::gemm(
+            (IN, OUT, B),
+            w,
+            (OUT, 1),
+            dz_all,
+            (1, OUT),
+            dx.as_mut_slice(),
+            IN,
+            false,
+        );
+    if !done {
+        // dx[i, b] = W[:, i] . dz[:, b]: a dot product along contiguous columns.
+        for (dxc, dzc) in dx
+            .as_mut_slice()
+            .chunks_exact_mut(IN)
+            .zip(dz_all.chunks_exact(OUT))
+        {
+            for (d, wc) in dxc.iter_mut().zip(w.chunks_exact(OUT)) {
+                *d = dot(wc, dzc);
+            }
         }
     }
     dx

@@ -314,14 +314,27 @@ impl<T: Real> Optimizer<T> for Sgd<T> {
             first: false,
         };
         if self.momentum == T::zero() {
-            // Torch keeps no buffer without momentum; neither do we.
-            fast(|| {
-                for (p, g) in params.iter_mut().zip(grads) {
-                    for (p, &g) in p.iter_mut().zip(g.iter()) {
-                        sgd_element(p, g, &k);
+            // Torch keeps no buffer without momentum; neither do we. The weight-decay test is
+            // hoisted out of the element loop (inside it, it compiled to a compare and branch
+            // per vector, which halved the loop's speed): without decay, `p -= lr * g`.
+            if k.weight_decay == T::zero() {
+                let lr = k.lr;
+                fast(|| {
+                    for (p, g) in params.iter_mut().zip(grads) {
+                        for (p, &g) in p.iter_mut().zip(g.iter()) {
+                            *p -= lr * g;
+                        }
                     }
-                }
-            });
+                });
+            } else {
+                fast(|| {
+                    for (p, g) in params.iter_mut().zip(grads) {
+                        for (p, &g) in p.iter_mut().zip(g.iter()) {
+                            sgd_element(p, g, &k);
+                        }
+                    }
+                });
+            }
             return;
         }
         self.buffers.fit(params);

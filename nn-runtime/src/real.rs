@@ -25,15 +25,16 @@ pub trait Real:
         self.tanh()
     }
 
-    /// `C = A B` (or `C += A B`) by the blocked SIMD kernel for large layers; see
-    /// `gemm::sgemm` for the layout. Returns `false`, doing nothing, where this scalar type or
-    /// processor has no such kernel, and the caller uses nalgebra's product.
+    /// `C = A B` (or `C += A B`) by the SIMD kernels of `gemm.rs`; see `gemm::sgemm` for the
+    /// layout (`A` and `B` with any strides, so transposes are read in place). Returns `false`,
+    /// doing nothing, where this scalar type or processor has no such kernel, and the caller
+    /// uses its portable loops.
     #[doc(hidden)]
     #[allow(clippy::too_many_arguments)]
     fn gemm(
         _shape: (usize, usize, usize),
         _a: &[Self],
-        _lda: usize,
+        _a_strides: (usize, usize),
         _b: &[Self],
         _b_strides: (usize, usize),
         _c: &mut [Self],
@@ -69,17 +70,18 @@ impl Real for f32 {
         if tiny { self } else { p / q }
     }
 
+    #[inline(always)]
     fn gemm(
         shape: (usize, usize, usize),
         a: &[f32],
-        lda: usize,
+        a_strides: (usize, usize),
         b: &[f32],
         b_strides: (usize, usize),
         c: &mut [f32],
         ldc: usize,
         accumulate: bool,
     ) -> bool {
-        crate::gemm::sgemm(shape, a, lda, b, b_strides, c, ldc, accumulate)
+        crate::gemm::sgemm(shape, a, a_strides, b, b_strides, c, ldc, accumulate)
     }
     #[inline(always)]
     fn cast(x: f64) -> Self {
