@@ -22,7 +22,9 @@ pub struct LayerKind {
     /// An expression computing the layer's output (an `R x B` matrix) from its input.
     pub forward: fn(&Site) -> TokenStream,
     /// Statements applying the chain rule through the layer: the gradient of its parameters
-    /// and, where `Site::grad_input` is set, the gradient passed to the layer below.
+    /// and, where `Site::grad_input` is set, the gradient passed to the layer below. Where
+    /// `Site::sgd_rate` is set, a kind with parameters updates them in place instead of
+    /// storing their gradient (after taking the gradient for the layer below from them).
     pub backward: fn(&Site) -> TokenStream,
     /// Floating-point operations per sample, for the cost consts.
     pub cost: Cost,
@@ -116,6 +118,9 @@ pub struct Site {
     pub param: TokenStream,
     /// The place of this layer's parameter gradients (`grads.l0`).
     pub grad: TokenStream,
+    /// In `train_step` with a plain SGD optimizer: the learning rate, an expression. The
+    /// parameters are then stepped in place (`p -= rate * gradient`) and `grad` is not there.
+    pub sgd_rate: Option<TokenStream>,
     /// The numeric arguments, defaults filled in, in the order of `LayerKind::args`.
     pub numbers: Vec<f64>,
 }
@@ -194,12 +199,18 @@ pub const KINDS: &[LayerKind] = &[
         // dW = dz x^T, db = sum_b dz, dx = W^T dz (only where a layer below needs it)
         backward: |s| {
             let (param, grad, input, dz) = (&s.param, &s.grad, &s.input_ref, &s.grad_output);
-            match &s.grad_input {
-                Some(dx) => quote!(
+            match (&s.grad_input, &s.sgd_rate) {
+                (Some(dx), None) => quote!(
                     let #dx = ::nn_runtime::__private::linear_backward(&#param, #input, &#dz, &mut #grad);
                 ),
-                None => quote!(
+                (None, None) => quote!(
                     ::nn_runtime::__private::linear_backward_params(#input, &#dz, &mut #grad);
+                ),
+                (Some(dx), Some(rate)) => quote!(
+                    let #dx = ::nn_runtime::__private::linear_backward_sgd(&mut #param, #input, &#dz, #rate);
+                ),
+                (None, Some(rate)) => quote!(
+                    ::nn_runtime::__private::linear_update_sgd(&mut #param, #input, &#dz, #rate);
                 ),
             }
         },

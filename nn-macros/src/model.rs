@@ -170,6 +170,15 @@ impl Network {
     }
 }
 
+impl Network {
+    /// Whether another network is one of the layers (possibly inside a residual block).
+    pub fn nests_networks(&self) -> bool {
+        self.param_layers()
+            .iter()
+            .any(|layer| matches!(layer.op, Op::Nested(_)))
+    }
+}
+
 fn collect_param_layers<'a>(layers: &'a [Layer], found: &mut Vec<&'a Layer>) {
     for layer in layers {
         match &layer.op {

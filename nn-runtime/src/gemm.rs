@@ -22,8 +22,10 @@
 //! Layout: every matrix is column-major-like with explicit strides: `A(i, p)` at
 //! `a[i * rsa + p * csa]`, `B(p, j)` at `b[p * rsb + j * csb]`, `C(i, j)` at `c[i + j * ldc]`.
 
-/// `C = A B` (or `C += A B` with `accumulate`), `A` `m x k`, `B` `k x n`, `C` `m x n`, with the
-/// strides of the module documentation.
+/// `C = alpha A B` (or `C += alpha A B` with `accumulate`), `A` `m x k`, `B` `k x n`, `C`
+/// `m x n`, with the strides of the module documentation. The products are summed first and
+/// scaled once, as they are stored: with `alpha = -lr` and `accumulate`, a plain SGD step
+/// `W -= lr * dz x^T` rounds as the separate gradient and update would.
 ///
 /// Returns `false`, having done nothing, where the processor lacks AVX2 and FMA: the caller
 /// then uses its portable path. Inlined, so that for the constant sizes of a layer the bounds
@@ -38,6 +40,7 @@ pub fn sgemm(
     (rsb, csb): (usize, usize),
     c: &mut [f32],
     ldc: usize,
+    alpha: f32,
     accumulate: bool,
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -65,13 +68,14 @@ pub fn sgemm(
                     (rsb, csb),
                     c.as_mut_ptr(),
                     ldc,
+                    alpha,
                     accumulate,
                 )
             };
             return true;
         }
     }
-    let _ = (m, k, n, a, rsa, csa, b, rsb, csb, c, ldc, accumulate);
+    let _ = (m, k, n, a, rsa, csa, b, rsb, csb, c, ldc, alpha, accumulate);
     false
 }
 
@@ -115,6 +119,7 @@ mod x86 {
         (rsb, csb): (usize, usize),
         c: *mut f32,
         ldc: usize,
+        alpha: f32,
         accumulate: bool,
     ) {
         if k == 0 {
@@ -125,17 +130,23 @@ mod x86 {
             }
             return;
         }
+        let store = Store::new(alpha, accumulate);
+        if k == 1 && rsa == 1 {
+            // An outer product (a weight gradient from a batch of one): one multiply per
+            // element of C, which the blocked kernel would pack and run one step deep.
+            return unsafe { outer(m, n, a, b, csb, c, ldc, store) };
+        }
         if n == 1 {
             // A batch of one: a matrix-vector product, which the 16 x 6 block would run with
             // five of its six columns idle.
             if rsa == 1 {
-                return unsafe { gemv_n(m, k, a, csa, b, rsb, c, accumulate) };
+                return unsafe { gemv_n(m, k, a, csa, b, rsb, c, store) };
             }
             if csa == 1 && rsb == 1 {
-                return unsafe { gemv_t(m, k, a, rsa, b, c, accumulate) };
+                return unsafe { gemv_t(m, k, a, rsa, b, c, store) };
             }
         }
-        unsafe { blocked((m, k, n), a, (rsa, csa), b, (rsb, csb), c, ldc, accumulate) }
+        unsafe { blocked((m, k, n), a, (rsa, csa), b, (rsb, csb), c, ldc, store) }
     }
 
     /// [`sgemm`]'s general case, in a function of its own so that the matrix-vector cases do
@@ -151,7 +162,7 @@ mod x86 {
         (rsb, csb): (usize, usize),
         c: *mut f32,
         ldc: usize,
-        accumulate: bool,
+        store: Store,
     ) {
         // The packed panel: only the first `kc` columns of it are written, and only those are
         // read, so it needs no initialisation (16 KiB of zeroes per call would cost more than
@@ -162,7 +173,10 @@ mod x86 {
         while p0 < k {
             let kc = KC.min(k - p0);
             // The first pass over k writes C (unless asked to add); later passes add.
-            let add = accumulate || p0 > 0;
+            let store = Store {
+                add: store.add || p0 > 0,
+                ..store
+            };
             let mut i0 = 0;
             while i0 < m {
                 let rows = MR.min(m - i0);
@@ -181,12 +195,12 @@ mod x86 {
                         let c = c.add(j0 * ldc + i0);
                         let s = (rsb, csb);
                         match nr {
-                            6 => block::<6>(kc, ap, lda, b, s, c, ldc, add, rows),
-                            5 => block::<5>(kc, ap, lda, b, s, c, ldc, add, rows),
-                            4 => block::<4>(kc, ap, lda, b, s, c, ldc, add, rows),
-                            3 => block::<3>(kc, ap, lda, b, s, c, ldc, add, rows),
-                            2 => block::<2>(kc, ap, lda, b, s, c, ldc, add, rows),
-                            _ => block::<1>(kc, ap, lda, b, s, c, ldc, add, rows),
+                            6 => block::<6>(kc, ap, lda, b, s, c, ldc, store, rows),
+                            5 => block::<5>(kc, ap, lda, b, s, c, ldc, store, rows),
+                            4 => block::<4>(kc, ap, lda, b, s, c, ldc, store, rows),
+                            3 => block::<3>(kc, ap, lda, b, s, c, ldc, store, rows),
+                            2 => block::<2>(kc, ap, lda, b, s, c, ldc, store, rows),
+                            _ => block::<1>(kc, ap, lda, b, s, c, ldc, store, rows),
                         }
                     }
                     j0 += nr;
@@ -194,6 +208,99 @@ mod x86 {
                 i0 += rows;
             }
             p0 += kc;
+        }
+    }
+
+    /// How a kernel puts its sums into `C`: `C = alpha sum` or `C += alpha sum`.
+    #[derive(Clone, Copy)]
+    struct Store {
+        alpha: f32,
+        add: bool,
+    }
+
+    impl Store {
+        fn new(alpha: f32, add: bool) -> Self {
+            Store { alpha, add }
+        }
+
+        /// Stores eight sums at `out`: one multiply (exact for `alpha = 1`), or one fused
+        /// multiply-add onto what is there.
+        #[target_feature(enable = "avx2,fma")]
+        #[inline]
+        unsafe fn full(self, out: *mut f32, sum: __m256) {
+            let alpha = _mm256_set1_ps(self.alpha);
+            unsafe {
+                let value = if self.add {
+                    _mm256_fmadd_ps(sum, alpha, _mm256_loadu_ps(out))
+                } else {
+                    _mm256_mul_ps(sum, alpha)
+                };
+                _mm256_storeu_ps(out, value);
+            }
+        }
+
+        /// [`Store::full`] for one sum.
+        #[target_feature(enable = "avx2,fma")]
+        #[inline]
+        unsafe fn one(self, out: *mut f32, sum: f32) {
+            unsafe {
+                *out = if self.add {
+                    sum.mul_add(self.alpha, *out)
+                } else {
+                    sum * self.alpha
+                };
+            }
+        }
+
+        /// [`Store::full`] for the lanes of `mask` only: the others are neither read nor
+        /// written.
+        #[target_feature(enable = "avx2,fma")]
+        #[inline]
+        unsafe fn masked(self, out: *mut f32, mask: __m256i, sum: __m256) {
+            let alpha = _mm256_set1_ps(self.alpha);
+            unsafe {
+                let value = if self.add {
+                    _mm256_fmadd_ps(sum, alpha, _mm256_maskload_ps(out, mask))
+                } else {
+                    _mm256_mul_ps(sum, alpha)
+                };
+                _mm256_maskstore_ps(out, mask, value);
+            }
+        }
+    }
+
+    /// `C (+)= alpha a b^T` for a contiguous column `a` (`m`) and a row `b` (`n`, `b(j)` at
+    /// `b[j * incb]`): column `j` of `C` is `a` times `alpha b(j)`, eight rows at a time and
+    /// the last `m % 8` one by one. (Not masked: the columns of a short `C` lie a few floats
+    /// apart, and a load overlapping the masked store just before it cannot be forwarded
+    /// from it, which stalled every column.)
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn outer(
+        m: usize,
+        n: usize,
+        a: *const f32,
+        b: *const f32,
+        incb: usize,
+        c: *mut f32,
+        ldc: usize,
+        store: Store,
+    ) {
+        for j in 0..n {
+            unsafe {
+                let bj = *b.add(j * incb);
+                let bv = _mm256_set1_ps(bj);
+                let column = c.add(j * ldc);
+                let mut i = 0;
+                while i + 8 <= m {
+                    store.full(column.add(i), _mm256_mul_ps(_mm256_loadu_ps(a.add(i)), bv));
+                    i += 8;
+                }
+                for i in i..m {
+                    store.one(column.add(i), *a.add(i) * bj);
+                }
+            }
         }
     }
 
@@ -234,7 +341,7 @@ mod x86 {
         (rsb, csb): (usize, usize),
         c: *mut f32,
         ldc: usize,
-        add: bool,
+        store: Store,
         rows: usize,
     ) {
         let mut acc = [[_mm256_setzero_ps(); 2]; NR];
@@ -254,13 +361,8 @@ mod x86 {
             for (j, acc) in acc.iter().enumerate() {
                 unsafe {
                     let out = c.add(j * ldc);
-                    let (mut c0, mut c1) = (acc[0], acc[1]);
-                    if add {
-                        c0 = _mm256_add_ps(c0, _mm256_loadu_ps(out));
-                        c1 = _mm256_add_ps(c1, _mm256_loadu_ps(out.add(8)));
-                    }
-                    _mm256_storeu_ps(out, c0);
-                    _mm256_storeu_ps(out.add(8), c1);
+                    store.full(out, acc[0]);
+                    store.full(out.add(8), acc[1]);
                 }
             }
         } else {
@@ -269,13 +371,7 @@ mod x86 {
             for (j, acc) in acc.iter().enumerate() {
                 for (h, (&sum, &mask)) in acc.iter().zip(&masks).enumerate() {
                     unsafe {
-                        let out = c.add(j * ldc + 8 * h);
-                        let sum = if add {
-                            _mm256_add_ps(sum, _mm256_maskload_ps(out, mask))
-                        } else {
-                            sum
-                        };
-                        _mm256_maskstore_ps(out, mask, sum);
+                        store.masked(c.add(j * ldc + 8 * h), mask, sum);
                     }
                 }
             }
@@ -294,7 +390,7 @@ mod x86 {
         x: *const f32,
         incx: usize,
         y: *mut f32,
-        accumulate: bool,
+        store: Store,
     ) {
         let mut i0 = 0;
         while i0 < m {
@@ -302,10 +398,10 @@ mod x86 {
             unsafe {
                 let (a, y) = (a.add(i0), y.add(i0));
                 match rows.div_ceil(8) {
-                    4 => gemv_n_rows::<4>(k, a, lda, x, incx, y, accumulate, rows),
-                    3 => gemv_n_rows::<3>(k, a, lda, x, incx, y, accumulate, rows),
-                    2 => gemv_n_rows::<2>(k, a, lda, x, incx, y, accumulate, rows),
-                    _ => gemv_n_rows::<1>(k, a, lda, x, incx, y, accumulate, rows),
+                    4 => gemv_n_rows::<4>(k, a, lda, x, incx, y, store, rows),
+                    3 => gemv_n_rows::<3>(k, a, lda, x, incx, y, store, rows),
+                    2 => gemv_n_rows::<2>(k, a, lda, x, incx, y, store, rows),
+                    _ => gemv_n_rows::<1>(k, a, lda, x, incx, y, store, rows),
                 }
             }
             i0 += rows;
@@ -324,7 +420,7 @@ mod x86 {
         x: *const f32,
         incx: usize,
         y: *mut f32,
-        accumulate: bool,
+        store: Store,
         rows: usize,
     ) {
         let last = lanes_below(rows - 8 * (V - 1));
@@ -362,18 +458,12 @@ mod x86 {
         }
         for (v, (&even, &odd)) in acc[0].iter().zip(&acc[1]).enumerate() {
             unsafe {
-                let mut sum = _mm256_add_ps(even, odd);
+                let sum = _mm256_add_ps(even, odd);
                 let out = y.add(8 * v);
                 if full || v + 1 < V {
-                    if accumulate {
-                        sum = _mm256_add_ps(sum, _mm256_loadu_ps(out));
-                    }
-                    _mm256_storeu_ps(out, sum);
+                    store.full(out, sum);
                 } else {
-                    if accumulate {
-                        sum = _mm256_add_ps(sum, _mm256_maskload_ps(out, last));
-                    }
-                    _mm256_maskstore_ps(out, last, sum);
+                    store.masked(out, last, sum);
                 }
             }
         }
@@ -392,7 +482,7 @@ mod x86 {
         lda: usize,
         x: *const f32,
         y: *mut f32,
-        accumulate: bool,
+        store: Store,
     ) {
         let chunks = k / 8;
         let tail = k % 8;
@@ -422,20 +512,13 @@ mod x86 {
                     }
                 }
             }
-            let mut sum = reduce8(acc);
+            let sum = reduce8(acc);
             unsafe {
                 let out = y.add(i0);
                 if rows == 8 {
-                    if accumulate {
-                        sum = _mm256_add_ps(sum, _mm256_loadu_ps(out));
-                    }
-                    _mm256_storeu_ps(out, sum);
+                    store.full(out, sum);
                 } else {
-                    let mask = lanes_below(rows);
-                    if accumulate {
-                        sum = _mm256_add_ps(sum, _mm256_maskload_ps(out, mask));
-                    }
-                    _mm256_maskstore_ps(out, mask, sum);
+                    store.masked(out, lanes_below(rows), sum);
                 }
             }
             i0 += rows;
@@ -490,8 +573,9 @@ mod tests {
             .collect()
     }
 
-    /// Every kernel (blocked, packed, row tails, both matrix-vector forms), with and without
-    /// accumulation, against the definition; the padding between columns of `C` untouched.
+    /// Every kernel (blocked, packed, row tails, both matrix-vector forms, the outer product),
+    /// with and without accumulation and scaling, against the definition; the padding between
+    /// columns of `C` untouched.
     #[test]
     fn matches_the_definition_on_awkward_shapes() {
         if !(std::arch::is_x86_feature_detected!("avx2")
@@ -513,6 +597,11 @@ mod tests {
             (32, 4, 1),
             (10, 32, 32),
             (1, 8, 4),
+            (17, 1, 7),
+            (8, 1, 3),
+            (3, 1, 5),
+            (40, 1, 2),
+            (32, 1, 16),
         ];
         // Every row count through the matrix-vector kernels' vector counts and masks, and
         // every depth through their tails.
@@ -537,13 +626,15 @@ mod tests {
                         (values(k * n, 2), (1, k))
                     };
                     let expected = reference((m, k, n), &a, a_strides, &b, b_strides);
-                    for accumulate in [true, false] {
+                    for (alpha, accumulate) in
+                        [(1.0, true), (1.0, false), (-0.25, true), (3.0, false)]
+                    {
                         let ldc = m + 1;
                         let mut c = values(n * ldc, 3);
                         let before = c.clone();
                         let shape = (m, k, n);
                         assert!(sgemm(
-                            shape, &a, a_strides, &b, b_strides, &mut c, ldc, accumulate
+                            shape, &a, a_strides, &b, b_strides, &mut c, ldc, alpha, accumulate
                         ));
                         for j in 0..n {
                             for i in 0..m {
@@ -552,12 +643,12 @@ mod tests {
                                 } else {
                                     0.0
                                 };
-                                let want = expected[j * m + i] + start;
+                                let want = alpha as f64 * expected[j * m + i] + start;
                                 let got = c[j * ldc + i] as f64;
                                 assert!(
                                     (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
                                     "{m}x{k}x{n} A^T {transposed_a} B^T {transposed_b} \
-                                     add {accumulate} ({i},{j}): {got} vs {want}"
+                                     alpha {alpha} add {accumulate} ({i},{j}): {got} vs {want}"
                                 );
                             }
                             // Padding rows between columns are untouched.
@@ -578,7 +669,14 @@ mod tests {
         {
             return;
         }
-        for &(m, k, n) in &[(3, 5, 1), (10, 7, 1), (10, 7, 5), (4, 32, 1), (13, 4, 1)] {
+        for &(m, k, n) in &[
+            (3, 5, 1),
+            (10, 7, 1),
+            (10, 7, 5),
+            (4, 32, 1),
+            (13, 4, 1),
+            (13, 1, 3),
+        ] {
             for a_strides in [(1, m), (k, 1)] {
                 let a = values(m * k, 5);
                 let b = values(k * n, 6);
@@ -593,6 +691,7 @@ mod tests {
                     (1, k),
                     &mut c[..len],
                     m,
+                    1.0,
                     false
                 ));
                 assert_eq!(&c[m * n..], &guard[..]);

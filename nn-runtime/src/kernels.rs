@@ -7,8 +7,14 @@
 //! plain loops over compile-time sizes (fully unrolled, best for the tiniest layers, such as
 //! xor's); above it the SIMD kernels of `gemm.rs` (for `f32` where the processor has AVX2 and
 //! FMA), which handle every shape in whole vectors: odd row counts by masked stores, a batch of
-//! one by matrix-vector kernels, `W^T` by packing or by dot products along its rows. The
-//! condition is on const generics, so each monomorphised kernel keeps only one branch.
+//! one by matrix-vector kernels, `W^T` by packing or by dot products along its rows. A single
+//! sample through a small layer goes to the constant-size kernels of `gemv.rs` instead, inlined
+//! into the network's code. The condition is on const generics, so each monomorphised kernel
+//! keeps only one branch.
+//!
+//! With a plain SGD optimizer, `train_step` calls [`linear_backward_sgd`] and
+//! [`linear_update_sgd`]: the step `W -= lr dz x^T` is the weight-gradient product itself,
+//! scaled by `-lr` and added onto the weights, so no gradient is stored or read back.
 
 use crate::layer::Linear;
 use crate::real::Real;
@@ -88,6 +94,12 @@ const fn large(m: usize, k: usize, n: usize) -> bool {
     m * k * n >= GEMM_MIN_FLOPS
 }
 
+/// Whether a `Linear(IN, OUT)` layer run on a batch of `B` takes the constant-size kernels of
+/// `gemv.rs`: a single sample through a small layer.
+const fn one_small(out: usize, input: usize, batch: usize) -> bool {
+    batch == 1 && crate::gemv::fits(out, input)
+}
+
 /// `z = W x + b` for every column of `x`.
 #[inline(always)]
 pub fn linear_forward<T: Real, const IN: usize, const OUT: usize, const B: usize>(
@@ -97,17 +109,22 @@ pub fn linear_forward<T: Real, const IN: usize, const OUT: usize, const B: usize
     let mut z = SMatrix::<T, OUT, B>::from_fn(|r, _| layer.bias[r]);
     // The bias is already in z, so the product adds to it: bias fused, no second pass.
     let (w, x_all) = (layer.weight.as_slice(), x.as_slice());
-    let done = large(OUT, IN, B)
-        && T::gemm(
-            (OUT, IN, B),
-            w,
-            (1, OUT),
-            x_all,
-            (1, IN),
-            z.as_mut_slice(),
-            OUT,
-            true,
-        );
+    let done = if one_small(OUT, IN, B) {
+        T::gemv::<OUT, IN>(w, x_all, z.as_mut_slice())
+    } else {
+        large(OUT, IN, B)
+            && T::gemm(
+                (OUT, IN, B),
+                w,
+                (1, OUT),
+                x_all,
+                (1, IN),
+                z.as_mut_slice(),
+                OUT,
+                T::one(),
+                true,
+            )
+    };
     if !done {
         // Column by column: z[:, b] += W[:, i] x[i, b], each W[:, i] contiguous, so the inner
         // loop runs along OUT in full vectors.
@@ -136,17 +153,22 @@ pub fn linear_backward_params<T: Real, const IN: usize, const OUT: usize, const 
 ) {
     let (x_all, dz_all) = (x.as_slice(), dz.as_slice());
     // x^T is read in place: element (b, i) of x^T is x[i + b * IN].
-    let done = large(OUT, B, IN)
-        && T::gemm(
-            (OUT, B, IN),
-            dz_all,
-            (1, OUT),
-            x_all,
-            (IN, 1),
-            grad.weight.as_mut_slice(),
-            OUT,
-            false,
-        );
+    let done = if one_small(OUT, IN, B) {
+        T::outer::<OUT, IN>(dz_all, x_all, grad.weight.as_mut_slice(), T::one(), false)
+    } else {
+        large(OUT, B, IN)
+            && T::gemm(
+                (OUT, B, IN),
+                dz_all,
+                (1, OUT),
+                x_all,
+                (IN, 1),
+                grad.weight.as_mut_slice(),
+                OUT,
+                T::one(),
+                false,
+            )
+    };
     if !done {
         // dW[:, i] = sum_b dz[:, b] x[i, b]: the first sample writes, the others add.
         for (i, dw) in grad.weight.as_mut_slice().chunks_exact_mut(OUT).enumerate() {
@@ -177,20 +199,112 @@ pub fn linear_backward<T: Real, const IN: usize, const OUT: usize, const B: usiz
     grad: &mut Linear<T, IN, OUT>,
 ) -> SMatrix<T, IN, B> {
     linear_backward_params(x, dz, grad);
+    linear_input_grad(layer, dz)
+}
+
+/// One plain SGD step on a `Linear` layer's parameters, fused into its backward pass:
+/// `W -= rate * dz x^T`, `b -= rate * (sum of dz's columns)`, the gradient summed first and
+/// subtracted once (as a separate gradient and update would round), but never stored.
+#[inline(always)]
+pub fn linear_update_sgd<T: Real, const IN: usize, const OUT: usize, const B: usize>(
+    layer: &mut Linear<T, IN, OUT>,
+    x: &SMatrix<T, IN, B>,
+    dz: &SMatrix<T, OUT, B>,
+    rate: T,
+) {
+    let (x_all, dz_all) = (x.as_slice(), dz.as_slice());
+    let done = if one_small(OUT, IN, B) {
+        T::outer::<OUT, IN>(dz_all, x_all, layer.weight.as_mut_slice(), -rate, true)
+    } else {
+        large(OUT, B, IN)
+            && T::gemm(
+                (OUT, B, IN),
+                dz_all,
+                (1, OUT),
+                x_all,
+                (IN, 1),
+                layer.weight.as_mut_slice(),
+                OUT,
+                -rate,
+                true,
+            )
+    };
+    if !done {
+        // One column of the gradient at a time, summed over the batch on the stack, then
+        // subtracted: dW[:, i] = sum_b dz[:, b] x[i, b].
+        for (i, w) in layer
+            .weight
+            .as_mut_slice()
+            .chunks_exact_mut(OUT)
+            .enumerate()
+        {
+            let mut g = [T::zero(); OUT];
+            for (b, dzc) in dz_all.chunks_exact(OUT).enumerate() {
+                let xi = x_all[b * IN + i];
+                g.iter_mut().zip(dzc).for_each(|(g, &d)| *g += d * xi);
+            }
+            w.iter_mut().zip(&g).for_each(|(w, &g)| *w -= rate * g);
+        }
+    }
+    let mut db = [T::zero(); OUT];
+    for dzc in dz_all.chunks_exact(OUT) {
+        db.iter_mut().zip(dzc).for_each(|(b, &d)| *b += d);
+    }
+    let bias = layer.bias.as_mut_slice();
+    bias.iter_mut().zip(&db).for_each(|(b, &g)| *b -= rate * g);
+}
+
+/// [`linear_update_sgd`] for a layer whose input gradient the layer below needs: returns
+/// `dx = W^T dz`, computed from the weights before the step.
+#[inline(always)]
+pub fn linear_backward_sgd<T: Real, const IN: usize, const OUT: usize, const B: usize>(
+    layer: &mut Linear<T, IN, OUT>,
+    x: &SMatrix<T, IN, B>,
+    dz: &SMatrix<T, OUT, B>,
+    rate: T,
+) -> SMatrix<T, IN, B> {
+    if one_small(OUT, IN, B) {
+        // One sample: the input gradient and the weight step in one pass over the weights.
+        let mut dx = SMatrix::<T, IN, B>::zeros();
+        let (w, dz_all) = (layer.weight.as_mut_slice(), dz.as_slice());
+        if T::gemv_t_outer::<OUT, IN>(w, dz_all, x.as_slice(), dx.as_mut_slice(), -rate) {
+            let bias = layer.bias.as_mut_slice();
+            bias.iter_mut()
+                .zip(dz_all)
+                .for_each(|(b, &d)| *b -= rate * d);
+            return dx;
+        }
+    }
+    let dx = linear_input_grad(layer, dz);
+    linear_update_sgd(layer, x, dz, rate);
+    dx
+}
+
+/// The gradient a `Linear` layer passes to the layer below: `dx = W^T dz`.
+#[inline(always)]
+fn linear_input_grad<T: Real, const IN: usize, const OUT: usize, const B: usize>(
+    layer: &Linear<T, IN, OUT>,
+    dz: &SMatrix<T, OUT, B>,
+) -> SMatrix<T, IN, B> {
     let mut dx = SMatrix::<T, IN, B>::zeros();
     let (w, dz_all) = (layer.weight.as_slice(), dz.as_slice());
     // A = W^T read in place: element (i, o) of W^T is w[o + i * OUT].
-    let done = large(IN, OUT, B)
-        && T::gemm(
-            (IN, OUT, B),
-            w,
-            (OUT, 1),
-            dz_all,
-            (1, OUT),
-            dx.as_mut_slice(),
-            IN,
-            false,
-        );
+    let done = if one_small(OUT, IN, B) {
+        T::gemv_t::<OUT, IN>(w, dz_all, dx.as_mut_slice())
+    } else {
+        large(IN, OUT, B)
+            && T::gemm(
+                (IN, OUT, B),
+                w,
+                (OUT, 1),
+                dz_all,
+                (1, OUT),
+                dx.as_mut_slice(),
+                IN,
+                T::one(),
+                false,
+            )
+    };
     if !done {
         // dx[i, b] = W[:, i] . dz[:, b]: a dot product along contiguous columns.
         for (dxc, dzc) in dx

@@ -83,4 +83,5 @@ pub mod __private {
 }
 
 mod gemm;
+mod gemv;
 mod kernels;

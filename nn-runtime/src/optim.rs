@@ -42,6 +42,16 @@ pub trait Optimizer<T: Real> {
     /// Applies one optimisation step. `params[i]` and `grads[i]` are the same tensor, flattened
     /// (same length); the list has the same lengths in the same order at every call.
     fn step(&mut self, params: &mut [&mut [T]], grads: &[&[T]]);
+
+    /// The learning rate when this optimizer's step is plain gradient descent, `p -= lr * g`
+    /// for every element, with no state: a network's `train_step` then folds the update into
+    /// its backward pass (each layer's parameters change as soon as their gradient is known,
+    /// after the gradient for the layer below was taken from the old weights, and no gradient
+    /// is stored) instead of calling [`step`](Self::step). `None`, the default, for every
+    /// other rule.
+    fn plain_sgd_rate(&self) -> Option<T> {
+        None
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -304,6 +314,11 @@ fn sgd_momentum_element<T: Real>(p: &mut T, g: T, b: &mut T, k: &SgdStep<T>) {
 }
 
 impl<T: Real> Optimizer<T> for Sgd<T> {
+    /// `Some(lr)` without momentum or weight decay.
+    fn plain_sgd_rate(&self) -> Option<T> {
+        (self.momentum == T::zero() && self.weight_decay == T::zero()).then_some(self.lr)
+    }
+
     fn step(&mut self, params: &mut [&mut [T]], grads: &[&[T]]) {
         let mut k = SgdStep {
             lr: self.lr,

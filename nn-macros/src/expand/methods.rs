@@ -252,7 +252,9 @@ fn training(model: &Network) -> TokenStream {
         ret: scalar.clone(),
         body: &|copy| {
             let gradients = format_ident!("__gradients_into{copy}");
+            let fused = fused_sgd_step(model);
             quote! {
+                #fused
                 const TENSORS: usize = <#ident as ::nn_runtime::__private::Network>::TENSORS;
                 let mut grads = self.__scratch.take();
                 // SAFETY (AVX2 copy): called from the copy compiled for the same features.
@@ -288,6 +290,30 @@ fn training(model: &Network) -> TokenStream {
 
         #gradients_into
         #train_step
+    }
+}
+
+/// The start of `train_step`'s body for a plain SGD optimizer: the whole step with the update
+/// fused into the backward pass, returning early. A network nesting another takes the general
+/// path (gradients, then `Optimizer::step`), since a nested network's backward pass stores
+/// its gradients.
+fn fused_sgd_step(model: &Network) -> TokenStream {
+    if model.nests_networks() {
+        return TokenStream::new();
+    }
+    let (forward, result) = passes::forward(model);
+    let backward = passes::backward_sgd(model, &quote!(rate));
+    let loss_grad = format_ident!("d{}", model.layers.len());
+    quote! {
+        if let ::core::option::Option::Some(rate) =
+            ::nn_runtime::__private::Optimizer::plain_sgd_rate(optimizer)
+        {
+            let x0 = xs;
+            #forward
+            let (value, #loss_grad) = loss.value_and_grad(&#result, ys);
+            #backward
+            return value;
+        }
     }
 }
 

@@ -23,7 +23,15 @@ pub fn forward(model: &Network) -> (TokenStream, Ident) {
 /// parameters, writing every parameter gradient into `grads`; with `input_grad`, on down to
 /// `d0`, the gradient with respect to the input (what a network nesting this one needs).
 pub fn backward(model: &Network, input_grad: bool) -> TokenStream {
-    backward_chain(model, &model.layers, "", input_grad)
+    backward_chain(model, &model.layers, "", input_grad, None)
+}
+
+/// The chain rule from `d{n}` down to the first layer with parameters, with a plain SGD step of
+/// rate `rate` (an expression) fused in: each layer's parameters are updated in place as soon
+/// as the gradient for the layer below has been taken from them, and no gradient is stored.
+/// Only for networks that nest no other network.
+pub fn backward_sgd(model: &Network, rate: &TokenStream) -> TokenStream {
+    backward_chain(model, &model.layers, "", false, Some(rate))
 }
 
 /// The activation variable `j` of the chain with variable prefix `prefix`.
@@ -77,6 +85,7 @@ fn backward_chain(
     layers: &[Layer],
     prefix: &str,
     input_grad: bool,
+    sgd_rate: Option<&TokenStream>,
 ) -> TokenStream {
     layers
         .iter()
@@ -93,7 +102,9 @@ fn backward_chain(
             let grad_input = d(prefix, j);
             match &layer.op {
                 Op::Table(kind, numbers) => {
-                    (kind.backward)(&site(model, layer, numbers, prefix, j, pass_down))
+                    let mut site = site(model, layer, numbers, prefix, j, pass_down);
+                    site.sgd_rate = sgd_rate.cloned();
+                    (kind.backward)(&site)
                 }
                 Op::Nested(net) => {
                     let (field, nested) = (layer.field(), nested(model, layer, net));
@@ -109,7 +120,7 @@ fn backward_chain(
                 Op::Residual(inner) => {
                     let inner_prefix = format!("{prefix}{j}_");
                     let (first, last) = (d(&inner_prefix, 0), d(&inner_prefix, inner.len()));
-                    let body = backward_chain(model, inner, &inner_prefix, pass_down);
+                    let body = backward_chain(model, inner, &inner_prefix, pass_down, sgd_rate);
                     // Both paths of y = x + f(x) carry the gradient: dx = dy + f'(x)^T dy.
                     let merge =
                         pass_down.then(|| quote!(let #grad_input = #first + &#grad_output;));
@@ -157,6 +168,7 @@ fn site(
         grad_input: pass_down.then(|| d(prefix, j)),
         param: quote!(self.#field),
         grad: quote!(grads.#field),
+        sgd_rate: None,
         numbers: numbers.to_vec(),
     }
 }

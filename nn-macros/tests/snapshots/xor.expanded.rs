@@ -269,6 +269,24 @@ impl Xor {
         loss: &L,
         optimizer: &mut O,
     ) -> f32 {
+        if let ::core::option::Option::Some(rate) = ::nn_runtime::__private::Optimizer::plain_sgd_rate(
+            optimizer,
+        ) {
+            let x0 = xs;
+            let x1 = ::nn_runtime::__private::linear_forward(&self.l0, x0);
+            let x2 = x1.map(|x| if x > 0f32 { x } else { 0f32 });
+            let x3 = ::nn_runtime::__private::linear_forward(&self.l2, &x2);
+            let (value, d3) = loss.value_and_grad(&x3, ys);
+            let d2 = ::nn_runtime::__private::linear_backward_sgd(
+                &mut self.l2,
+                &x2,
+                &d3,
+                rate,
+            );
+            let d1 = d2.zip_map(&x1, |g, x| g * (if x > 0f32 { 1f32 } else { 0f32 }));
+            ::nn_runtime::__private::linear_update_sgd(&mut self.l0, x0, &d1, rate);
+            return value;
+        }
         const TENSORS: usize = <Xor as ::nn_runtime::__private::Network>::TENSORS;
         let mut grads = self.__scratch.take();
         #[allow(unused_unsafe)]
@@ -302,6 +320,24 @@ impl Xor {
         loss: &L,
         optimizer: &mut O,
     ) -> f32 {
+        if let ::core::option::Option::Some(rate) = ::nn_runtime::__private::Optimizer::plain_sgd_rate(
+            optimizer,
+        ) {
+            let x0 = xs;
+            let x1 = ::nn_runtime::__private::linear_forward(&self.l0, x0);
+            let x2 = x1.map(|x| if x > 0f32 { x } else { 0f32 });
+            let x3 = ::nn_runtime::__private::linear_forward(&self.l2, &x2);
+            let (value, d3) = loss.value_and_grad(&x3, ys);
+            let d2 = ::nn_runtime::__private::linear_backward_sgd(
+                &mut self.l2,
+                &x2,
+                &d3,
+                rate,
+            );
+            let d1 = d2.zip_map(&x1, |g, x| g * (if x > 0f32 { 1f32 } else { 0f32 }));
+            ::nn_runtime::__private::linear_update_sgd(&mut self.l0, x0, &d1, rate);
+            return value;
+        }
         const TENSORS: usize = <Xor as ::nn_runtime::__private::Network>::TENSORS;
         let mut grads = self.__scratch.take();
         #[allow(unused_unsafe)]

@@ -1,0 +1,516 @@
+//! `f32` kernels for a batch of one sample through a small `Linear` layer, with the layer's
+//! sizes as const generics: the forward matrix-vector product, the transposed product of the
+//! input gradient, and the outer product of the weight gradient (or of a fused SGD step).
+//!
+//! A batch of one is where a general product pays most for being general: the work of a
+//! `Linear(32, 32)` layer is 128 vector multiply-adds, as long as the shape tests, the loop
+//! bookkeeping and the call of the runtime-shaped kernels of `gemm.rs`. Here every loop bound
+//! is a constant, so the loops unroll into straight-line code, the accumulators stay in
+//! registers, and the kernel is inlined into the generated network's AVX2 copy.
+//!
+//! Layout as in the rest of the crate: `A` is `M x K` with contiguous columns (`A(i, p)` at
+//! `a[i + p * M]`), as nalgebra stores a weight matrix.
+//!
+//! Each function returns `false`, having done nothing, where the processor lacks AVX2 and FMA
+//! (the caller then runs its portable loops), and otherwise asserts the slice lengths, which
+//! fold away for the callers' constant sizes.
+
+/// Whether an `M x K` layer at batch one takes these kernels: small enough that unrolled code
+/// stays small (at most 64 rows, 4096 weights), large enough to be worth the feature check.
+pub const fn fits(m: usize, k: usize) -> bool {
+    m <= 64 && m * k <= 4096 && m * k >= 64
+}
+
+/// `y = A x + y` (the bias is already in `y`).
+#[inline(always)]
+pub fn gemv<const M: usize, const K: usize>(a: &[f32], x: &[f32], y: &mut [f32]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if crate::kernels::has_avx2_fma() {
+        assert!(a.len() >= M * K && x.len() >= K && y.len() >= M);
+        // SAFETY: the features are present and the lengths were checked above.
+        unsafe { x86::gemv::<M, K>(a.as_ptr(), x.as_ptr(), y.as_mut_ptr()) };
+        return true;
+    }
+    let _ = (a, x, y);
+    false
+}
+
+/// `y = A^T x` (`y` has `K` entries, `x` `M`): the input gradient `W^T dz`.
+#[inline(always)]
+pub fn gemv_t<const M: usize, const K: usize>(a: &[f32], x: &[f32], y: &mut [f32]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if crate::kernels::has_avx2_fma() {
+        assert!(a.len() >= M * K && x.len() >= M && y.len() >= K);
+        // SAFETY: the features are present and the lengths were checked above.
+        unsafe { x86::gemv_t::<M, K>(a.as_ptr(), x.as_ptr(), y.as_mut_ptr()) };
+        return true;
+    }
+    let _ = (a, x, y);
+    false
+}
+
+/// `A = alpha u v^T`, or `A += alpha u v^T` with `add` (`u` has `M` entries, `v` `K`): the
+/// weight gradient `dz x^T` of one sample, or with `alpha = -lr` an SGD step on the weights.
+#[inline(always)]
+pub fn outer<const M: usize, const K: usize>(
+    u: &[f32],
+    v: &[f32],
+    a: &mut [f32],
+    alpha: f32,
+    add: bool,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if crate::kernels::has_avx2_fma() {
+        assert!(a.len() >= M * K && u.len() >= M && v.len() >= K);
+        // SAFETY: the features are present and the lengths were checked above.
+        unsafe { x86::outer::<M, K>(u.as_ptr(), v.as_ptr(), a.as_mut_ptr(), alpha, add) };
+        return true;
+    }
+    let _ = (u, v, a, alpha, add);
+    false
+}
+
+/// `y = A^T x` and then `A += alpha x v^T`, in one pass over `A` (`x` has `M` entries, `v`
+/// and `y` `K`): a layer's input gradient `W^T dz` from the old weights and an SGD step
+/// `W -= lr dz x^T`, each column of `W` loaded once for both. Only for `M` a multiple of 8
+/// (whole vectors); `false` otherwise, and the caller runs [`gemv_t`] and [`outer`].
+#[inline(always)]
+pub fn gemv_t_outer<const M: usize, const K: usize>(
+    a: &mut [f32],
+    x: &[f32],
+    v: &[f32],
+    y: &mut [f32],
+    alpha: f32,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if M.is_multiple_of(8) && crate::kernels::has_avx2_fma() {
+        assert!(a.len() >= M * K && x.len() >= M && v.len() >= K && y.len() >= K);
+        // SAFETY: the features are present and the lengths were checked above.
+        unsafe {
+            x86::gemv_t_outer::<M, K>(
+                a.as_mut_ptr(),
+                x.as_ptr(),
+                v.as_ptr(),
+                y.as_mut_ptr(),
+                alpha,
+            )
+        };
+        return true;
+    }
+    let _ = (a, x, v, y, alpha);
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// Vectors of rows per block of the forward product: 4 vectors times 2 halves of `K`
+    /// make 8 independent chains of multiply-adds, enough to keep both FMA units busy.
+    const BLOCK: usize = 4;
+
+    /// The mask of the lanes of an 8-lane vector below `valid`.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn lanes_below(valid: usize) -> __m256i {
+        let valid = _mm256_set1_epi32(valid.min(8) as i32);
+        _mm256_cmpgt_epi32(valid, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+    }
+
+    /// The `rows` (at most 8) floats at `p` in a vector, zero above: masked when short.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn load(p: *const f32, rows: usize) -> __m256 {
+        unsafe {
+            if rows >= 8 {
+                _mm256_loadu_ps(p)
+            } else {
+                _mm256_maskload_ps(p, lanes_below(rows))
+            }
+        }
+    }
+
+    /// Stores the first `rows` (at most 8) lanes of `v` at `p`. A short vector goes through
+    /// the stack one float at a time rather than by a masked store, which a load of the same
+    /// floats (the next layer reading its input) could not be forwarded from.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn store(p: *mut f32, rows: usize, v: __m256) {
+        unsafe {
+            if rows >= 8 {
+                _mm256_storeu_ps(p, v);
+            } else {
+                let mut lanes = [0.0f32; 8];
+                _mm256_storeu_ps(lanes.as_mut_ptr(), v);
+                for (r, &lane) in lanes.iter().enumerate().take(rows) {
+                    *p.add(r) = lane;
+                }
+            }
+        }
+    }
+
+    /// See [`super::gemv`]: blocks of up to 32 rows.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    pub unsafe fn gemv<const M: usize, const K: usize>(a: *const f32, x: *const f32, y: *mut f32) {
+        let mut r0 = 0;
+        while r0 < M {
+            let rows = (M - r0).min(8 * BLOCK);
+            unsafe {
+                let (a, y) = (a.add(r0), y.add(r0));
+                // Fewer vectors of rows, more chains: 8 to 16 accumulators either way.
+                match rows.div_ceil(8) {
+                    4 => gemv_rows::<4, 2, M, K>(a, x, y, rows),
+                    3 => gemv_rows::<3, 4, M, K>(a, x, y, rows),
+                    2 => gemv_rows::<2, 4, M, K>(a, x, y, rows),
+                    _ => gemv_rows::<1, 8, M, K>(a, x, y, rows),
+                }
+            }
+            r0 += 8 * BLOCK;
+        }
+    }
+
+    /// [`gemv`] for `rows` rows (more than `8 (V - 1)`, at most `8 V`) in `V` vectors, summed
+    /// over `K` in `C` interleaved chains (column `p` goes to chain `p % C`), added at the end:
+    /// independent chains of multiply-adds hide their latency where `V` alone would not.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn gemv_rows<const V: usize, const C: usize, const M: usize, const K: usize>(
+        a: *const f32,
+        x: *const f32,
+        y: *mut f32,
+        rows: usize,
+    ) {
+        let rows_of = |v: usize| (rows - 8 * v).min(8);
+        let mut acc = [[_mm256_setzero_ps(); V]; C];
+        for (v, acc) in acc[0].iter_mut().enumerate() {
+            *acc = unsafe { load(y.add(8 * v), rows_of(v)) };
+        }
+        let step = |acc: &mut [__m256; V], p: usize| unsafe {
+            let xp = _mm256_set1_ps(*x.add(p));
+            let column = a.add(p * M);
+            for (v, acc) in acc.iter_mut().enumerate() {
+                *acc = _mm256_fmadd_ps(load(column.add(8 * v), rows_of(v)), xp, *acc);
+            }
+        };
+        let mut p = 0;
+        while p + C <= K {
+            for (c, acc) in acc.iter_mut().enumerate() {
+                step(acc, p + c);
+            }
+            p += C;
+        }
+        for (c, acc) in acc.iter_mut().enumerate().take(K - p) {
+            step(acc, p + c);
+        }
+        // A tree of sums over the chains.
+        let mut width = C;
+        while width > 1 {
+            width /= 2;
+            for c in 0..width {
+                let other = acc[c + width];
+                for (sum, &more) in acc[c].iter_mut().zip(&other) {
+                    *sum = _mm256_add_ps(*sum, more);
+                }
+            }
+        }
+        for (v, &sum) in acc[0].iter().enumerate() {
+            unsafe { store(y.add(8 * v), rows_of(v), sum) };
+        }
+    }
+
+    /// See [`super::gemv_t`]: eight outputs at a time, each a dot product down one column of
+    /// `A`, the eight reduced together by a transpose of horizontal adds.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    pub unsafe fn gemv_t<const M: usize, const K: usize>(
+        a: *const f32,
+        x: *const f32,
+        y: *mut f32,
+    ) {
+        let mut c0 = 0;
+        while c0 < K {
+            let outputs = (K - c0).min(8);
+            let mut acc = [_mm256_setzero_ps(); 8];
+            let mut r = 0;
+            while r < M {
+                let rows = (M - r).min(8);
+                unsafe {
+                    let xv = load(x.add(r), rows);
+                    for (c, acc) in acc.iter_mut().enumerate().take(outputs) {
+                        let w = load(a.add(r + (c0 + c) * M), rows);
+                        *acc = _mm256_fmadd_ps(w, xv, *acc);
+                    }
+                }
+                r += 8;
+            }
+            unsafe { store(y.add(c0), outputs, reduce8(acc)) };
+            c0 += 8;
+        }
+    }
+
+    /// See [`super::gemv_t_outer`]: eight columns of `A` at a time, as in [`gemv_t`], each
+    /// vector of a column updated and stored right after it was used for the dot product.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    pub unsafe fn gemv_t_outer<const M: usize, const K: usize>(
+        a: *mut f32,
+        x: *const f32,
+        v: *const f32,
+        y: *mut f32,
+        alpha: f32,
+    ) {
+        let mut c0 = 0;
+        while c0 < K {
+            let outputs = (K - c0).min(8);
+            let mut acc = [_mm256_setzero_ps(); 8];
+            for (c, acc) in acc.iter_mut().enumerate().take(outputs) {
+                unsafe {
+                    let s = _mm256_set1_ps(alpha * *v.add(c0 + c));
+                    let column = a.add((c0 + c) * M);
+                    for r in (0..M).step_by(8) {
+                        let xv = _mm256_loadu_ps(x.add(r));
+                        let w = _mm256_loadu_ps(column.add(r));
+                        *acc = _mm256_fmadd_ps(w, xv, *acc);
+                        _mm256_storeu_ps(column.add(r), _mm256_fmadd_ps(xv, s, w));
+                    }
+                }
+            }
+            unsafe { store(y.add(c0), outputs, reduce8(acc)) };
+            c0 += 8;
+        }
+    }
+
+    /// See [`super::outer`]: column `j` of `A` is `u` times `alpha v(j)`, whole vectors and
+    /// then the last `M % 8` rows one by one.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    pub unsafe fn outer<const M: usize, const K: usize>(
+        u: *const f32,
+        v: *const f32,
+        a: *mut f32,
+        alpha: f32,
+        add: bool,
+    ) {
+        if M < 8 && 8 % M == 0 {
+            return unsafe { outer_short::<M, K>(u, v, a, alpha, add) };
+        }
+        for j in 0..K {
+            unsafe {
+                let s = alpha * *v.add(j);
+                let sv = _mm256_set1_ps(s);
+                let column = a.add(j * M);
+                let mut i = 0;
+                while i + 8 <= M {
+                    let uv = _mm256_loadu_ps(u.add(i));
+                    let out = column.add(i);
+                    let value = if add {
+                        _mm256_fmadd_ps(uv, sv, _mm256_loadu_ps(out))
+                    } else {
+                        _mm256_mul_ps(uv, sv)
+                    };
+                    _mm256_storeu_ps(out, value);
+                    i += 8;
+                }
+                while i < M {
+                    let out = column.add(i);
+                    *out = if add {
+                        (*u.add(i)).mul_add(s, *out)
+                    } else {
+                        *u.add(i) * s
+                    };
+                    i += 1;
+                }
+            }
+        }
+    }
+
+    /// [`outer`] for a column of 1, 2 or 4 rows (a layer with few outputs): `A` is walked as
+    /// one contiguous run, `8 / M` columns per vector, `u` repeated along the vector and each
+    /// column's `alpha v(j)` spread over its `M` lanes, instead of one float at a time.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn outer_short<const M: usize, const K: usize>(
+        u: *const f32,
+        v: *const f32,
+        a: *mut f32,
+        alpha: f32,
+        add: bool,
+    ) {
+        let per = 8 / M;
+        // Lane l of a vector belongs to column l / M and row l % M.
+        let column_of = _mm256_setr_epi32(
+            0,
+            (1 / M) as i32,
+            (2 / M) as i32,
+            (3 / M) as i32,
+            (4 / M) as i32,
+            (5 / M) as i32,
+            (6 / M) as i32,
+            (7 / M) as i32,
+        );
+        let row_of = _mm256_setr_epi32(
+            0,
+            (1 % M) as i32,
+            (2 % M) as i32,
+            (3 % M) as i32,
+            (4 % M) as i32,
+            (5 % M) as i32,
+            (6 % M) as i32,
+            (7 % M) as i32,
+        );
+        unsafe {
+            let uv = _mm256_permutevar8x32_ps(load(u, M), row_of);
+            let alpha = _mm256_set1_ps(alpha);
+            let mut j = 0;
+            while j + per <= K {
+                let sv = _mm256_mul_ps(
+                    _mm256_permutevar8x32_ps(load(v.add(j), per), column_of),
+                    alpha,
+                );
+                let out = a.add(j * M);
+                let value = if add {
+                    _mm256_fmadd_ps(uv, sv, _mm256_loadu_ps(out))
+                } else {
+                    _mm256_mul_ps(uv, sv)
+                };
+                _mm256_storeu_ps(out, value);
+                j += per;
+            }
+            let alpha = _mm256_cvtss_f32(alpha);
+            for j in j..K {
+                let s = alpha * *v.add(j);
+                for i in 0..M {
+                    let out = a.add(j * M + i);
+                    *out = if add {
+                        (*u.add(i)).mul_add(s, *out)
+                    } else {
+                        *u.add(i) * s
+                    };
+                }
+            }
+        }
+    }
+
+    /// The sums of the lanes of `a[0]`, ..., `a[7]`, in order, in one vector.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn reduce8(a: [__m256; 8]) -> __m256 {
+        let t0 = _mm256_hadd_ps(a[0], a[1]);
+        let t1 = _mm256_hadd_ps(a[2], a[3]);
+        let t2 = _mm256_hadd_ps(a[4], a[5]);
+        let t3 = _mm256_hadd_ps(a[6], a[7]);
+        let u0 = _mm256_hadd_ps(t0, t1);
+        let u1 = _mm256_hadd_ps(t2, t3);
+        let lo = _mm256_permute2f128_ps::<0x20>(u0, u1);
+        let hi = _mm256_permute2f128_ps::<0x31>(u0, u1);
+        _mm256_add_ps(lo, hi)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(len: usize, salt: u32) -> Vec<f32> {
+        (0..len)
+            .map(|i| {
+                ((i as u32).wrapping_mul(2654435761).wrapping_add(salt) % 1000) as f32 / 500.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn close(got: f32, want: f64) -> bool {
+        (got as f64 - want).abs() <= 1e-5 * (1.0 + want.abs())
+    }
+
+    /// Every kernel against the definition for one shape; nothing written past the end.
+    fn check<const M: usize, const K: usize>() {
+        if !crate::kernels::has_avx2_fma() {
+            return;
+        }
+        let (a, x, u) = (values(M * K, 1), values(K, 2), values(M, 3));
+        // y = A x + y, with a guard float past the end.
+        let mut y = values(M + 1, 4);
+        let before = y.clone();
+        assert!(gemv::<M, K>(&a, &x, &mut y[..M]));
+        for i in 0..M {
+            let want = before[i] as f64
+                + (0..K)
+                    .map(|p| a[i + p * M] as f64 * x[p] as f64)
+                    .sum::<f64>();
+            assert!(
+                close(y[i], want),
+                "gemv {M}x{K} row {i}: {} vs {want}",
+                y[i]
+            );
+        }
+        assert_eq!(y[M], before[M]);
+        // y = A^T u
+        let mut y = values(K + 1, 5);
+        let guard = y[K];
+        assert!(gemv_t::<M, K>(&a, &u, &mut y[..K]));
+        for p in 0..K {
+            let want = (0..M)
+                .map(|i| a[i + p * M] as f64 * u[i] as f64)
+                .sum::<f64>();
+            assert!(
+                close(y[p], want),
+                "gemv_t {M}x{K} column {p}: {} vs {want}",
+                y[p]
+            );
+        }
+        assert_eq!(y[K], guard);
+        // y = A^T u, then A += alpha u x^T, in one pass (where M allows).
+        let mut c = values(M * K + 1, 6);
+        let before = c.clone();
+        let mut y = values(K + 1, 5);
+        if gemv_t_outer::<M, K>(&mut c[..M * K], &u, &x, &mut y[..K], -0.5) {
+            for p in 0..K {
+                let want = (0..M)
+                    .map(|i| before[i + p * M] as f64 * u[i] as f64)
+                    .sum::<f64>();
+                assert!(close(y[p], want), "gemv_t_outer {M}x{K} column {p}");
+                for i in 0..M {
+                    let want = before[i + p * M] as f64 - 0.5 * u[i] as f64 * x[p] as f64;
+                    assert!(close(c[i + p * M], want), "gemv_t_outer {M}x{K} ({i},{p})");
+                }
+            }
+            assert_eq!((y[K], c[M * K]), (guard, before[M * K]));
+        } else {
+            assert!(!M.is_multiple_of(8), "{M}x{K} has whole vectors");
+        }
+        // A (+)= alpha u x^T
+        for (alpha, add) in [(1.0f32, false), (-0.5, true)] {
+            let mut c = values(M * K + 1, 6);
+            let before = c.clone();
+            assert!(outer::<M, K>(&u, &x, &mut c[..M * K], alpha, add));
+            for p in 0..K {
+                for i in 0..M {
+                    let start = if add { before[i + p * M] as f64 } else { 0.0 };
+                    let want = start + alpha as f64 * u[i] as f64 * x[p] as f64;
+                    let got = c[i + p * M];
+                    assert!(close(got, want), "outer {M}x{K} ({i},{p}): {got} vs {want}");
+                }
+            }
+            assert_eq!(c[M * K], before[M * K]);
+        }
+    }
+
+    #[test]
+    fn match_the_definition() {
+        check::<32, 16>();
+        check::<32, 32>();
+        check::<4, 32>();
+        check::<1, 64>();
+        check::<7, 9>();
+        check::<13, 11>();
+        check::<40, 24>();
+        check::<64, 64>();
+        check::<17, 5>();
+        check::<8, 8>();
+        check::<2, 33>();
+        check::<4, 9>();
+        check::<1, 13>();
+    }
+}
