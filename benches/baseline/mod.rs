@@ -15,7 +15,8 @@
 //! * Large layers (the mnist workload's `Linear(784, 128)`) go to the cache-blocked AVX2/FMA
 //!   kernels of [`gemm`], with the SGD update fused into the weight-gradient product.
 //! * Losses and optimizers follow the runtime's definitions (PyTorch's): MSE and cross-entropy
-//!   as batch means, Adam with torch's bias corrections, plain SGD. `tanh` is Eigen's rational
+//!   as batch means, Adam with torch's bias corrections and, as the runtime, its moments
+//!   stored as zero once they decay below the smallest normal float, plain SGD. `tanh` is Eigen's rational
 //!   approximation (clamped at +-7.9, exact below 4e-4), within a few ulp of `f32::tanh` and
 //!   vectorisable, where `f32::tanh` is a scalar libm call of about 8 ns; `exp` and `ln` in
 //!   the cross-entropy are the standard library's, as in the generated code.
@@ -110,12 +111,20 @@ pub trait Isa: Copy {
     ) {
         for i in 0..N {
             let g = g[i];
-            m[i] = Self::madd(BETA1, m[i], (1.0 - BETA1) * g);
-            v[i] = Self::madd(BETA2, v[i], (1.0 - BETA2) * g * g);
+            m[i] = flush(Self::madd(BETA1, m[i], (1.0 - BETA1) * g));
+            v[i] = flush(Self::madd(BETA2, v[i], (1.0 - BETA2) * g * g));
             let denom = Self::madd(v[i].sqrt(), k.inv_bias_correction2_sqrt, EPS);
             p[i] -= k.step_size * (m[i] / denom);
         }
     }
+}
+
+/// `x`, or zero where `x` is subnormal: Adam's moments are stored flushed, as the runtime's
+/// are (a decayed moment kept subnormal costs a microcode assist per instruction that
+/// touches it).
+#[inline(always)]
+fn flush(x: f32) -> f32 {
+    if x.abs() < f32::MIN_POSITIVE { 0.0 } else { x }
 }
 
 /// The base instruction set: a multiply then an add (no FMA without a target feature), and

@@ -32,6 +32,16 @@ fn hsum(v: __m256) -> f32 {
     _mm_cvtss_f32(s)
 }
 
+/// The lanes of `x`, zero where subnormal: a comparison of `|x|` and a mask, no arithmetic
+/// on `x`.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn flush(x: __m256) -> __m256 {
+    let abs = _mm256_andnot_ps(_mm256_set1_ps(-0.0), x);
+    let normal = _mm256_cmp_ps::<_CMP_GE_OQ>(abs, _mm256_set1_ps(f32::MIN_POSITIVE));
+    _mm256_and_ps(x, normal)
+}
+
 /// `y[b][o] = bias[o] + sum_i w[o][i] x[b][i]`; `IN % 8 == 0`. Outputs in groups of eight,
 /// each group's eight dot products reduced together.
 #[target_feature(enable = "avx2,fma")]
@@ -197,6 +207,8 @@ pub unsafe fn adam<const N: usize>(
             );
             let g2 = _mm256_mul_ps(_mm256_mul_ps(omb2, gv), gv);
             let vv = _mm256_fmadd_ps(b2, _mm256_loadu_ps(v.as_ptr().add(at)), g2);
+            // Moments below the smallest normal float are stored as zero (see `super::flush`).
+            let (mv, vv) = (flush(mv), flush(vv));
             let denom = _mm256_fmadd_ps(_mm256_sqrt_ps(vv), inv_bc2, eps);
             let pv = _mm256_loadu_ps(p.as_ptr().add(at));
             let pv = _mm256_sub_ps(pv, _mm256_mul_ps(step, _mm256_div_ps(mv, denom)));

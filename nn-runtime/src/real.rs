@@ -11,6 +11,8 @@ pub trait Real:
 {
     /// Number of bytes of one scalar (4 for `f32`, 8 for `f64`).
     const BYTES: usize;
+    /// The smallest positive normal number (`f32::MIN_POSITIVE`, `f64::MIN_POSITIVE`).
+    const MIN_NORMAL: Self;
     /// Converts from `f64`, rounding to nearest where `Self` is narrower.
     fn cast(x: f64) -> Self;
     /// Converts to `f64` exactly.
@@ -87,6 +89,7 @@ pub trait Real:
 
 impl Real for f32 {
     const BYTES: usize = 4;
+    const MIN_NORMAL: f32 = f32::MIN_POSITIVE;
 
     /// Eigen's rational approximation of `tanh` (`ptanh_float`): clamped at `+-7.9053111`,
     /// where `tanh` rounds to `+-1` in `f32`, and `x` itself below `4e-4`, where `tanh(x)`
@@ -164,6 +167,7 @@ impl Real for f32 {
 
 impl Real for f64 {
     const BYTES: usize = 8;
+    const MIN_NORMAL: f64 = f64::MIN_POSITIVE;
     #[inline(always)]
     fn cast(x: f64) -> Self {
         x
