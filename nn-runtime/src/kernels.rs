@@ -18,7 +18,7 @@
 
 use crate::layer::Linear;
 use crate::real::Real;
-use nalgebra::SMatrix;
+use nalgebra::{SMatrix, SVector};
 
 /// Whether this processor has AVX2 and FMA, for the generated code's choice between its two
 /// compiled copies (std caches the answer: after the first call this is a load and a test).
@@ -182,11 +182,21 @@ pub fn linear_backward_params<T: Real, const IN: usize, const OUT: usize, const 
             }
         }
     }
-    let db = grad.bias.as_mut_slice();
-    db.fill(T::zero());
-    for dzc in dz_all.chunks_exact(OUT) {
-        db.iter_mut().zip(dzc).for_each(|(b, &d)| *b += d);
+    grad.bias = column_sum(dz);
+}
+
+/// The sum of the columns of `m`, in a local accumulator of constant size (held in registers,
+/// one vector addition per column, where summing into the gradient's memory was not).
+#[inline(always)]
+fn column_sum<T: Real, const R: usize, const C: usize>(m: &SMatrix<T, R, C>) -> SVector<T, R> {
+    let mut sum = [T::zero(); R];
+    let (columns, _) = m.as_slice().as_chunks::<R>();
+    for column in columns {
+        for (s, &x) in sum.iter_mut().zip(column) {
+            *s += x;
+        }
     }
+    SVector::from(sum)
 }
 
 /// Like [`linear_backward_params`], and also returns the gradient passed to the layer below:
@@ -246,12 +256,12 @@ pub fn linear_update_sgd<T: Real, const IN: usize, const OUT: usize, const B: us
             w.iter_mut().zip(&g).for_each(|(w, &g)| *w -= rate * g);
         }
     }
-    let mut db = [T::zero(); OUT];
-    for dzc in dz_all.chunks_exact(OUT) {
-        db.iter_mut().zip(dzc).for_each(|(b, &d)| *b += d);
-    }
+    // Through slices: nalgebra's element iterators compile to scalar loops with stride logic.
+    let db = column_sum(dz);
     let bias = layer.bias.as_mut_slice();
-    bias.iter_mut().zip(&db).for_each(|(b, &g)| *b -= rate * g);
+    bias.iter_mut()
+        .zip(db.as_slice())
+        .for_each(|(b, &g)| *b -= rate * g);
 }
 
 /// [`linear_update_sgd`] for a layer whose input gradient the layer below needs: returns

@@ -54,35 +54,65 @@ impl<T: Real> Loss<T> for Mse {
 pub struct CrossEntropy;
 
 impl<T: Real> Loss<T> for CrossEntropy {
+    // Inlined, so that in a network's AVX2 copy of `train_step` this loop is compiled for AVX2
+    // too (called out of line, it was the portable build).
+    #[inline(always)]
     fn value_and_grad<const R: usize, const B: usize>(
         &self,
         output: &SMatrix<T, R, B>,
         target: &SMatrix<T, R, B>,
     ) -> (T, SMatrix<T, R, B>) {
         let batch = T::cast(B as f64);
-        let mut total = T::zero();
+        let (logits, probs) = (output.as_slice(), target.as_slice());
+        // log-sum-exp shifted by each sample's maximum, so no exponent overflows; each
+        // exponential is computed once and kept (in `grad`) for the softmax of the gradient.
+        // The shifts first, then every exponential in one loop: a loop of calls and nothing
+        // else keeps little alive across each call, where the calls interleaved with the
+        // per-sample sums spilled and reloaded them around every one.
         let mut grad = SMatrix::<T, R, B>::zeros();
-        for b in 0..B {
-            let logits = output.column(b);
-            let probs = target.column(b);
-            // log-sum-exp shifted by the maximum, so no exponent overflows; each exponential
-            // is computed once and kept for the softmax of the gradient.
-            let max = logits.max();
-            let mut exps = [T::zero(); R];
-            let mut sum_exp = T::zero();
-            for (e, &z) in exps.iter_mut().zip(logits.iter()) {
-                *e = (z - max).exp();
-                sum_exp += *e;
-            }
+        let mut max = [T::zero(); B];
+        for ((m, z), e) in max
+            .iter_mut()
+            .zip(logits.chunks_exact(R))
+            .zip(grad.as_mut_slice().chunks_exact_mut(R))
+        {
+            // A compare and select (`f32::max` is a slower NaN-aware sequence); a NaN logit
+            // still makes the loss NaN, through its exponential.
+            *m = z.iter().fold(z[0], |m, &z| if z > m { z } else { m });
+            e.iter_mut().zip(z).for_each(|(e, &z)| *e = z - *m);
+        }
+        for e in grad.as_mut_slice() {
+            *e = e.exp();
+        }
+        // Per class, summed over the samples: sum_b t (z - lse). Kept per class rather than in
+        // one running total, so the additions form R short independent chains (a vector
+        // operation per sample) instead of one chain R * B additions long.
+        let mut terms = [T::zero(); R];
+        let inv_batch = T::one() / batch;
+        for (((e, z), t), &max) in grad
+            .as_mut_slice()
+            .chunks_exact_mut(R)
+            .zip(logits.chunks_exact(R))
+            .zip(probs.chunks_exact(R))
+            .zip(&max)
+        {
+            let sum_exp = e.iter().fold(T::zero(), |s, &e| s + e);
             let lse = max + sum_exp.ln();
-            let mass = probs.sum();
-            for r in 0..R {
-                total -= probs[r] * (logits[r] - lse);
-                // d/dz_r of -sum_k t_k (z_k - lse) = mass * softmax_r - t_r
-                grad[(r, b)] = (mass * (exps[r] / sum_exp) - probs[r]) / batch;
+            let mut mass = T::zero();
+            for ((term, &t), &z) in terms.iter_mut().zip(t).zip(z) {
+                *term += t * (z - lse);
+                mass += t;
+            }
+            // d/dz_r of -sum_k t_k (z_k - lse) = mass * softmax_r - t_r, over the batch. Torch
+            // divides each exponential by the sum; one reciprocal per sample instead differs
+            // by an ulp and spares a division per class.
+            let inv_sum = T::one() / sum_exp;
+            for (g, &t) in e.iter_mut().zip(t) {
+                *g = (mass * (*g * inv_sum) - t) * inv_batch;
             }
         }
-        (total / batch, grad)
+        let total = terms.iter().fold(T::zero(), |sum, &term| sum + term);
+        (-total / batch, grad)
     }
 }
 
