@@ -15,7 +15,14 @@
 //! * one column (`n == 1`, a batch of one sample): a matrix-vector product, 32 rows at a time
 //!   with the sum over `k` split in two, so that eight independent chains of fused
 //!   multiply-adds hide their latency; and for a transposed `A`, eight dot products along
-//!   contiguous rows at a time, reduced together by a transpose of horizontal adds.
+//!   contiguous rows at a time, reduced together by a transpose of horizontal adds (a single
+//!   sample through a small layer skips this module: see `gemv.rs`);
+//! * one step deep (`k == 1`, the weight gradient of one sample): an outer product, one
+//!   multiply per element of `C`.
+//!
+//! Every kernel sums its products first and scales them by `alpha` as it stores them, writing
+//! or adding to `C`: `C += -lr * dz x^T` is a plain SGD step on a weight matrix, rounded as a
+//! stored gradient and a separate update would be.
 //!
 //! Nothing is allocated: the only buffer is a 16 KiB panel on the stack.
 //!
