@@ -117,6 +117,7 @@ fn steady_state_steps_allocate_nothing() {
         10,
         32,
         CrossEntropy,
+        Sgd::new(0.1),
         Sgd::new(0.1).momentum(0.9),
         Adam::new(0.001),
         AdamW::new(0.001).weight_decay(0.1),
@@ -132,4 +133,6 @@ fn steady_state_steps_allocate_nothing() {
         Sgd::new(0.1)
     );
     assert_steady_state_allocates_nothing!(Small, 2, 1, 1, Hinge, Adam::new(0.01));
+    // One sample: the constant-size kernels, with and without the fused SGD step.
+    assert_steady_state_allocates_nothing!(Large, 64, 10, 1, Mse, Sgd::new(0.01), Adam::new(0.001));
 }
