@@ -153,6 +153,9 @@ mod x86 {
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     pub unsafe fn gemv<const M: usize, const K: usize>(a: *const f32, x: *const f32, y: *mut f32) {
+        if M < 8 && 8 % M == 0 {
+            return unsafe { gemv_short::<M, K>(a, x, y) };
+        }
         let mut r0 = 0;
         while r0 < M {
             let rows = (M - r0).min(8 * BLOCK);
@@ -228,6 +231,9 @@ mod x86 {
         x: *const f32,
         y: *mut f32,
     ) {
+        if M < 8 && 8 % M == 0 {
+            return unsafe { gemv_t_short::<M, K>(a, x, y) };
+        }
         let mut c0 = 0;
         while c0 < K {
             let outputs = (K - c0).min(8);
@@ -322,6 +328,122 @@ mod x86 {
                     i += 1;
                 }
             }
+        }
+    }
+
+    /// Lane `l` of a vector over a matrix of `M` rows (`M` dividing 8) stored as one run:
+    /// which of the vector's `8 / M` columns it is in, and which row.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn lane_columns_rows<const M: usize>() -> (__m256i, __m256i) {
+        let lane = |l: usize| [(l / M) as i32, (l % M) as i32];
+        let [c0, r0] = lane(0);
+        let [c1, r1] = lane(1);
+        let [c2, r2] = lane(2);
+        let [c3, r3] = lane(3);
+        let [c4, r4] = lane(4);
+        let [c5, r5] = lane(5);
+        let [c6, r6] = lane(6);
+        let [c7, r7] = lane(7);
+        (
+            _mm256_setr_epi32(c0, c1, c2, c3, c4, c5, c6, c7),
+            _mm256_setr_epi32(r0, r1, r2, r3, r4, r5, r6, r7),
+        )
+    }
+
+    /// The `count` floats of a run of `len` floats starting at `at` (`at < len` or
+    /// `count == 0`), zero above, without forming a pointer past the run.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn load_run(p: *const f32, at: usize, len: usize, count: usize) -> __m256 {
+        if at >= len || count == 0 {
+            return _mm256_setzero_ps();
+        }
+        unsafe { load(p.add(at), count.min(len - at)) }
+    }
+
+    /// [`gemv`] for 1, 2 or 4 rows (a layer with few outputs): `A` is walked as one
+    /// contiguous run, `8 / M` columns per vector, each lane multiplied by its column's `x`;
+    /// four chains of multiply-adds; at the end each row's lanes are summed. Instead of one
+    /// mostly empty masked load per column.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn gemv_short<const M: usize, const K: usize>(
+        a: *const f32,
+        x: *const f32,
+        y: *mut f32,
+    ) {
+        const CHAINS: usize = 4;
+        let per = 8 / M;
+        let (column_of, _) = lane_columns_rows::<M>();
+        let vectors = K.div_ceil(per);
+        let mut acc = [_mm256_setzero_ps(); CHAINS];
+        for t in 0..vectors {
+            unsafe {
+                // The last vector may hold fewer columns: both loads are then masked, and
+                // the missing lanes are zero times zero.
+                let columns = (K - t * per).min(per);
+                let av = load_run(a, t * 8, M * K, columns * M);
+                let xv = _mm256_permutevar8x32_ps(load_run(x, t * per, K, columns), column_of);
+                acc[t % CHAINS] = _mm256_fmadd_ps(av, xv, acc[t % CHAINS]);
+            }
+        }
+        let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+        // Lane l holds a part of row l % M: fold the vector down to its first M lanes.
+        let mut half = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps::<1>(sum));
+        if M <= 2 {
+            half = _mm_add_ps(half, _mm_movehl_ps(half, half));
+        }
+        if M == 1 {
+            half = _mm_add_ss(half, _mm_movehdup_ps(half));
+        }
+        unsafe {
+            let total = _mm256_add_ps(_mm256_castps128_ps256(half), load(y, M));
+            store(y, M, total);
+        }
+    }
+
+    /// [`gemv_t`] for 1, 2 or 4 rows: eight outputs (columns) from `M` vectors of `A`'s run,
+    /// each multiplied by `x` repeated along it, the `M` lanes of each column summed by
+    /// horizontal adds. Instead of one mostly empty masked load per column.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn gemv_t_short<const M: usize, const K: usize>(
+        a: *const f32,
+        x: *const f32,
+        y: *mut f32,
+    ) {
+        let (_, row_of) = lane_columns_rows::<M>();
+        let xv = _mm256_permutevar8x32_ps(unsafe { load(x, M) }, row_of);
+        let mut c0 = 0;
+        while c0 < K {
+            let outputs = (K - c0).min(8);
+            // The products of columns c0 .. c0 + 8, M vectors of them.
+            let part = |v: usize| unsafe {
+                let at = c0 * M + 8 * v;
+                _mm256_mul_ps(
+                    load_run(a, at, M * K, outputs * M - (8 * v).min(outputs * M)),
+                    xv,
+                )
+            };
+            let sums = match M {
+                // One row: the products are the outputs.
+                1 => part(0),
+                // Pairs: [c0 c1 c4 c5 | c2 c3 c6 c7], then the 64-bit halves put in order.
+                2 => {
+                    let h = _mm256_hadd_ps(part(0), part(1));
+                    _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(h)))
+                }
+                // Quads: two rounds of pairs give [c0 c2 c4 c6 | c1 c3 c5 c7], interleaved.
+                _ => {
+                    let h01 = _mm256_hadd_ps(part(0), part(1));
+                    let h23 = _mm256_hadd_ps(part(2), part(3));
+                    let h = _mm256_hadd_ps(h01, h23);
+                    _mm256_permutevar8x32_ps(h, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
+                }
+            };
+            unsafe { store(y.add(c0), outputs, sums) };
+            c0 += 8;
         }
     }
 
@@ -512,5 +634,15 @@ mod tests {
         check::<2, 33>();
         check::<4, 9>();
         check::<1, 13>();
+        check::<1, 1>();
+        check::<1, 8>();
+        check::<1, 9>();
+        check::<2, 1>();
+        check::<2, 3>();
+        check::<2, 16>();
+        check::<4, 1>();
+        check::<4, 2>();
+        check::<4, 7>();
+        check::<4, 64>();
     }
 }
