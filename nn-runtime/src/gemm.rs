@@ -102,6 +102,8 @@ mod x86 {
     /// accumulators (8 independent chains of 4-cycle fused multiply-adds keep both FMA units
     /// busy).
     const GEMV_ROWS: usize = 32;
+    /// Floats of `A` that [`blocked_by_columns`] keeps in L1: 32 KiB, two thirds of it.
+    const L1_FLOATS: usize = 8192;
 
     /// The mask of the lanes of an 8-lane vector below `valid` (all of them from 8 on), for
     /// `_mm256_maskload_ps` / `_mm256_maskstore_ps`, which touch no memory in the other lanes.
@@ -171,6 +173,9 @@ mod x86 {
         ldc: usize,
         store: Store,
     ) {
+        if rsa == 1 && m.is_multiple_of(MR) && m <= L1_FLOATS / 32 && n > 2 * NR {
+            return unsafe { blocked_by_columns((m, k, n), a, csa, b, (rsb, csb), c, ldc, store) };
+        }
         // The packed panel: only the first `kc` columns of it are written, and only those are
         // read, so it needs no initialisation (16 KiB of zeroes per call would cost more than
         // a small product).
@@ -308,6 +313,61 @@ mod x86 {
                     store.one(column.add(i), *a.add(i) * bj);
                 }
             }
+        }
+    }
+
+    /// [`blocked`] where `A` is read in place in whole blocks of rows, at most 256 of them:
+    /// `k` is cut into slices of `A` that fit in L1 (64 deep for 128 rows), and within a
+    /// slice the blocks of columns of `C` are the outer loop, so each `kc x 6` block of `B` is
+    /// read from memory once and serves every block of rows while `A` stays in L1. (Rows
+    /// outer, as in [`blocked`], read all of `B` once per block of 16 rows, and a 256-deep
+    /// slice of 16 rows with columns 512 bytes apart does not even stay in L1.) Measured on
+    /// mnist's forward product and fused SGD step: 7-10% faster.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn blocked_by_columns(
+        (m, k, n): (usize, usize, usize),
+        a: *const f32,
+        lda: usize,
+        b: *const f32,
+        (rsb, csb): (usize, usize),
+        c: *mut f32,
+        ldc: usize,
+        store: Store,
+    ) {
+        let depth = (L1_FLOATS / m).min(KC);
+        let mut p0 = 0;
+        while p0 < k {
+            let kc = depth.min(k - p0);
+            let store = Store {
+                add: store.add || p0 > 0,
+                ..store
+            };
+            let mut j0 = 0;
+            while j0 < n {
+                let nr = NR.min(n - j0);
+                let mut i0 = 0;
+                while i0 < m {
+                    unsafe {
+                        let ap = a.add(i0 + p0 * lda);
+                        let bp = b.add(p0 * rsb + j0 * csb);
+                        let c = c.add(j0 * ldc + i0);
+                        let s = (rsb, csb);
+                        match nr {
+                            6 => block::<6>(kc, ap, lda, bp, s, c, ldc, store, MR),
+                            5 => block::<5>(kc, ap, lda, bp, s, c, ldc, store, MR),
+                            4 => block::<4>(kc, ap, lda, bp, s, c, ldc, store, MR),
+                            3 => block::<3>(kc, ap, lda, bp, s, c, ldc, store, MR),
+                            2 => block::<2>(kc, ap, lda, bp, s, c, ldc, store, MR),
+                            _ => block::<1>(kc, ap, lda, bp, s, c, ldc, store, MR),
+                        }
+                    }
+                    i0 += MR;
+                }
+                j0 += nr;
+            }
+            p0 += kc;
         }
     }
 
@@ -609,6 +669,9 @@ mod tests {
             (3, 1, 5),
             (40, 1, 2),
             (32, 1, 16),
+            (32, 300, 40),
+            (128, 300, 20),
+            (16, 70, 13),
         ];
         // Every row count through the matrix-vector kernels' vector counts and masks, and
         // every depth through their tails.
