@@ -21,8 +21,10 @@
 //!   multiply per element of `C`.
 //!
 //! Every kernel sums its products first and scales them by `alpha` as it stores them, writing
-//! or adding to `C`: `C += -lr * dz x^T` is a plain SGD step on a weight matrix, rounded as a
-//! stored gradient and a separate update would be.
+//! or adding to `C`: `C += -lr * dz x^T` is a plain SGD step on a weight matrix. It agrees with
+//! a stored gradient and a separate update to a few units in the last place, not bit for bit:
+//! the scaling and the addition may fuse into one rounding, and the products of a batch may be
+//! summed in another order than the gradient kernel's.
 //!
 //! Nothing is allocated: the only buffer is a 16 KiB panel on the stack.
 //!
@@ -32,7 +34,8 @@
 /// `C = alpha A B` (or `C += alpha A B` with `accumulate`), `A` `m x k`, `B` `k x n`, `C`
 /// `m x n`, with the strides of the module documentation. The products are summed first and
 /// scaled once, as they are stored: with `alpha = -lr` and `accumulate`, a plain SGD step
-/// `W -= lr * dz x^T` rounds as the separate gradient and update would.
+/// `W -= lr * dz x^T` (equal to a separate gradient and update to a few units in the last
+/// place; see the module documentation).
 ///
 /// Returns `false`, having done nothing, where the processor lacks AVX2 and FMA: the caller
 /// then uses its portable path. Inlined, so that for the constant sizes of a layer the bounds
@@ -60,11 +63,19 @@ pub fn sgemm(
             // Every index the kernels form stays below these bounds (the largest index of each
             // matrix, plus one); checked once here so the inner loops can use unchecked pointer
             // arithmetic. `ldc >= m` keeps the columns of `C` apart, so its writes are too.
+            // Overflow in these sums would wrap them below the real extent, so it fails the
+            // check as an out-of-bounds shape would.
             let last_k = k.max(1) - 1;
-            let a_end = (m - 1) * rsa + last_k * csa + 1;
-            let b_end = last_k * rsb + (n - 1) * csb + 1;
-            let c_end = (n - 1) * ldc + m;
-            assert!(ldc >= m && a.len() >= a_end && b.len() >= b_end && c.len() >= c_end);
+            let a_end = extent(&[(m - 1, rsa), (last_k, csa)], 1);
+            let b_end = extent(&[(last_k, rsb), (n - 1, csb)], 1);
+            let c_end = extent(&[(n - 1, ldc)], m);
+            assert!(
+                ldc >= m
+                    && a_end.is_some_and(|end| a.len() >= end)
+                    && b_end.is_some_and(|end| b.len() >= end)
+                    && c_end.is_some_and(|end| c.len() >= end),
+                "sgemm: a matrix is shorter than its shape and strides say"
+            );
             // SAFETY: the features are present, and the bounds were checked above.
             unsafe {
                 x86::sgemm(
@@ -84,6 +95,15 @@ pub fn sgemm(
     }
     let _ = (m, k, n, a, rsa, csa, b, rsb, csb, c, ldc, alpha, accumulate);
     false
+}
+
+/// `last + sum(index * stride)`, the length a slice needs to hold every index formed from
+/// these (largest index, stride) pairs, or `None` where it does not fit in a `usize`.
+#[inline(always)]
+fn extent(terms: &[(usize, usize)], last: usize) -> Option<usize> {
+    terms.iter().try_fold(last, |end, &(index, stride)| {
+        index.checked_mul(stride)?.checked_add(end)
+    })
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -433,10 +453,13 @@ mod x86 {
                 }
             }
         } else {
-            // Rows past the end of C: masked, so they are neither read nor written.
+            // Rows past the end of C: masked, so they are neither read nor written. With 8
+            // rows or fewer the second half is skipped, not just masked: its address could
+            // lie past the end of C's allocation, which even forming is undefined.
             let masks = [lanes_below(rows), lanes_below(rows.saturating_sub(8))];
+            let halves = if rows > 8 { 2 } else { 1 };
             for (j, acc) in acc.iter().enumerate() {
-                for (h, (&sum, &mask)) in acc.iter().zip(&masks).enumerate() {
+                for (h, (&sum, &mask)) in acc.iter().zip(&masks).take(halves).enumerate() {
                     unsafe {
                         store.masked(c.add(j * ldc + 8 * h), mask, sum);
                     }
@@ -728,6 +751,29 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Strides so large that the extent of `A` overflows a `usize` (and would wrap to a small
+    /// number) are refused before any kernel runs, on every processor.
+    #[test]
+    fn refuses_strides_whose_extent_overflows() {
+        assert_eq!(extent(&[(3, usize::MAX / 2), (0, 1)], 1), None);
+        assert_eq!(extent(&[(1, usize::MAX), (0, 1)], 1), None);
+        assert_eq!(extent(&[(2, 3), (4, 5)], 1), Some(27));
+        if !(std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma"))
+        {
+            return;
+        }
+        let a = [1.0f32; 4];
+        let b = [1.0f32; 4];
+        let mut c = [0.0f32; 4];
+        // (m - 1) * rsa + 1 = 3 * (usize::MAX / 3 + 1) + 1 wraps to 1 <= a.len().
+        let rsa = usize::MAX / 3 + 1;
+        let refused = std::panic::catch_unwind(move || {
+            sgemm((4, 1, 1), &a, (rsa, 1), &b, (1, 1), &mut c, 4, 1.0, false)
+        });
+        assert!(refused.is_err());
     }
 
     /// `C` exactly as long as its last column, so a kernel that stored past the last row

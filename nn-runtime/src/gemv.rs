@@ -13,7 +13,9 @@
 //!
 //! Each function returns `false`, having done nothing, where the processor lacks AVX2 and FMA
 //! (the caller then runs its portable loops), and otherwise asserts the slice lengths, which
-//! fold away for the callers' constant sizes.
+//! fold away for the callers' constant sizes. The element count `M * K` in those checks is a
+//! constant evaluated at compile time, so sizes whose product overflows a `usize` are a
+//! compile error rather than a wrapped, too-small bound.
 
 /// Whether an `M x K` layer at batch one takes these kernels: small enough that unrolled code
 /// stays small (at most 64 rows, 4096 weights), large enough to be worth the feature check.
@@ -26,7 +28,7 @@ pub const fn fits(m: usize, k: usize) -> bool {
 pub fn gemv<const M: usize, const K: usize>(a: &[f32], x: &[f32], y: &mut [f32]) -> bool {
     #[cfg(target_arch = "x86_64")]
     if crate::kernels::has_avx2_fma() {
-        assert!(a.len() >= M * K && x.len() >= K && y.len() >= M);
+        assert!(a.len() >= const { M * K } && x.len() >= K && y.len() >= M);
         // SAFETY: the features are present and the lengths were checked above.
         unsafe { x86::gemv::<M, K>(a.as_ptr(), x.as_ptr(), y.as_mut_ptr()) };
         return true;
@@ -40,7 +42,7 @@ pub fn gemv<const M: usize, const K: usize>(a: &[f32], x: &[f32], y: &mut [f32])
 pub fn gemv_t<const M: usize, const K: usize>(a: &[f32], x: &[f32], y: &mut [f32]) -> bool {
     #[cfg(target_arch = "x86_64")]
     if crate::kernels::has_avx2_fma() {
-        assert!(a.len() >= M * K && x.len() >= M && y.len() >= K);
+        assert!(a.len() >= const { M * K } && x.len() >= M && y.len() >= K);
         // SAFETY: the features are present and the lengths were checked above.
         unsafe { x86::gemv_t::<M, K>(a.as_ptr(), x.as_ptr(), y.as_mut_ptr()) };
         return true;
@@ -61,7 +63,7 @@ pub fn outer<const M: usize, const K: usize>(
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
     if crate::kernels::has_avx2_fma() {
-        assert!(a.len() >= M * K && u.len() >= M && v.len() >= K);
+        assert!(a.len() >= const { M * K } && u.len() >= M && v.len() >= K);
         // SAFETY: the features are present and the lengths were checked above.
         unsafe { x86::outer::<M, K>(u.as_ptr(), v.as_ptr(), a.as_mut_ptr(), alpha, add) };
         return true;
@@ -84,7 +86,7 @@ pub fn gemv_t_outer<const M: usize, const K: usize>(
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
     if M.is_multiple_of(8) && crate::kernels::has_avx2_fma() {
-        assert!(a.len() >= M * K && x.len() >= M && v.len() >= K && y.len() >= K);
+        assert!(a.len() >= const { M * K } && x.len() >= M && v.len() >= K && y.len() >= K);
         // SAFETY: the features are present and the lengths were checked above.
         unsafe {
             x86::gemv_t_outer::<M, K>(
