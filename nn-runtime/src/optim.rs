@@ -16,7 +16,8 @@
 //! agrees to 1e-13 relative or better, f32 to a few units in the last place, well within 1e-5
 //! relative (torch's vectorised kernels may fuse a multiply and an add where we round twice).
 //! One deliberate difference: Adam and AdamW store a moment that has decayed below the
-//! smallest normal number as zero, where torch keeps it subnormal (see `adam_element`).
+//! smallest normal number as zero, where torch keeps it subnormal (see `adam_element`),
+//! unless `eps` is too small for that to leave the updates unchanged.
 //!
 //! The builders check their argument as the torch constructors do and panic with a message
 //! naming it; [`Optimizer::step`] never panics, and allocates only on the first call.
@@ -110,6 +111,16 @@ impl<S: Copy + Default> State<S> {
             self.step = 0;
             self.powers = [1.0; 2];
         }
+    }
+}
+
+impl<S> State<S> {
+    /// After a change of betas mid-run, `beta^step` for the new betas, as torch computes its
+    /// bias corrections from the betas of the step (`1 - beta1 ** step`), not from a product
+    /// over the betas of past steps.
+    fn rebase_powers<T: Real>(&mut self, beta1: T, beta2: T) {
+        let step = self.step as f64;
+        self.powers = [beta1.widen().powf(step), beta2.widen().powf(step)];
     }
 }
 
@@ -399,6 +410,10 @@ struct AdamStep<T> {
     l2: T,
     /// Factor `1 - lr * weight_decay` the parameter is scaled by first (AdamW), or `None`.
     decay: Option<T>,
+    /// Moments smaller than this in magnitude are stored as zero: the smallest normal number
+    /// where that cannot change an update beyond its last place, or 0 (no flushing) where it
+    /// could, as with `eps = 0` (see [`AdamConfig::flush_threshold`]).
+    flush_below: T,
 }
 
 impl<T: Real> AdamConfig<T> {
@@ -434,12 +449,13 @@ impl<T: Real> AdamConfig<T> {
     fn step(&self, powers: [f64; 2], decoupled: bool) -> AdamStep<T> {
         let bias_correction1 = 1.0 - powers[0];
         let bias_correction2 = 1.0 - powers[1];
+        let inv_bias_correction2_sqrt = 1.0 / bias_correction2.sqrt();
         let decays = self.weight_decay != T::zero();
         AdamStep {
             one_minus_beta1: one_minus(self.beta1),
             beta2: self.beta2,
             one_minus_beta2: one_minus(self.beta2),
-            inv_bias_correction2_sqrt: T::cast(1.0 / bias_correction2.sqrt()),
+            inv_bias_correction2_sqrt: T::cast(inv_bias_correction2_sqrt),
             eps: self.eps,
             step_size: T::cast(self.lr.widen() / bias_correction1),
             l2: if decoupled {
@@ -449,6 +465,25 @@ impl<T: Real> AdamConfig<T> {
             },
             decay: (decoupled && decays)
                 .then(|| T::cast(1.0 - self.lr.widen() * self.weight_decay.widen())),
+            flush_below: self.flush_threshold(inv_bias_correction2_sqrt),
+        }
+    }
+
+    /// Below what magnitude a step may store a moment as zero (see [`adam_element`]).
+    ///
+    /// A flushed second moment `v < MIN_NORMAL` takes less than `sqrt(MIN_NORMAL) * c` (with
+    /// `c = 1 / sqrt(1 - beta2^t)`) out of the denominator `sqrt(v) * c + eps`; when that is
+    /// below the last place of `eps` the denominator rounds as before. A flushed first moment
+    /// then changes the update by less than `step_size * MIN_NORMAL / eps`, some 1e-27 of the
+    /// step size at most. Otherwise (a tiny or zero `eps`, where `m / sqrt(v)` of two
+    /// subnormal moments can be of order one) nothing is flushed, and the moments are kept as
+    /// torch keeps them.
+    fn flush_threshold(&self, inv_bias_correction2_sqrt: f64) -> T {
+        let v_share = T::MIN_NORMAL.widen().sqrt() * inv_bias_correction2_sqrt;
+        if self.eps.widen() * T::default_epsilon().widen() >= v_share {
+            T::MIN_NORMAL
+        } else {
+            T::zero()
         }
     }
 }
@@ -481,10 +516,10 @@ fn adam_element<T: Real, const L2: bool, const NEAR_START: bool>(
     // been zero for hundreds of steps, as a dead ReLU's) is stored as zero. Kept subnormal, as
     // torch keeps it, it would go through every later step's arithmetic at the cost of a
     // microcode assist per instruction (about 150 cycles each on x86): measured, a third of
-    // the digits workload's step time. The parameter's update differs by at most
-    // `step_size * 1.2e-38 / eps`, far below the last place of any parameter that is not 0.
-    *m = flush_subnormal(*m);
-    *v = flush_subnormal(*v);
+    // the digits workload's step time. `flush_below` is 0 where `eps` is too small for this
+    // to leave the update unchanged (see `AdamConfig::flush_threshold`).
+    *m = flush_below(*m, k.flush_below);
+    *v = flush_below(*v, k.flush_below);
     // eps is added after the bias correction of sqrt(v), not under the square root. Torch
     // divides by sqrt(1 - beta2^t); multiplying by its reciprocal (computed once, in f64)
     // differs by at most an ulp and saves a division per element, the loop's costliest
@@ -493,15 +528,11 @@ fn adam_element<T: Real, const L2: bool, const NEAR_START: bool>(
     *p -= k.step_size * (*m / denom);
 }
 
-/// `x`, or zero where `x` is subnormal. A comparison and a select: no arithmetic on `x`, so
+/// `x`, or zero where `|x| < threshold`. A comparison and a select: no arithmetic on `x`, so
 /// no assist, and the element loop stays branch-free.
 #[inline(always)]
-fn flush_subnormal<T: Real>(x: T) -> T {
-    if x.abs() < T::MIN_NORMAL {
-        T::zero()
-    } else {
-        x
-    }
+fn flush_below<T: Real>(x: T, threshold: T) -> T {
+    if x.abs() < threshold { T::zero() } else { x }
 }
 
 /// Every element of every tensor through [`adam_element`], for one choice of invariants.
@@ -588,7 +619,8 @@ fn adam_step<T: Real>(
 pub struct Adam<T: Real> {
     config: AdamConfig<T>,
     state: State<T>,
-    /// The next step's constants, computed at the end of the previous step.
+    /// The next step's constants, computed at the end of the previous step; dropped by the
+    /// builders, which may be called between steps.
     next: Option<AdamStep<T>>,
 }
 
@@ -614,6 +646,8 @@ impl<T: Real> Adam<T> {
     #[track_caller]
     pub fn betas(mut self, beta1: T, beta2: T) -> Self {
         self.config.betas("Adam", beta1, beta2);
+        self.state.rebase_powers(beta1, beta2);
+        self.next = None;
         self
     }
 
@@ -626,6 +660,7 @@ impl<T: Real> Adam<T> {
     pub fn eps(mut self, eps: T) -> Self {
         check_non_negative(eps, "Adam", "eps");
         self.config.eps = eps;
+        self.next = None;
         self
     }
 
@@ -639,6 +674,7 @@ impl<T: Real> Adam<T> {
     pub fn weight_decay(mut self, weight_decay: T) -> Self {
         check_non_negative(weight_decay, "Adam", "weight_decay");
         self.config.weight_decay = weight_decay;
+        self.next = None;
         self
     }
 }
@@ -675,7 +711,8 @@ impl<T: Real> Optimizer<T> for Adam<T> {
 pub struct AdamW<T: Real> {
     config: AdamConfig<T>,
     state: State<T>,
-    /// The next step's constants, computed at the end of the previous step.
+    /// The next step's constants, computed at the end of the previous step; dropped by the
+    /// builders, which may be called between steps.
     next: Option<AdamStep<T>>,
 }
 
@@ -706,6 +743,8 @@ impl<T: Real> AdamW<T> {
     #[track_caller]
     pub fn betas(mut self, beta1: T, beta2: T) -> Self {
         self.config.betas("AdamW", beta1, beta2);
+        self.state.rebase_powers(beta1, beta2);
+        self.next = None;
         self
     }
 
@@ -718,6 +757,7 @@ impl<T: Real> AdamW<T> {
     pub fn eps(mut self, eps: T) -> Self {
         check_non_negative(eps, "AdamW", "eps");
         self.config.eps = eps;
+        self.next = None;
         self
     }
 
@@ -731,6 +771,7 @@ impl<T: Real> AdamW<T> {
     pub fn weight_decay(mut self, weight_decay: T) -> Self {
         check_non_negative(weight_decay, "AdamW", "weight_decay");
         self.config.weight_decay = weight_decay;
+        self.next = None;
         self
     }
 }
@@ -1111,6 +1152,58 @@ mod tests {
         for (&p, &q) in p.iter().zip(&q) {
             assert_relative_eq!(p as f64, q, max_relative = 1e-6);
         }
+    }
+
+    /// With `eps = 0` a tiny, steady gradient makes both moments tiny (`v` subnormal in
+    /// `f32`) while `m / sqrt(v)` stays near 1: torch steps by about `lr`. Flushing `v` alone
+    /// would divide by zero.
+    #[test]
+    fn adam_without_eps_keeps_tiny_moments() {
+        for decoupled in [false, true] {
+            let mut p = [1.0f32];
+            let mut adam = Adam::new(0.1f32).eps(0.0);
+            let mut adamw = AdamW::new(0.1f32).eps(0.0).weight_decay(0.0);
+            for _ in 0..3 {
+                if decoupled {
+                    adamw.step(&mut [&mut p], &[&[1e-20]]);
+                } else {
+                    adam.step(&mut [&mut p], &[&[1e-20]]);
+                }
+            }
+            // Three steps of about lr each; subnormal `v` keeps only two or three digits.
+            assert!((p[0] - 0.7).abs() < 0.01, "{p:?}");
+        }
+    }
+
+    /// A builder called between steps (`opt = opt.eps(..)`) takes effect on the next step:
+    /// the constants computed ahead of it are dropped, and the bias corrections use the new
+    /// betas to the power of the step, as torch's do.
+    #[test]
+    fn adam_builders_between_steps_take_effect() {
+        let mut opt = Adam::new(0.1).betas(0.5, 0.75).eps(0.01);
+        let mut p = 1.0;
+        step1(&mut opt, &mut p, 1.0);
+        let p1 = 1.0 - 0.2 * 0.5 / (1.0 + 0.01);
+        opt = opt.betas(0.6, 0.8).eps(0.1);
+        step1(&mut opt, &mut p, -2.0);
+        // m = 0.5 + 0.4 * (-2 - 0.5) = -0.5, v = 0.25 * 0.8 + 0.2 * 4 = 1;
+        // bc1 = 1 - 0.6^2 = 0.64, bc2 = 1 - 0.8^2 = 0.36.
+        let p2 = p1 - (0.1 / 0.64) * -0.5 / (1.0 / 0.36f64.sqrt() + 0.1);
+        assert_relative_eq!(p, p2, epsilon = 1e-15);
+
+        let mut opt = AdamW::new(0.1).weight_decay(0.0);
+        let mut p = 1.0;
+        step1(&mut opt, &mut p, 1.0);
+        assert_relative_eq!(p, 1.0 - 0.1 / (1.0 + 1e-8), epsilon = 1e-15);
+        opt = opt.weight_decay(0.5);
+        let mut undecayed = AdamW::new(0.1).weight_decay(0.0);
+        let mut q = 1.0;
+        step1(&mut undecayed, &mut q, 1.0);
+        let mut q_decayed = q * (1.0 - 0.1 * 0.5);
+        step1(&mut undecayed, &mut q_decayed, 1.0);
+        step1(&mut opt, &mut p, 1.0);
+        // The second step decays the parameter by 1 - lr * 0.5 before the same Adam step.
+        assert_relative_eq!(p, q_decayed, epsilon = 1e-15);
     }
 
     #[test]
