@@ -3,7 +3,8 @@
 //! every other optimizer takes gradients first and then calls `Optimizer::step`. Both must give
 //! the same losses and parameters as an optimizer doing `p -= lr * g` by hand, at a batch of one
 //! (the constant-size kernels) and larger batches, through residual blocks, and for a network
-//! nesting another (which always takes the general path).
+//! nesting another (which always takes the general path), in `f32` (the AVX2 kernels) and
+//! `f64` (nalgebra's products).
 
 use nn_runtime::Tensors;
 use nn_runtime::prelude::*;
@@ -23,18 +24,28 @@ network! {
     struct Outer { Odd, Sigmoid, Linear(3, 2) }
 }
 
-const LR: f32 = 0.05;
+network! {
+    /// The online shape in `f64`.
+    struct Online64: f64 { Linear(16, 32), Tanh, Linear(32, 32), Tanh, Linear(32, 4) }
+}
+
+network! {
+    /// The odd sizes in `f64`.
+    struct Odd64: f64 { Linear(5, 13), ReLU, Residual(Linear(13, 13), Tanh), Linear(13, 3) }
+}
+
+const LR: f64 = 0.05;
 
 /// A deterministic matrix with entries in [-1, 1).
-fn matrix<const R: usize, const C: usize>(salt: u32) -> SMatrix<f32, R, C> {
+fn matrix<T: Real, const R: usize, const C: usize>(salt: u32) -> SMatrix<T, R, C> {
     SMatrix::from_fn(|r, c| {
         let i = (r * C + c) as u32;
-        (i.wrapping_mul(2654435761).wrapping_add(salt) % 1000) as f32 / 500.0 - 1.0
+        T::cast((i.wrapping_mul(2654435761).wrapping_add(salt) % 1000) as f64 / 500.0 - 1.0)
     })
 }
 
 /// Every parameter of `net`, flattened in state_dict order.
-fn flat<N: Tensors<f32>>(net: &N) -> Vec<f32> {
+fn flat<T: Real, N: Tensors<T>>(net: &N) -> Vec<T> {
     let mut all = Vec::new();
     net.visit("", &mut |_, _, tensor| all.extend_from_slice(tensor));
     all
@@ -42,10 +53,10 @@ fn flat<N: Tensors<f32>>(net: &N) -> Vec<f32> {
 
 /// `p -= lr * g` written out by hand, and not declared plain SGD: `train_step` takes the
 /// general path with it (gradients stored, then `step`).
-struct ByHand(f32);
+struct ByHand<T>(T);
 
-impl Optimizer<f32> for ByHand {
-    fn step(&mut self, params: &mut [&mut [f32]], grads: &[&[f32]]) {
+impl<T: Real> Optimizer<T> for ByHand<T> {
+    fn step(&mut self, params: &mut [&mut [T]], grads: &[&[T]]) {
         for (p, g) in params.iter_mut().zip(grads) {
             for (p, &g) in p.iter_mut().zip(g.iter()) {
                 *p -= self.0 * g;
@@ -54,12 +65,12 @@ impl Optimizer<f32> for ByHand {
     }
 }
 
-/// Asserts that two parameter lists agree to a few ulp of the larger magnitude.
-fn assert_close(got: &[f32], want: &[f32], what: &str) {
+/// Asserts that two parameter lists agree to a few ulp (`tolerance`) of the larger magnitude.
+fn assert_close<T: Real>(got: &[T], want: &[T], tolerance: f64, what: &str) {
     assert_eq!(got.len(), want.len());
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         assert!(
-            (g - w).abs() <= 1e-6 * (1.0 + w.abs()),
+            (g - w).abs().widen() <= tolerance * (1.0 + w.abs().widen()),
             "{what}: parameter {i}: {g} vs {w}"
         );
     }
@@ -68,21 +79,22 @@ fn assert_close(got: &[f32], want: &[f32], what: &str) {
 /// Three steps with `Sgd` (fused) against three with [`ByHand`] (general path): same losses,
 /// same parameters.
 macro_rules! check {
-    ($net:ty, $in:literal, $out:literal, $batch:literal, $what:literal) => {{
-        let xs = matrix::<$in, $batch>(1);
-        let ys = matrix::<$out, $batch>(2);
+    ($net:ty, $t:ty, $tolerance:expr, $in:literal, $out:literal, $batch:literal, $what:literal) => {{
+        let xs = matrix::<$t, $in, $batch>(1);
+        let ys = matrix::<$t, $out, $batch>(2);
         let mut fused = <$net>::seeded(7);
         let mut general = fused.clone();
-        let (mut sgd, mut by_hand) = (Sgd::new(LR), ByHand(LR));
+        let lr = <$t as Real>::cast(LR);
+        let (mut sgd, mut by_hand) = (Sgd::new(lr), ByHand(lr));
         for step in 0..3 {
             let loss = fused.train_step(&xs, &ys, &Mse, &mut sgd);
             let want = general.train_step(&xs, &ys, &Mse, &mut by_hand);
             assert!(
-                (loss - want).abs() <= 1e-6 * want.abs(),
+                (loss - want).abs().widen() <= $tolerance * want.abs().widen(),
                 "{} step {step}",
                 $what
             );
-            assert_close(&flat(&fused), &flat(&general), $what);
+            assert_close(&flat(&fused), &flat(&general), $tolerance, $what);
         }
         assert_ne!(
             flat(&fused),
@@ -95,12 +107,20 @@ macro_rules! check {
 
 #[test]
 fn plain_sgd_train_step_equals_gradients_then_update() {
-    check!(Online, 16, 4, 1, "online, batch 1");
-    check!(Online, 16, 4, 6, "online, batch 6");
-    check!(Odd, 5, 3, 1, "odd sizes, batch 1");
-    check!(Odd, 5, 3, 9, "odd sizes, batch 9");
-    check!(Outer, 5, 2, 1, "nested, batch 1");
-    check!(Outer, 5, 2, 4, "nested, batch 4");
+    check!(Online, f32, 1e-6, 16, 4, 1, "online, batch 1");
+    check!(Online, f32, 1e-6, 16, 4, 6, "online, batch 6");
+    check!(Odd, f32, 1e-6, 5, 3, 1, "odd sizes, batch 1");
+    check!(Odd, f32, 1e-6, 5, 3, 9, "odd sizes, batch 9");
+    check!(Outer, f32, 1e-6, 5, 2, 1, "nested, batch 1");
+    check!(Outer, f32, 1e-6, 5, 2, 4, "nested, batch 4");
+}
+
+#[test]
+fn plain_sgd_train_step_equals_gradients_then_update_in_f64() {
+    check!(Online64, f64, 1e-14, 16, 4, 1, "online f64, batch 1");
+    check!(Online64, f64, 1e-14, 16, 4, 6, "online f64, batch 6");
+    check!(Odd64, f64, 1e-14, 5, 3, 1, "odd sizes f64, batch 1");
+    check!(Odd64, f64, 1e-14, 5, 3, 9, "odd sizes f64, batch 9");
 }
 
 #[test]

@@ -214,7 +214,9 @@ pub fn linear_backward<T: Real, const IN: usize, const OUT: usize, const B: usiz
 
 /// One plain SGD step on a `Linear` layer's parameters, fused into its backward pass:
 /// `W -= rate * dz x^T`, `b -= rate * (sum of dz's columns)`, the gradient summed first and
-/// subtracted once (as a separate gradient and update would round), but never stored.
+/// subtracted once, but never stored. It matches a stored gradient and a separate
+/// [`Sgd`](crate::Sgd) step to a few units in the last place (one rounding may be saved, and
+/// a batch's products may be summed in another order).
 #[inline(always)]
 pub fn linear_update_sgd<T: Real, const IN: usize, const OUT: usize, const B: usize>(
     layer: &mut Linear<T, IN, OUT>,
