@@ -246,8 +246,11 @@ impl Isa for Fma {
 // Layers, activations, losses, optimizers.
 // ---------------------------------------------------------------------------------------------
 
-/// A `Linear(IN, OUT)` layer: weight `[[f32; IN]; OUT]` (out x in) and bias.
+/// A `Linear(IN, OUT)` layer: weight `[[f32; IN]; OUT]` (out x in) and bias. Cache-line
+/// aligned, as the generated layers are: vectors of rows then never straddle two lines
+/// (which would slow the unaligned loads and stores, differently from run to run).
 #[derive(Clone, Debug, PartialEq)]
+#[repr(C, align(64))]
 pub struct Dense<const IN: usize, const OUT: usize> {
     pub w: [[f32; IN]; OUT],
     pub b: [f32; OUT],
@@ -256,6 +259,7 @@ pub struct Dense<const IN: usize, const OUT: usize> {
 /// Optimizer state of one layer: `S` scalars per parameter (0 for SGD, 2 for Adam), stored
 /// next to the row they belong to.
 #[derive(Clone, Debug)]
+#[repr(C, align(64))]
 pub struct Slots<const IN: usize, const OUT: usize, const S: usize> {
     w: [[[f32; IN]; S]; OUT],
     b: [[f32; OUT]; S],
@@ -704,7 +708,8 @@ macro_rules! dispatch {
 
 /// `Linear(IN, HID) ReLU Linear(HID, OUT)` trained on batches of `B`, with `S` optimizer
 /// slots per parameter: the xor, digits and mnist workloads. Lives on the heap with its
-/// activation buffers.
+/// activation buffers, cache-line aligned (as its layers are).
+#[repr(align(64))]
 pub struct Mlp2<const IN: usize, const HID: usize, const OUT: usize, const B: usize, const S: usize>
 {
     pub l0: Dense<IN, HID>,
@@ -784,7 +789,8 @@ impl<const IN: usize, const HID: usize, const OUT: usize, const B: usize, const 
 }
 
 /// `Linear(IN, H1) Tanh Linear(H1, H2) Tanh Linear(H2, OUT)`, trained on batches of `B`: the
-/// infer and online workloads.
+/// infer and online workloads. Cache-line aligned, as [`Mlp2`].
+#[repr(align(64))]
 pub struct Mlp3<
     const IN: usize,
     const H1: usize,
