@@ -75,7 +75,97 @@ struct State<S> {
     /// The state of each tensor, in the order of `params`: `per_element` runs of one `S` per
     /// parameter element, one run after another (all first moments, then all second moments),
     /// so that each quantity is contiguous and the element loops load whole vectors of it.
-    tensors: Vec<Vec<S>>,
+    tensors: Vec<Runs<S>>,
+}
+
+/// The state of one tensor: `count` runs of `len` values each, zeroed, every run starting on
+/// a cache line where the size of `S` allows it.
+///
+/// The element loops load and store whole vectors of each run; a vector that straddles two
+/// cache lines costs about twice as much, and whether a `Vec` from the allocator starts on a
+/// 32-byte boundary differs from one program (and one run) to the next. So the buffer is a
+/// line longer than needed and the runs start at its first line boundary.
+#[derive(Debug)]
+struct Runs<S> {
+    buf: Vec<S>,
+    /// Index in `buf` of the first run's first value.
+    start: usize,
+    /// Distance between the starts of consecutive runs: `len`, rounded up to whole lines.
+    stride: usize,
+    len: usize,
+    count: usize,
+}
+
+impl<S: Clone + Default> Runs<S> {
+    /// `count` runs of `len` zeroed values.
+    fn zeroed(len: usize, count: usize) -> Self {
+        let size = size_of::<S>().max(1);
+        // Values per line, or 1 where `S` does not divide a line (no alignment is attempted).
+        let per_line = if Self::LINE.is_multiple_of(size) {
+            Self::LINE / size
+        } else {
+            1
+        };
+        let stride = len.next_multiple_of(per_line);
+        let buf = vec![S::default(); stride * count + per_line - 1];
+        let start = buf.as_ptr().align_offset(Self::LINE).min(per_line - 1);
+        Self {
+            buf,
+            start,
+            stride,
+            len,
+            count,
+        }
+    }
+}
+
+impl<S> Runs<S> {
+    /// Bytes of a cache line.
+    const LINE: usize = 64;
+
+    /// Values per run.
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Run `i`.
+    #[cfg(test)]
+    fn run(&self, i: usize) -> &[S] {
+        let at = self.start + i * self.stride;
+        &self.buf[at..at + self.len]
+    }
+
+    /// The first run, for optimizers with one value per element.
+    fn first_mut(&mut self) -> &mut [S] {
+        &mut self.buf[self.start..self.start + self.len]
+    }
+
+    /// The first two runs, for optimizers with two values per element.
+    fn pair_mut(&mut self) -> (&mut [S], &mut [S]) {
+        let (first, second) = self.buf[self.start..].split_at_mut(self.stride);
+        (&mut first[..self.len], &mut second[..self.len])
+    }
+}
+
+impl<S: Clone> Clone for Runs<S> {
+    /// A copy in a buffer of its own, its runs moved to that buffer's first line boundary (the
+    /// original's offset says nothing about the new buffer's).
+    fn clone(&self) -> Self {
+        let mut buf = self.buf.clone();
+        let slack = buf.len() - self.stride * self.count;
+        let start = buf.as_ptr().align_offset(Self::LINE).min(slack);
+        let data = self.stride * self.count;
+        if start > self.start {
+            buf[self.start..start + data].rotate_right(start - self.start);
+        } else {
+            buf[start..self.start + data].rotate_left(self.start - start);
+        }
+        Self {
+            buf,
+            start,
+            ..*self
+        }
+    }
 }
 
 impl<S> Default for State<S> {
@@ -100,14 +190,11 @@ impl<S: Copy + Default> State<S> {
                 .tensors
                 .iter()
                 .zip(params)
-                .all(|(s, p)| s.len() == p.len() * per_element);
+                .all(|(s, p)| s.len() == p.len() && s.count == per_element);
         if !fits {
             self.tensors.clear();
-            self.tensors.extend(
-                params
-                    .iter()
-                    .map(|p| vec![S::default(); p.len() * per_element]),
-            );
+            self.tensors
+                .extend(params.iter().map(|p| Runs::zeroed(p.len(), per_element)));
             self.step = 0;
             self.powers = [1.0; 2];
         }
@@ -132,11 +219,11 @@ impl<S> State<S> {
 fn for_each_element<T: Real, S>(
     params: &mut [&mut [T]],
     grads: &[&[T]],
-    state: &mut [Vec<S>],
+    state: &mut [Runs<S>],
     mut update: impl FnMut(&mut T, T, &mut S),
 ) {
     for ((p, g), s) in params.iter_mut().zip(grads).zip(state) {
-        for ((p, &g), s) in p.iter_mut().zip(g.iter()).zip(s.iter_mut()) {
+        for ((p, &g), s) in p.iter_mut().zip(g.iter()).zip(s.first_mut()) {
             update(p, g, s);
         }
     }
@@ -540,13 +627,12 @@ fn flush_below<T: Real>(x: T, threshold: T) -> T {
 fn adam_elements<T: Real, const L2: bool, const NEAR_START: bool>(
     params: &mut [&mut [T]],
     grads: &[&[T]],
-    state: &mut [Vec<T>],
+    state: &mut [Runs<T>],
     k: &AdamStep<T>,
 ) {
     for ((p, g), s) in params.iter_mut().zip(grads).zip(state) {
         // The first moments, then the second (see `State::tensors`).
-        let half = p.len().min(s.len());
-        let (m, v) = s.split_at_mut(half);
+        let (m, v) = s.pair_mut();
         for (((p, &g), m), v) in p.iter_mut().zip(g.iter()).zip(m).zip(v) {
             adam_element::<T, L2, NEAR_START>(p, g, m, v, k);
         }
@@ -558,7 +644,7 @@ crate::kernels::multiversion! {
     fn adam_update<T: Real>(
         params: &mut [&mut [T]],
         grads: &[&[T]],
-        state: &mut [Vec<T>],
+        state: &mut [Runs<T>],
         k: &AdamStep<T>,
     ) {
         // Torch skips the L2 term when the decay is zero (so an infinite parameter does not
@@ -1123,7 +1209,13 @@ mod tests {
         assert_eq!(a, a_alone);
         assert_eq!(b, b_alone);
         // Two moments per element, each tensor's in one allocation.
-        let lens: Vec<usize> = together.0.state.tensors.iter().map(Vec::len).collect();
+        let lens: Vec<usize> = together
+            .0
+            .state
+            .tensors
+            .iter()
+            .map(|t| t.len() * t.count)
+            .collect();
         assert_eq!(lens, [6, 2]);
     }
 
@@ -1141,11 +1233,12 @@ mod tests {
             opt.step(&mut [&mut p], &[&[0.0, 0.0]]);
             reference.step(&mut [&mut q], &[&[0.0, 0.0]]);
             let state = &opt.state.tensors[0];
-            assert!(state.iter().all(|x| !x.is_subnormal()), "{state:?}");
-            was_tiny |= reference.state.tensors[0][0].abs() < f32::MIN_POSITIVE as f64;
+            let both = state.run(0).iter().chain(state.run(1));
+            assert!(both.clone().all(|x| !x.is_subnormal()), "{state:?}");
+            was_tiny |= reference.state.tensors[0].run(0)[0].abs() < f32::MIN_POSITIVE as f64;
         }
         assert!(was_tiny, "the test never reached the subnormal range");
-        let (m, v) = opt.state.tensors[0].split_at(2);
+        let (m, v) = (opt.state.tensors[0].run(0), opt.state.tensors[0].run(1));
         assert_eq!(m, [0.0, 0.0]);
         assert!(v.iter().all(|x| x.is_normal()));
         // The parameters still follow the unflushed trajectory (computed in f64).
@@ -1206,6 +1299,36 @@ mod tests {
         assert_relative_eq!(p, q_decayed, epsilon = 1e-15);
     }
 
+    /// Every run of a tensor's state starts on a cache line (for values that divide one),
+    /// in the original and in a clone, and a clone keeps the values.
+    #[test]
+    fn state_runs_start_on_cache_lines() {
+        for len in [1, 5, 16, 17, 100] {
+            let mut runs = Runs::<f32>::zeroed(len, 2);
+            for (i, x) in runs.pair_mut().0.iter_mut().enumerate() {
+                *x = i as f32;
+            }
+            runs.pair_mut().1.fill(-1.0);
+            // Clones land at other offsets from a line; shift some allocations between them.
+            let mut clones = Vec::new();
+            for pad in 0..16 {
+                clones.push((vec![0u8; 4 * pad + 1], runs.clone()));
+            }
+            for copy in std::iter::once(&runs).chain(clones.iter().map(|(_, c)| c)) {
+                for i in 0..2 {
+                    assert_eq!(copy.run(i).as_ptr() as usize % 64, 0, "len {len} run {i}");
+                    assert_eq!(copy.run(i).len(), len);
+                }
+                assert!(copy.run(0).iter().enumerate().all(|(i, &x)| x == i as f32));
+                assert!(copy.run(1).iter().all(|&x| x == -1.0));
+            }
+        }
+        // Values of 12 bytes do not divide a line: no alignment, no slack.
+        let runs = Runs::<[f32; 3]>::zeroed(7, 1);
+        assert_eq!(runs.buf.len(), 7);
+        assert_eq!(runs.clone().run(0), runs.run(0));
+    }
+
     #[test]
     fn sgd_momentum_buffers_are_per_tensor() {
         let mut opt = Sgd::new(1.0).momentum(0.5);
@@ -1213,7 +1336,8 @@ mod tests {
         opt.step(&mut [&mut a, &mut b], &[&[1.0, 2.0], &[4.0]]);
         opt.step(&mut [&mut a, &mut b], &[&[0.0, 0.0], &[0.0]]);
         // Buffers after step 2: half of each element's first gradient.
-        assert_eq!(opt.buffers.tensors, [vec![0.5, 1.0], vec![2.0]]);
+        let buffers: Vec<&[f32]> = opt.buffers.tensors.iter().map(|t| t.run(0)).collect();
+        assert_eq!(buffers, [&[0.5, 1.0][..], &[2.0]]);
         assert_eq!(a, [-1.5, -3.0]);
         assert_eq!(b, [-6.0]);
     }
@@ -1223,9 +1347,9 @@ mod tests {
         let mut opt = Adam::new(0.1f32);
         let mut a = [1.0f32; 4];
         opt.step(&mut [&mut a], &[&[1.0; 4]]);
-        let before = opt.state.tensors[0].as_ptr();
+        let before = opt.state.tensors[0].run(0).as_ptr();
         opt.step(&mut [&mut a], &[&[1.0; 4]]);
-        assert_eq!(opt.state.tensors[0].as_ptr(), before);
+        assert_eq!(opt.state.tensors[0].run(0).as_ptr(), before);
         assert_eq!(opt.state.step, 2);
         let mut b = [1.0f32; 2];
         opt.step(&mut [&mut b], &[&[1.0; 2]]);
