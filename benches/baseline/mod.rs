@@ -247,8 +247,9 @@ impl Isa for Fma {
 // ---------------------------------------------------------------------------------------------
 
 /// A `Linear(IN, OUT)` layer: weight `[[f32; IN]; OUT]` (out x in) and bias. Cache-line
-/// aligned, as the generated layers are: vectors of rows then never straddle two lines
-/// (which would slow the unaligned loads and stores, differently from run to run).
+/// aligned, as the generated layers are: where `IN` is a multiple of 8, vectors of rows then
+/// never straddle two lines (which would slow the unaligned loads and stores, differently
+/// from run to run).
 #[derive(Clone, Debug, PartialEq)]
 #[repr(C, align(64))]
 pub struct Dense<const IN: usize, const OUT: usize> {

@@ -768,12 +768,22 @@ mod tests {
         let a = [1.0f32; 4];
         let b = [1.0f32; 4];
         let mut c = [0.0f32; 4];
-        // (m - 1) * rsa + 1 = 3 * (usize::MAX / 3 + 1) + 1 wraps to 1 <= a.len().
+        // (m - 1) * rsa + 1 = 3 * (usize::MAX / 3 + 1) + 1 wraps to 3 <= a.len(). Test
+        // builds check overflow, so any panic would do: the message tells the bounds check
+        // from an arithmetic overflow.
         let rsa = usize::MAX / 3 + 1;
         let refused = std::panic::catch_unwind(move || {
             sgemm((4, 1, 1), &a, (rsa, 1), &b, (1, 1), &mut c, 4, 1.0, false)
         });
-        assert!(refused.is_err());
+        let payload = refused.expect_err("a wrapping extent was accepted");
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
+        assert_eq!(
+            message,
+            Some("sgemm: a matrix is shorter than its shape and strides say")
+        );
     }
 
     /// `C` exactly as long as its last column, so a kernel that stored past the last row

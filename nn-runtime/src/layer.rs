@@ -10,10 +10,11 @@ use nalgebra::{SMatrix, SVector};
 /// with the same shapes, whose fields are then the gradients of the loss with respect to them.
 ///
 /// The weight starts on a cache line (`align(64)`, weight first). The kernels load and store
-/// its columns as 8-float vectors; were it placed anywhere a multiple of 4 bytes, as its
-/// `f32`s alone would allow, a network on the stack would straddle lines with half of those
-/// vectors in some runs of a program and none in others: measured, the online workload's
-/// step took 175 ns or 195-215 ns depending on where the stack happened to start.
+/// its columns as 8-float vectors; where `OUT` is a multiple of 8 none of them straddles two
+/// lines. Were the weight placed anywhere a multiple of 4 bytes, as its `f32`s alone would
+/// allow, a network on the stack would straddle lines with half of those vectors in some runs
+/// of a program and none in others: measured, the online workload's step took 175 ns or
+/// 195-215 ns depending on where the stack happened to start.
 #[derive(Clone, Debug, PartialEq)]
 #[repr(C, align(64))]
 pub struct Linear<T: Real, const IN: usize, const OUT: usize> {
@@ -58,7 +59,8 @@ impl<T: Real, const IN: usize, const OUT: usize> Linear<T, IN, OUT> {
     }
 }
 
-// SAFETY: a `Linear` of `f32` or `f64` is nothing but floats, for which all-zero bytes are 0.0.
+// SAFETY: a `Linear` of `f32` or `f64` is floats and padding (after the bias, from
+// `align(64)`): all-zero bytes are 0.0 in every float, and padding may hold any bytes.
 unsafe impl<const IN: usize, const OUT: usize> crate::heap::Zeroable for Linear<f32, IN, OUT> {}
 // SAFETY: as above.
 unsafe impl<const IN: usize, const OUT: usize> crate::heap::Zeroable for Linear<f64, IN, OUT> {}

@@ -142,6 +142,7 @@ impl<S> Runs<S> {
 
     /// The first two runs, for optimizers with two values per element.
     fn pair_mut(&mut self) -> (&mut [S], &mut [S]) {
+        debug_assert!(self.count >= 2, "pair_mut of {} runs", self.count);
         let (first, second) = self.buf[self.start..].split_at_mut(self.stride);
         (&mut first[..self.len], &mut second[..self.len])
     }
@@ -559,15 +560,17 @@ impl<T: Real> AdamConfig<T> {
     /// Below what magnitude a step may store a moment as zero (see [`adam_element`]).
     ///
     /// A flushed second moment `v < MIN_NORMAL` takes less than `sqrt(MIN_NORMAL) * c` (with
-    /// `c = 1 / sqrt(1 - beta2^t)`) out of the denominator `sqrt(v) * c + eps`; when that is
-    /// below the last place of `eps` the denominator rounds as before. A flushed first moment
-    /// then changes the update by less than `step_size * MIN_NORMAL / eps`, some 1e-27 of the
-    /// step size at most. Otherwise (a tiny or zero `eps`, where `m / sqrt(v)` of two
-    /// subnormal moments can be of order one) nothing is flushed, and the moments are kept as
-    /// torch keeps them.
+    /// `c = 1 / sqrt(1 - beta2^t)`) out of the denominator `sqrt(v) * c + eps`. Where that is
+    /// at most `eps * EPSILON / 4`, under half a unit in the last place of `eps`, the
+    /// denominator rounds to `eps` with the moment or without it. A flushed first moment then
+    /// changes the update by less than `step_size * MIN_NORMAL / eps`, at most
+    /// `sqrt(MIN_NORMAL) * EPSILON / 4` (3e-27 in `f32`) of the step size. Otherwise (a tiny
+    /// or zero `eps`, where `m / sqrt(v)` of two subnormal moments can be of order one)
+    /// nothing is flushed, and the moments are kept as torch keeps them. The default
+    /// `eps = 1e-8` flushes with a margin of some 90 in `f32`.
     fn flush_threshold(&self, inv_bias_correction2_sqrt: f64) -> T {
         let v_share = T::MIN_NORMAL.widen().sqrt() * inv_bias_correction2_sqrt;
-        if self.eps.widen() * T::default_epsilon().widen() >= v_share {
+        if self.eps.widen() * T::default_epsilon().widen() / 4.0 >= v_share {
             T::MIN_NORMAL
         } else {
             T::zero()
