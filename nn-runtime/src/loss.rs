@@ -66,9 +66,9 @@ impl<T: Real> Loss<T> for CrossEntropy {
         let (logits, probs) = (output.as_slice(), target.as_slice());
         // log-sum-exp shifted by each sample's maximum, so no exponent overflows; each
         // exponential is computed once and kept (in `grad`) for the softmax of the gradient.
-        // The shifts first, then every exponential in one loop: a loop of calls and nothing
-        // else keeps little alive across each call, where the calls interleaved with the
-        // per-sample sums spilled and reloaded them around every one.
+        // The shifts first, then every exponential in one loop, which vectorises: `fast_exp`
+        // is branch-free arithmetic (within an ulp of `exp`), where `f32::exp` is a scalar
+        // call per element, 6% of a digits training step.
         let mut grad = SMatrix::<T, R, B>::zeros();
         let mut max = [T::zero(); B];
         for ((m, z), e) in max
@@ -82,7 +82,7 @@ impl<T: Real> Loss<T> for CrossEntropy {
             e.iter_mut().zip(z).for_each(|(e, &z)| *e = z - *m);
         }
         for e in grad.as_mut_slice() {
-            *e = e.exp();
+            *e = e.fast_exp();
         }
         // Per class, summed over the samples: sum_b t (z - lse). Kept per class rather than in
         // one running total, so the additions form R short independent chains (a vector

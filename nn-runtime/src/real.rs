@@ -27,6 +27,15 @@ pub trait Real:
         self.tanh()
     }
 
+    /// `exp(self)`, as the generated code's cross-entropy computes it: for `f32` Cephes'
+    /// polynomial (within 1 unit in the last place, subnormal results included), branch-free
+    /// so that loops over it vectorise (the C library's `expf` is a scalar call); for `f64`
+    /// the standard library's.
+    #[inline(always)]
+    fn fast_exp(self) -> Self {
+        self.exp()
+    }
+
     /// `C = alpha A B` (or `C += alpha A B`) by the SIMD kernels of `gemm.rs`; see `gemm::sgemm` for the
     /// layout (`A` and `B` with any strides, so transposes are read in place). Returns `false`,
     /// doing nothing, where this scalar type or processor has no such kernel, and the caller
@@ -113,6 +122,46 @@ impl Real for f32 {
         if tiny { self } else { p / q }
     }
 
+    /// Cephes' `expf`: `exp(x) = 2^n exp(r)` with `n = round(x / ln 2)` and `|r| <= ln 2 / 2`,
+    /// `r` by Cody and Waite's two-part `ln 2` (the first part's product with `n` is exact),
+    /// `exp(r)` by a degree-7 polynomial. `2^n` is applied as two factors `2^(n/2)`, so that
+    /// subnormal results (down to `x = -104`, where `exp` rounds to 0) round once, correctly
+    /// scaled. Plain multiplies and adds, no `mul_add`: in the portable build that is a libm
+    /// call.
+    #[inline(always)]
+    #[allow(clippy::excessive_precision)] // Cephes' coefficients, as published
+    fn fast_exp(self) -> f32 {
+        // Above this `exp` overflows; below -104 it rounds to 0. A NaN passes through `clamp`.
+        const OVERFLOW: f32 = 88.722_84;
+        let x = self.clamp(-104.0, OVERFLOW);
+        // Round to nearest by adding and removing 1.5 * 2^23 (|x / ln 2| < 2^22): two adds,
+        // where `round` would be a call in the portable build.
+        const SHIFT: f32 = 12_582_912.0;
+        let shifted = x * core::f32::consts::LOG2_E + SHIFT;
+        let n = shifted - SHIFT;
+        let r = x - n * 0.693_359_375 - n * -2.121_944_4e-4;
+        let mut y = 1.987_569_15e-4f32;
+        y = y * r + 1.398_199_950_7e-3;
+        y = y * r + 8.333_451_907_3e-3;
+        y = y * r + 4.166_579_589_4e-2;
+        y = y * r + 1.666_666_545_9e-1;
+        y = y * r + 5.000_000_120_1e-1;
+        y = y * (r * r) + r + 1.0;
+        // n in [-150, 128] as an integer: the low bits of `shifted`, whose last place is 1
+        // (a float-to-int conversion does not vectorise: it saturates). Each half of n is in
+        // [-75, 64], a normal power of two; wrapping arithmetic only matters for a NaN, whose
+        // result is NaN through `y` whatever the power.
+        let n = (shifted.to_bits() as i32).wrapping_sub(SHIFT.to_bits() as i32);
+        let half = n >> 1;
+        let power = |k: i32| f32::from_bits((k.wrapping_add(127) as u32) << 23);
+        let result = y * power(half) * power(n - half);
+        if self > OVERFLOW {
+            f32::INFINITY
+        } else {
+            result
+        }
+    }
+
     #[inline(always)]
     fn gemm(
         shape: (usize, usize, usize),
@@ -197,5 +246,38 @@ mod tests {
         assert_eq!(f32::INFINITY.fast_tanh(), 1.0);
         assert_eq!((-1e30f32).fast_tanh(), -1.0);
         assert_eq!(0.0f32.fast_tanh(), 0.0);
+    }
+
+    /// The approximation against `exp` computed in `f64`: within 1 ulp over the whole range
+    /// of normal results, within 1 unit of the smallest subnormal below it, and the limits.
+    #[test]
+    fn fast_exp_is_within_a_few_ulp() {
+        let mut worst = 0u32;
+        let mut worst_subnormal = 0.0f64;
+        for i in -4_000_000..=3_500_000 {
+            let x = i as f32 * 2.6e-5; // -104 ..= 91
+            let fast = x.fast_exp();
+            let exact = (x as f64).exp();
+            if exact >= f32::MIN_POSITIVE as f64 && exact <= f32::MAX as f64 {
+                let ulps = (fast.to_bits() as i64 - (exact as f32).to_bits() as i64).unsigned_abs();
+                worst = worst.max(ulps as u32);
+            } else if exact < f32::MIN_POSITIVE as f64 {
+                worst_subnormal = worst_subnormal.max((fast as f64 - exact).abs());
+            } else {
+                assert_eq!(fast, f32::INFINITY, "exp({x}) overflows");
+            }
+        }
+        assert!(worst <= 1, "worst error {worst} ulp");
+        let smallest = f32::from_bits(1) as f64;
+        assert!(
+            worst_subnormal <= smallest,
+            "worst subnormal error {worst_subnormal}"
+        );
+        assert_eq!(0.0f32.fast_exp(), 1.0);
+        assert_eq!(f32::NEG_INFINITY.fast_exp(), 0.0);
+        assert_eq!((-200.0f32).fast_exp(), 0.0);
+        assert_eq!(f32::INFINITY.fast_exp(), f32::INFINITY);
+        assert!(f32::NAN.fast_exp().is_nan());
+        assert_eq!(1.0f64.fast_exp(), 1.0f64.exp());
     }
 }
