@@ -393,6 +393,11 @@ mod x86 {
 
     /// Copies the `rows x kc` block of `A` at `a` (strides `rsa`, `csa`; `rows <= MR`,
     /// `kc <= KC`) into `panel` as `MR x kc` with contiguous columns, rows from `rows` on zero.
+    ///
+    /// Whole vectors where it can: with contiguous columns (`rsa == 1`) each panel column is two
+    /// masked loads and two stores, and otherwise its zero rows are two vector stores before
+    /// the scalar copies. (Element by element, the compiler turned each column's zero rows into
+    /// a `memset` call: half the time of a 10-row layer's product.)
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     unsafe fn pack(
@@ -402,14 +407,31 @@ mod x86 {
         (rsa, csa): (usize, usize),
         panel: *mut f32,
     ) {
-        for p in 0..kc {
-            unsafe {
-                let column = panel.add(p * MR);
-                for r in 0..rows {
-                    column.add(r).write(*a.add(r * rsa + p * csa));
+        if rsa == 1 {
+            let (low, high) = (lanes_below(rows), lanes_below(rows.saturating_sub(8)));
+            for p in 0..kc {
+                unsafe {
+                    let (source, column) = (a.add(p * csa), panel.add(p * MR));
+                    _mm256_storeu_ps(column, _mm256_maskload_ps(source, low));
+                    // With 8 rows or fewer the upper half is all zero, and `source + 8` could
+                    // lie past the end of A: it is not formed.
+                    let upper = if rows > 8 {
+                        _mm256_maskload_ps(source.add(8), high)
+                    } else {
+                        _mm256_setzero_ps()
+                    };
+                    _mm256_storeu_ps(column.add(8), upper);
                 }
-                for r in rows..MR {
-                    column.add(r).write(0.0);
+            }
+        } else {
+            for p in 0..kc {
+                unsafe {
+                    let column = panel.add(p * MR);
+                    _mm256_storeu_ps(column, _mm256_setzero_ps());
+                    _mm256_storeu_ps(column.add(8), _mm256_setzero_ps());
+                    for r in 0..rows {
+                        column.add(r).write(*a.add(r * rsa + p * csa));
+                    }
                 }
             }
         }
