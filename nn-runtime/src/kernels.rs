@@ -100,6 +100,43 @@ const fn one_small(out: usize, input: usize, batch: usize) -> bool {
     batch == 1 && crate::gemv::fits(out, input)
 }
 
+/// Whether the weight gradient of a `Linear(IN, OUT)` layer on a batch of `B` is better
+/// formed transposed, `dW^T = x dz^T`, in a temporary on the stack. Under 16 outputs fill
+/// part of one 16-row block of the GEMM kernel (10 of 16 rows for a 10-class output layer), and
+/// the rows of `dz` must first be copied into a zero-padded panel; the transposed product's
+/// rows are the `IN` inputs, whole blocks of `x` read in place. Measured on digits' output
+/// layer (`10 x 32` by `32 x 32`): 430 ns as `dz x^T`, 300 ns transposed and copied back.
+const fn weight_grad_transposed(out: usize, input: usize, batch: usize) -> bool {
+    out < 16
+        && input.is_multiple_of(16)
+        && input * out <= 4096
+        && batch > 1
+        && large(input, batch, out)
+}
+
+/// `t = alpha x dz^T` by the SIMD kernels, `t` being `dW^T` (`IN x OUT`); `false` where there
+/// are none (see [`weight_grad_transposed`]).
+#[inline(always)]
+fn weight_grad_t<T: Real, const IN: usize, const OUT: usize, const B: usize>(
+    x: &SMatrix<T, IN, B>,
+    dz: &SMatrix<T, OUT, B>,
+    t: &mut SMatrix<T, IN, OUT>,
+    alpha: T,
+) -> bool {
+    // x is `IN x B` with contiguous columns; dz^T's element (b, r) is dz[r + b * OUT].
+    T::gemm(
+        (IN, B, OUT),
+        x.as_slice(),
+        (1, IN),
+        dz.as_slice(),
+        (OUT, 1),
+        t.as_mut_slice(),
+        IN,
+        alpha,
+        false,
+    )
+}
+
 /// `z = W x + b` for every column of `x`.
 #[inline(always)]
 pub fn linear_forward<T: Real, const IN: usize, const OUT: usize, const B: usize>(
@@ -155,6 +192,19 @@ pub fn linear_backward_params<T: Real, const IN: usize, const OUT: usize, const 
     // x^T is read in place: element (b, i) of x^T is x[i + b * IN].
     let done = if one_small(OUT, IN, B) {
         T::outer::<OUT, IN>(dz_all, x_all, grad.weight.as_mut_slice(), T::one(), false)
+    } else if weight_grad_transposed(OUT, IN, B) {
+        let mut t = SMatrix::<T, IN, OUT>::zeros();
+        let done = weight_grad_t(x, dz, &mut t, T::one());
+        if done {
+            // dW[r, i] = t[i, r].
+            let w = grad.weight.as_mut_slice();
+            for (r, column) in t.as_slice().chunks_exact(IN).enumerate() {
+                for (i, &g) in column.iter().enumerate() {
+                    w[r + i * OUT] = g;
+                }
+            }
+        }
+        done
     } else {
         large(OUT, B, IN)
             && T::gemm(
@@ -227,6 +277,19 @@ pub fn linear_update_sgd<T: Real, const IN: usize, const OUT: usize, const B: us
     let (x_all, dz_all) = (x.as_slice(), dz.as_slice());
     let done = if one_small(OUT, IN, B) {
         T::outer::<OUT, IN>(dz_all, x_all, layer.weight.as_mut_slice(), -rate, true)
+    } else if weight_grad_transposed(OUT, IN, B) {
+        // The step -rate dW^T formed transposed (sums scaled once), then added on.
+        let mut t = SMatrix::<T, IN, OUT>::zeros();
+        let done = weight_grad_t(x, dz, &mut t, -rate);
+        if done {
+            let w = layer.weight.as_mut_slice();
+            for (r, column) in t.as_slice().chunks_exact(IN).enumerate() {
+                for (i, &step) in column.iter().enumerate() {
+                    w[r + i * OUT] += step;
+                }
+            }
+        }
+        done
     } else {
         large(OUT, B, IN)
             && T::gemm(
@@ -355,4 +418,54 @@ fn dot<T: Real>(a: &[T], b: &[T]) -> T {
         sums[3] + sums[7],
     ];
     (pairs[0] + pairs[2]) + (pairs[1] + pairs[3]) + tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deterministic matrix with entries in [-1, 1).
+    fn matrix<const R: usize, const C: usize>(salt: u32) -> SMatrix<f32, R, C> {
+        SMatrix::from_fn(|r, c| {
+            let i = (r * C + c) as u32;
+            (i.wrapping_mul(2654435761).wrapping_add(salt) % 1000) as f32 / 500.0 - 1.0
+        })
+    }
+
+    /// The weight gradient and the fused SGD step of a layer against `dz x^T` summed in
+    /// `f64`, on shapes that take the transposed product (under 16 outputs) and one that
+    /// does not.
+    fn check<const IN: usize, const OUT: usize, const B: usize>() {
+        let (x, dz) = (matrix::<IN, B>(1), matrix::<OUT, B>(2));
+        let mut layer = Linear::<f32, IN, OUT> {
+            weight: matrix(3),
+            bias: matrix(4),
+        };
+        let before = layer.clone();
+        let mut grad = Linear::<f32, IN, OUT>::zeros();
+        linear_backward_params(&x, &dz, &mut grad);
+        linear_update_sgd(&mut layer, &x, &dz, 0.5);
+        for r in 0..OUT {
+            for i in 0..IN {
+                let want: f64 = (0..B).map(|b| dz[(r, b)] as f64 * x[(i, b)] as f64).sum();
+                let got = grad.weight[(r, i)] as f64;
+                assert!((got - want).abs() <= 1e-5 * (1.0 + want.abs()), "{OUT}x{IN} b{B}");
+                let stepped = before.weight[(r, i)] as f64 - 0.5 * want;
+                let got = layer.weight[(r, i)] as f64;
+                assert!((got - stepped).abs() <= 1e-5 * (1.0 + stepped.abs()));
+            }
+        }
+    }
+
+    #[test]
+    fn weight_gradients_match_the_definition() {
+        assert!(weight_grad_transposed(10, 32, 32));
+        assert!(!weight_grad_transposed(16, 32, 32));
+        check::<32, 10, 32>();
+        check::<16, 4, 8>();
+        check::<48, 15, 3>();
+        check::<128, 10, 64>();
+        check::<32, 16, 32>();
+        check::<17, 10, 32>();
+    }
 }
