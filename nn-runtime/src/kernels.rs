@@ -449,7 +449,10 @@ mod tests {
             for i in 0..IN {
                 let want: f64 = (0..B).map(|b| dz[(r, b)] as f64 * x[(i, b)] as f64).sum();
                 let got = grad.weight[(r, i)] as f64;
-                assert!((got - want).abs() <= 1e-5 * (1.0 + want.abs()), "{OUT}x{IN} b{B}");
+                assert!(
+                    (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                    "{OUT}x{IN} b{B}"
+                );
                 let stepped = before.weight[(r, i)] as f64 - 0.5 * want;
                 let got = layer.weight[(r, i)] as f64;
                 assert!((got - stepped).abs() <= 1e-5 * (1.0 + stepped.abs()));
