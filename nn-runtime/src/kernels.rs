@@ -114,17 +114,25 @@ const fn weight_grad_transposed(out: usize, input: usize, batch: usize) -> bool 
         && large(input, batch, out)
 }
 
-/// `t = alpha x dz^T` by the SIMD kernels, `t` being `dW^T` (`IN x OUT`); `false` where there
-/// are none (see [`weight_grad_transposed`]).
-#[inline(always)]
-fn weight_grad_t<T: Real, const IN: usize, const OUT: usize, const B: usize>(
+/// `W = alpha dz x^T`, or `W += alpha dz x^T` with `add`, formed transposed by the SIMD
+/// kernels in a temporary and copied back; `false`, with nothing done, where there are no such
+/// kernels (see [`weight_grad_transposed`]).
+///
+/// A function of its own, not inlined by force: the `IN x OUT` temporary must only exist in
+/// the frames of the layers that take this path. In an unoptimised build every local of a
+/// function has a stack slot even in a branch that is never taken, and inlined into the
+/// caller's branch the temporary of a `784 x 512` layer (1.6 MB) would overflow a small stack.
+#[inline]
+fn weight_grad_via_transpose<T: Real, const IN: usize, const OUT: usize, const B: usize>(
     x: &SMatrix<T, IN, B>,
     dz: &SMatrix<T, OUT, B>,
-    t: &mut SMatrix<T, IN, OUT>,
+    weight: &mut SMatrix<T, OUT, IN>,
     alpha: T,
+    add: bool,
 ) -> bool {
+    let mut t = SMatrix::<T, IN, OUT>::zeros();
     // x is `IN x B` with contiguous columns; dz^T's element (b, r) is dz[r + b * OUT].
-    T::gemm(
+    let done = T::gemm(
         (IN, B, OUT),
         x.as_slice(),
         (1, IN),
@@ -134,7 +142,18 @@ fn weight_grad_t<T: Real, const IN: usize, const OUT: usize, const B: usize>(
         IN,
         alpha,
         false,
-    )
+    );
+    if done {
+        // W[r, i] = t[i, r].
+        let w = weight.as_mut_slice();
+        for (r, column) in t.as_slice().chunks_exact(IN).enumerate() {
+            for (i, &g) in column.iter().enumerate() {
+                let at = r + i * OUT;
+                w[at] = if add { w[at] + g } else { g };
+            }
+        }
+    }
+    done
 }
 
 /// `z = W x + b` for every column of `x`.
@@ -193,18 +212,7 @@ pub fn linear_backward_params<T: Real, const IN: usize, const OUT: usize, const 
     let done = if one_small(OUT, IN, B) {
         T::outer::<OUT, IN>(dz_all, x_all, grad.weight.as_mut_slice(), T::one(), false)
     } else if weight_grad_transposed(OUT, IN, B) {
-        let mut t = SMatrix::<T, IN, OUT>::zeros();
-        let done = weight_grad_t(x, dz, &mut t, T::one());
-        if done {
-            // dW[r, i] = t[i, r].
-            let w = grad.weight.as_mut_slice();
-            for (r, column) in t.as_slice().chunks_exact(IN).enumerate() {
-                for (i, &g) in column.iter().enumerate() {
-                    w[r + i * OUT] = g;
-                }
-            }
-        }
-        done
+        weight_grad_via_transpose(x, dz, &mut grad.weight, T::one(), false)
     } else {
         large(OUT, B, IN)
             && T::gemm(
@@ -278,18 +286,8 @@ pub fn linear_update_sgd<T: Real, const IN: usize, const OUT: usize, const B: us
     let done = if one_small(OUT, IN, B) {
         T::outer::<OUT, IN>(dz_all, x_all, layer.weight.as_mut_slice(), -rate, true)
     } else if weight_grad_transposed(OUT, IN, B) {
-        // The step -rate dW^T formed transposed (sums scaled once), then added on.
-        let mut t = SMatrix::<T, IN, OUT>::zeros();
-        let done = weight_grad_t(x, dz, &mut t, -rate);
-        if done {
-            let w = layer.weight.as_mut_slice();
-            for (r, column) in t.as_slice().chunks_exact(IN).enumerate() {
-                for (i, &step) in column.iter().enumerate() {
-                    w[r + i * OUT] += step;
-                }
-            }
-        }
-        done
+        // The step -rate dW formed transposed (sums scaled once), then added on.
+        weight_grad_via_transpose(x, dz, &mut layer.weight, -rate, true)
     } else {
         large(OUT, B, IN)
             && T::gemm(
