@@ -19,8 +19,9 @@
 //!   stored as zero once they decay below the smallest normal float, plain SGD. `tanh` is Eigen's rational
 //!   approximation (clamped at +-7.9, exact below 4e-4), within a few ulp of `f32::tanh` and
 //!   vectorisable, where `f32::tanh` is a scalar libm call of about 8 ns; `exp` in the
-//!   cross-entropy is Cephes' polynomial (within 1 ulp, vectorisable), `ln` the standard
-//!   library's, as in the generated code.
+//!   cross-entropy is the runtime's own element function `Real::fast_exp` (Cephes'
+//!   polynomial, within 1 ulp, vectorisable: the same math, not a second copy of it), `ln` the
+//!   standard library's, as in the generated code.
 //!
 //! `tests/baseline_agrees.rs` checks that, from the same weights, one step of each baseline
 //! gives the generated network's loss and updated parameters.
@@ -338,34 +339,6 @@ pub fn tanh(x: f32) -> f32 {
     if tiny { x } else { p / q }
 }
 
-/// `exp` in `f32` by Cephes' polynomial (as the runtime's `fast_exp`): `2^n exp(r)` with
-/// `r = x - n ln 2` in two parts and `2^n` as two factors, so subnormal results round once.
-/// Branch-free, so loops over it vectorise; within 1 ulp of `exp`.
-#[inline(always)]
-#[allow(clippy::excessive_precision)] // Cephes' coefficients, as published
-pub fn exp(x: f32) -> f32 {
-    const OVERFLOW: f32 = 88.722_84;
-    const SHIFT: f32 = 12_582_912.0;
-    let c = x.clamp(-104.0, OVERFLOW);
-    let shifted = c * core::f32::consts::LOG2_E + SHIFT;
-    let n = shifted - SHIFT;
-    let r = c - n * 0.693_359_375 - n * -2.121_944_4e-4;
-    let mut y = 1.987_569_15e-4f32;
-    y = y * r + 1.398_199_950_7e-3;
-    y = y * r + 8.333_451_907_3e-3;
-    y = y * r + 4.166_579_589_4e-2;
-    y = y * r + 1.666_666_545_9e-1;
-    y = y * r + 5.000_000_120_1e-1;
-    y = y * (r * r) + r + 1.0;
-    // n as an integer from the low bits of `shifted` (a float-to-int cast saturates and
-    // does not vectorise).
-    let n = (shifted.to_bits() as i32).wrapping_sub(SHIFT.to_bits() as i32);
-    let half = n >> 1;
-    let power = |k: i32| f32::from_bits((k.wrapping_add(127) as u32) << 23);
-    let result = y * power(half) * power(n - half);
-    if x > OVERFLOW { f32::INFINITY } else { result }
-}
-
 /// A loss: the batch mean, and its gradient with respect to the output.
 pub trait LossFn {
     /// Writes the gradient into `dy` and returns the loss.
@@ -422,7 +395,7 @@ impl LossFn for CrossEntropy {
             }
         }
         for e in dy.as_flattened_mut() {
-            *e = exp(*e);
+            *e = nn_runtime::Real::fast_exp(*e);
         }
         let mut total = 0.0;
         for b in 0..B {
