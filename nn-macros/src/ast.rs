@@ -30,8 +30,11 @@ pub struct NetworkInput {
     pub errors: Errors,
 }
 
-/// One layer as written: `Name` or `Name(arg, ...)`.
+/// One layer as written: `Name` or `Name(arg, ...)`, optionally named: `encoder: Name(..)`.
 pub struct LayerSyntax {
+    /// The name the user gave the layer (`encoder` in `encoder: Linear(2, 8)`): its field and
+    /// `state_dict` prefix.
+    pub label: Option<Ident>,
     /// The layer kind's name, e.g. `Linear`.
     pub name: Ident,
     /// The parenthesised arguments, if any.
@@ -46,10 +49,15 @@ pub struct Args {
     pub list: Vec<Arg>,
 }
 
-/// One argument: a number (`8`, `0.01`, `-1`) or, for blocks such as `Residual`, a layer.
+/// One argument: a number (`8`, `0.01`, `-1`), a string (`"tanh"`), a keyword argument
+/// (`negative_slope = 0.2`, as torch names it) or, for blocks such as `Residual`, a layer.
 pub enum Arg {
     /// A number, possibly negated.
     Number(Number),
+    /// A string literal.
+    Str(syn::LitStr),
+    /// `name = value`.
+    Keyword(Ident, Box<Arg>),
     /// A nested layer.
     Layer(LayerSyntax),
 }
@@ -176,6 +184,13 @@ fn parse_piece(tokens: TokenStream, layers: &mut Vec<LayerSyntax>, errors: &mut 
 
 impl Parse for LayerSyntax {
     fn parse(input: ParseStream) -> syn::Result<Self> {
+        let label = if input.peek(Ident) && input.peek2(Token![:]) && !input.peek2(Token![::]) {
+            let label: Ident = input.parse()?;
+            input.parse::<Token![:]>()?;
+            Some(label)
+        } else {
+            None
+        };
         let name: Ident = input.parse().map_err(|e| {
             syn::Error::new(
                 e.span(),
@@ -195,7 +210,7 @@ impl Parse for LayerSyntax {
                 "layer arguments go in parentheses: `Linear(2, 8)`",
             ));
         }
-        Ok(Self { name, args })
+        Ok(Self { label, name, args })
     }
 }
 
@@ -220,8 +235,20 @@ impl Parse for Args {
 
 impl Parse for Arg {
     fn parse(input: ParseStream) -> syn::Result<Self> {
-        let arg = if input.peek(Ident) {
+        let arg = if input.peek(Ident) && input.peek2(Token![=]) && !input.peek2(Token![==]) {
+            let name: Ident = input.parse()?;
+            input.parse::<Token![=]>()?;
+            if input.is_empty() {
+                return Err(syn::Error::new(
+                    name.span(),
+                    format!("expected a value after `{name} =`"),
+                ));
+            }
+            Arg::Keyword(name, Box::new(input.parse()?))
+        } else if input.peek(Ident) {
             Arg::Layer(input.parse()?)
+        } else if input.peek(syn::LitStr) {
+            Arg::Str(input.parse()?)
         } else {
             let minus: Option<Token![-]> = input.parse()?;
             match input.parse() {
@@ -239,6 +266,10 @@ impl Parse for Arg {
 
 impl ToTokens for LayerSyntax {
     fn to_tokens(&self, tokens: &mut TokenStream) {
+        if let Some(label) = &self.label {
+            label.to_tokens(tokens);
+            <Token![:]>::default().to_tokens(tokens);
+        }
         self.name.to_tokens(tokens);
         if let Some(args) = &self.args {
             args.to_tokens(tokens);
@@ -266,6 +297,12 @@ impl ToTokens for Arg {
                 number.minus.to_tokens(tokens);
                 number.lit.to_tokens(tokens);
             }
+            Arg::Str(lit) => lit.to_tokens(tokens),
+            Arg::Keyword(name, value) => {
+                name.to_tokens(tokens);
+                <Token![=]>::default().to_tokens(tokens);
+                value.to_tokens(tokens);
+            }
             Arg::Layer(layer) => layer.to_tokens(tokens),
         }
     }
@@ -279,7 +316,8 @@ impl LayerSyntax {
             .map_or(self.name.span(), |a| a.paren.span.close())
     }
 
-    /// The layer as the user wrote it, normalised (`Linear(2, 8)`), for messages.
+    /// The layer as the user wrote it, normalised (`Linear(2, 8)`), for messages; without its
+    /// name, which says where the layer is, not what it is.
     pub fn display(&self) -> String {
         let mut text = self.name.to_string();
         if let Some(args) = &self.args {
@@ -298,7 +336,19 @@ impl Arg {
                 let sign = if minus.is_some() { "-" } else { "" };
                 format!("{sign}{}", lit.to_token_stream())
             }
-            Arg::Layer(layer) => layer.display(),
+            Arg::Str(lit) => format!("{:?}", lit.value()),
+            Arg::Keyword(name, value) => format!("{name} = {}", value.display()),
+            Arg::Layer(layer) => layer.display_labelled(),
+        }
+    }
+}
+
+impl LayerSyntax {
+    /// Like [`display`](Self::display), with the layer's name in front where it has one.
+    pub fn display_labelled(&self) -> String {
+        match &self.label {
+            Some(label) => format!("{label}: {}", self.display()),
+            None => self.display(),
         }
     }
 }

@@ -1,13 +1,14 @@
 //! The checked model of a network: sizes resolved and chained, parameters named.
 //!
 //! Code generation reads only this: everything in it has been validated, so the generator
-//! cannot meet a malformed layer.
+//! cannot meet a malformed layer. What a layer *does* is its [`Kind`], an entry of the layer
+//! table; the model only says where the layer sits and what sizes meet it.
 
-use proc_macro2::{Ident, Literal, TokenStream};
-use quote::{format_ident, quote};
+use proc_macro2::{Ident, Literal, Span, TokenStream};
+use quote::{ToTokens, format_ident, quote};
 use syn::{Attribute, Visibility};
 
-use crate::layers::LayerKind;
+use crate::layers::Kind;
 
 /// A valid network declaration.
 pub struct Network {
@@ -26,7 +27,7 @@ pub struct Network {
     /// Where the network's input size is written (the first `in_features`), and its output
     /// size (the last `out_features`): the generated signatures carry these spans, so that a
     /// call with a batch of the wrong shape points the user at the size it was checked against.
-    pub io_spans: (proc_macro2::Span, proc_macro2::Span),
+    pub io_spans: (Span, Span),
 }
 
 /// The scalar type of a network.
@@ -56,6 +57,16 @@ pub enum Port {
     Out,
 }
 
+/// A `usize` expression: a known part plus terms only the compiler can evaluate (a nested
+/// network's consts). Kept as data, so sums fold without printing and re-parsing tokens.
+#[derive(Clone, Debug, Default)]
+pub struct Count {
+    /// The part the macro knows.
+    pub known: usize,
+    /// Terms the compiler adds.
+    pub symbolic: Vec<TokenStream>,
+}
+
 /// A size the compiler must confirm: a nested network's size against a neighbour's.
 pub struct SizeCheck {
     /// The size the chain carries at that point.
@@ -65,7 +76,7 @@ pub struct SizeCheck {
     /// The error message, in pieces: text, and sizes only the compiler knows.
     pub message: Vec<Part>,
     /// Where the error goes.
-    pub span: proc_macro2::Span,
+    pub span: Span,
 }
 
 /// A piece of an error message the compiler finishes.
@@ -78,29 +89,21 @@ pub enum Part {
 
 /// One checked layer.
 pub struct Layer {
-    /// Position in its list, as `nn.Sequential` numbers its modules.
-    pub index: usize,
-    /// The field prefix and `state_dict` prefix of everything inside: `1_` and `1.` for the
-    /// second layer of the network, `1_0_` and `1.0.` for the first layer inside it.
-    pub path: Vec<usize>,
-    /// What the layer does.
-    pub op: Op,
+    /// The field holding its parameters: the user's name for it, or `l{i}` (`l1_0` for the
+    /// first layer inside layer 1).
+    pub field: Ident,
+    /// The `state_dict` prefix of its tensors: the user's names and positions, joined by `.`.
+    pub prefix: String,
+    /// What the layer does: an entry of the layer table, arguments filled in.
+    pub kind: Box<dyn Kind>,
     /// Features in.
     pub input: Size,
     /// Features out.
     pub output: Size,
     /// The layer as the user wrote it, e.g. `Linear(2, 8)`, for docs.
     pub source: String,
-}
-
-/// What a layer does.
-pub enum Op {
-    /// A kind from the layer table, with its numeric arguments (defaults filled in).
-    Table(&'static LayerKind, Vec<f64>),
-    /// A network declared elsewhere with `network!`, used as one layer.
-    Nested(Ident),
-    /// `y = x + f(x)` for the chain `f` of inner layers.
-    Residual(Vec<Layer>),
+    /// The span of its kind's name, for errors about the layer as a whole.
+    pub span: Span,
 }
 
 impl Scalar {
@@ -111,20 +114,43 @@ impl Scalar {
             Scalar::F64 => quote!(f64),
         }
     }
+
+    /// Bytes of one scalar.
+    pub fn bytes(self) -> usize {
+        match self {
+            Scalar::F32 => 4,
+            Scalar::F64 => 8,
+        }
+    }
+
+    /// `value` as a literal of this type.
+    pub fn lit(self, value: f64) -> TokenStream {
+        let lit = match self {
+            Scalar::F64 => Literal::f64_suffixed(value),
+            Scalar::F32 => Literal::f32_suffixed(value as f32),
+        };
+        quote!(#lit)
+    }
 }
 
 impl Size {
     /// The size as a const generic argument: `8` or `{ <Encoder as Network>::OUT }`.
     pub fn tokens(&self) -> TokenStream {
         match self {
-            Size::Known(n) => {
-                let n = Literal::usize_unsuffixed(*n);
-                quote!(#n)
-            }
+            Size::Known(n) => Literal::usize_unsuffixed(*n).into_token_stream(),
             Size::Of(net, port) => {
-                let port = port.ident();
-                quote!({ <#net as ::nn_runtime::__private::Network>::#port })
+                // Also used in the struct definitions, outside the generated block.
+                let (rt, port) = (crate::expand::rt_absolute(), port.ident());
+                quote!({ <#net as #rt::Network>::#port })
             }
+        }
+    }
+
+    /// The size as a count, for sums.
+    pub fn count(&self) -> Count {
+        match self {
+            Size::Known(n) => Count::known(*n),
+            other => Count::symbolic(other.tokens()),
         }
     }
 
@@ -146,6 +172,74 @@ impl Port {
     }
 }
 
+impl Count {
+    /// A number the macro knows.
+    pub fn known(n: usize) -> Self {
+        Self {
+            known: n,
+            symbolic: Vec::new(),
+        }
+    }
+
+    /// A term only the compiler evaluates.
+    pub fn symbolic(term: TokenStream) -> Self {
+        Self {
+            known: 0,
+            symbolic: vec![term],
+        }
+    }
+
+    /// The sum of some counts.
+    pub fn sum(counts: impl IntoIterator<Item = Count>) -> Self {
+        counts.into_iter().fold(Self::default(), |mut total, c| {
+            total.known += c.known;
+            total.symbolic.extend(c.symbolic);
+            total
+        })
+    }
+
+    /// `a * size + b`, for cost formulas linear in a size.
+    pub fn scaled(&self, by: usize) -> Self {
+        Self {
+            known: self.known * by,
+            symbolic: if by == 0 {
+                Vec::new()
+            } else {
+                let by = Literal::usize_unsuffixed(by);
+                self.symbolic.iter().map(|t| quote!(#by * #t)).collect()
+            },
+        }
+    }
+
+    /// The product of two sizes (a weight count), symbolic where either is.
+    pub fn product(a: &Size, b: &Size) -> Self {
+        match (a, b) {
+            (Size::Known(a), Size::Known(b)) => Self::known(a * b),
+            (a, b) => {
+                let (a, b) = (a.tokens(), b.tokens());
+                Self::symbolic(quote!(#a * #b))
+            }
+        }
+    }
+
+    /// The value, where the macro knows all of it.
+    pub fn value(&self) -> Option<usize> {
+        self.symbolic.is_empty().then_some(self.known)
+    }
+}
+
+impl ToTokens for Count {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        let known = Literal::usize_unsuffixed(self.known);
+        let symbolic = &self.symbolic;
+        tokens.extend(match (self.known, symbolic.as_slice()) {
+            (_, []) => quote!(#known),
+            (0, [first, rest @ ..]) => quote!(#first #(+ #rest)*),
+            (_, all) => quote!(#known #(+ #all)*),
+        });
+    }
+}
+
 impl Network {
     /// Features the network takes.
     pub fn input(&self) -> &Size {
@@ -162,94 +256,48 @@ impl Network {
         format_ident!("{}Grads", self.ident)
     }
 
-    /// Every layer with parameters, nested ones included, in declaration order.
+    /// Every layer with parameters of its own, those inside blocks included, in declaration
+    /// order: the fields of the network and gradient structs.
     pub fn param_layers(&self) -> Vec<&Layer> {
         let mut found = Vec::new();
-        collect_param_layers(&self.layers, &mut found);
+        for layer in &self.layers {
+            layer.collect_param_layers(&mut found);
+        }
         found
     }
 }
 
-impl Network {
-    /// Whether another network is one of the layers (possibly inside a residual block).
-    pub fn nests_networks(&self) -> bool {
-        self.param_layers()
-            .iter()
-            .any(|layer| matches!(layer.op, Op::Nested(_)))
+impl Layer {
+    /// Pushes this layer, or the layers inside it, that own parameters.
+    pub fn collect_param_layers<'a>(&'a self, found: &mut Vec<&'a Layer>) {
+        match self.kind.inner() {
+            Some(inner) => inner.iter().for_each(|l| l.collect_param_layers(found)),
+            None if self.kind.params().is_some() => found.push(self),
+            None => {}
+        }
     }
-}
 
-fn collect_param_layers<'a>(layers: &'a [Layer], found: &mut Vec<&'a Layer>) {
-    for layer in layers {
-        match &layer.op {
-            Op::Residual(inner) => collect_param_layers(inner, found),
-            Op::Table(kind, _) if kind.params.is_none() => {}
-            _ => found.push(layer),
+    /// Whether this layer (or anything inside it) learns.
+    pub fn has_params(&self) -> bool {
+        match self.kind.inner() {
+            Some(inner) => has_params(inner),
+            None => self.kind.params().is_some(),
+        }
+    }
+
+    /// The learned scalars in this layer, the layers inside it included.
+    pub fn param_count(&self) -> Count {
+        match self.kind.inner() {
+            Some(inner) => Count::sum(inner.iter().map(Layer::param_count)),
+            None => self
+                .kind
+                .params()
+                .map_or_else(Count::default, |p| p.count(self)),
         }
     }
 }
 
-/// Whether any layer in `layers` has parameters.
+/// Whether any layer in `layers` learns.
 pub fn has_params(layers: &[Layer]) -> bool {
     layers.iter().any(Layer::has_params)
-}
-
-impl Layer {
-    /// Whether this layer (or anything inside it) has parameters.
-    pub fn has_params(&self) -> bool {
-        match &self.op {
-            Op::Table(kind, _) => kind.params.is_some(),
-            Op::Nested(_) => true,
-            Op::Residual(inner) => has_params(inner),
-        }
-    }
-
-    /// The field holding this layer's parameters: `l0` for `net[0]`, `l1_0` for `net[1][0]`.
-    pub fn field(&self) -> Ident {
-        let parts: Vec<String> = self.path.iter().map(usize::to_string).collect();
-        format_ident!("l{}", parts.join("_"))
-    }
-
-    /// The `state_dict` prefix of this layer's tensors: `0` for `net[0]`, `1.0` for `net[1][0]`.
-    pub fn state_dict_prefix(&self) -> String {
-        let parts: Vec<String> = self.path.iter().map(usize::to_string).collect();
-        parts.join(".")
-    }
-
-    /// The learned scalars in this layer, as a `usize` expression.
-    pub fn param_count(&self) -> TokenStream {
-        match &self.op {
-            Op::Table(kind, _) => match (kind.params, &self.input, &self.output) {
-                (Some(spec), Size::Known(i), Size::Known(o)) => {
-                    let n = Literal::usize_unsuffixed((spec.count)(*i, *o));
-                    quote!(#n)
-                }
-                (Some(spec), input, output) => {
-                    let ty = (spec.ty)(&quote!(f32), &input.tokens(), &output.tokens());
-                    quote!(<#ty>::PARAMS)
-                }
-                (None, ..) => quote!(0),
-            },
-            Op::Nested(net) => quote!(<#net as ::nn_runtime::__private::Network>::PARAMS),
-            Op::Residual(inner) => sum(inner.iter().map(Layer::param_count)),
-        }
-    }
-}
-
-/// `a + b + ...` of `usize` expressions, folding literals; `0` when empty.
-pub fn sum(terms: impl Iterator<Item = TokenStream>) -> TokenStream {
-    let mut known = 0usize;
-    let mut symbolic = Vec::new();
-    for term in terms {
-        match term.to_string().parse::<usize>() {
-            Ok(n) => known += n,
-            Err(_) => symbolic.push(term),
-        }
-    }
-    let literal = Literal::usize_unsuffixed(known);
-    match (known, symbolic.as_slice()) {
-        (_, []) => quote!(#literal),
-        (0, [first, rest @ ..]) => quote!(#first #(+ #rest)*),
-        (_, all) => quote!(#literal #(+ #all)*),
-    }
 }

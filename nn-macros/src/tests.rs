@@ -5,7 +5,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use crate::ast::NetworkInput;
-use crate::model::{Network, Op, Scalar, Size};
+use crate::model::{Count, Network, Scalar, Size};
 use crate::validate;
 
 /// Parses and checks a declaration.
@@ -21,12 +21,9 @@ fn sizes(input: &Size, output: &Size) -> (usize, usize) {
     }
 }
 
-/// The numeric arguments of a table layer.
-fn numbers(op: &Op) -> Vec<f64> {
-    match op {
-        Op::Table(_, numbers) => numbers.clone(),
-        _ => panic!("not a table layer"),
-    }
+/// What a layer is in PyTorch's terms, its arguments filled in.
+fn torch(model: &Network, i: usize) -> String {
+    model.layers[i].kind.torch()
 }
 
 /// Every error message of a declaration that must fail, in order.
@@ -49,8 +46,8 @@ fn parses_the_seed_network() {
     assert_eq!(model.ident, "Xor");
     assert_eq!(model.scalar, Scalar::F32);
     assert_eq!(sizes(model.input(), model.output()), (2, 1));
-    let params = crate::model::sum(model.layers.iter().map(|l| l.param_count()));
-    assert_eq!(params.to_string(), (8 * 2 + 8 + 8 + 1).to_string());
+    let params = Count::sum(model.layers.iter().map(|l| l.param_count()));
+    assert_eq!(params.value(), Some(8 * 2 + 8 + 8 + 1));
     let shapes: Vec<_> = model
         .layers
         .iter()
@@ -67,7 +64,7 @@ fn parses_the_seed_network() {
     let fields: Vec<_> = model
         .param_layers()
         .iter()
-        .map(|l| l.field().to_string())
+        .map(|l| l.field.to_string())
         .collect();
     assert_eq!(fields, ["l0", "l2"]);
 }
@@ -87,15 +84,15 @@ fn selects_f64_and_keeps_attributes() {
         sizes(&model.layers[0].input, &model.layers[0].output),
         (3, 3)
     );
-    assert_eq!(numbers(&model.layers[2].op), [0.01]);
+    assert_eq!(torch(&model, 2), "`nn.LeakyReLU(negative_slope=0.01)`");
     assert_eq!(sizes(model.input(), model.output()), (3, 2));
 }
 
 #[test]
 fn leaky_relu_takes_negative_and_integer_slopes() {
     let model = check(quote!(struct N { Linear(1, 1), LeakyReLU(-0.5), LeakyReLU(2) })).unwrap();
-    assert_eq!(numbers(&model.layers[1].op), [-0.5]);
-    assert_eq!(numbers(&model.layers[2].op), [2.0]);
+    assert_eq!(torch(&model, 1), "`nn.LeakyReLU(negative_slope=-0.5)`");
+    assert_eq!(torch(&model, 2), "`nn.LeakyReLU(negative_slope=2)`");
 }
 
 #[test]
@@ -204,9 +201,9 @@ fn rejects_broken_headers() {
 #[test]
 fn closest_suggests_only_near_names() {
     let known = ["Linear", "ReLU", "Tanh", "Sigmoid"];
-    assert_eq!(validate::closest("relu", &known), Some("ReLU"));
-    assert_eq!(validate::closest("Lineer", &known), Some("Linear"));
-    assert_eq!(validate::closest("Conv2d", &known), None);
+    assert_eq!(crate::layers::closest("relu", &known), Some("ReLU"));
+    assert_eq!(crate::layers::closest("Lineer", &known), Some("Linear"));
+    assert_eq!(crate::layers::closest("Conv2d", &known), None);
 }
 
 #[test]
@@ -219,37 +216,50 @@ fn errors_come_with_a_stub_of_the_struct() {
 #[test]
 fn backward_skips_the_input_gradient_of_the_first_layer() {
     let code = pretty(quote!(struct N { Tanh, Linear(2, 3), Sigmoid, Linear(3, 1) }));
-    let gradients = section(&code, "pub fn gradients", "pub fn train_step");
+    let backward = section(&code, "fn __backward<", "fn __backward_sgd");
+    let (common, rest) = backward.split_at(backward.find("if __INPUT").expect("two modes"));
+    let (with_input, without_input) = rest.split_at(rest.find("} else {").expect("else"));
+    // Above the first Linear both modes are the same chain rule.
+    assert!(common.contains("let d2 = d3.zip_map(x3"), "{common}");
+    // Without the input's gradient (`gradients`), the first Linear stops the chain rule: no
+    // gradient ever reaches the input or the Tanh in front of it.
     assert!(
-        gradients.contains("linear_backward_params(&x1, &d2, &mut grads.l1)"),
-        "{gradients}"
+        without_input.contains("linear_backward_params(x1, &d2, &mut grads.l1)"),
+        "{without_input}"
     );
-    assert!(gradients.contains("let d2 = d3.zip_map(&x3"), "{gradients}");
-    // No gradient ever reaches the input or the Tanh in front of the first Linear.
     assert!(
-        !gradients.contains("let d1") && !gradients.contains("let d0"),
-        "{gradients}"
+        !without_input.contains("let d1") && !without_input.contains("let d0"),
+        "{without_input}"
     );
     // A network nesting this one does need the input's gradient: its backward goes on to d0.
-    let nested = section(&code, "pub fn __backward", "impl NGrads");
     assert!(
-        nested.contains("let d1 = ::nn_runtime::__private::linear_backward("),
-        "{nested}"
+        with_input.contains("let d1 = __nn::linear_backward("),
+        "{with_input}"
     );
-    assert!(nested.contains("let d0 = d1.zip_map(&x1"), "{nested}");
+    assert!(
+        with_input.contains("let d0 = d1.zip_map(x1"),
+        "{with_input}"
+    );
+    let gradients = section(&code, "fn __gradients_into<", "pub fn train_step");
+    assert!(
+        gradients.contains("__backward::<__B, false>"),
+        "{gradients}"
+    );
 }
 
 #[test]
 fn residual_blocks_add_both_paths() {
     let code =
         pretty(quote!(struct N { Linear(2, 4), Residual(Linear(4, 4), ReLU), Linear(4, 1) }));
-    let gradients = section(&code, "pub fn gradients", "pub fn train_step");
-    // Forward: y = x + f(x) on the block's input x2.
-    assert!(gradients.contains("let x1_0 = &x1;"), "{gradients}");
-    assert!(gradients.contains("let x2 = x1_2 + &x1;"), "{gradients}");
+    let forward = section(&code, "fn __forward<", "fn __backward<");
+    // Forward: y = x + f(x) on the block's input x1, every activation cached.
+    assert!(forward.contains("let x1_0 = &x1;"), "{forward}");
+    assert!(forward.contains("let x2 = x1_2 + x1_0;"), "{forward}");
+    assert!(forward.contains("(x1, x1_1, x1_2, x2, x3)"), "{forward}");
     // Backward: the skip path's gradient is added to the block's.
-    assert!(gradients.contains("let d1_2 = d2;"), "{gradients}");
-    assert!(gradients.contains("let d1 = d1_0 + &d2;"), "{gradients}");
+    let backward = section(&code, "fn __backward<", "fn __backward_sgd");
+    assert!(backward.contains("let d1_2 = d2;"), "{backward}");
+    assert!(backward.contains("let d1 = d1_0 + &d2;"), "{backward}");
     assert!(
         code.contains("pub l1_0: ::nn_runtime::__private::Linear<f32, 4, 4>"),
         "{code}"
@@ -264,15 +274,18 @@ fn nested_networks_are_fields_and_calls() {
         code.contains("pub l0: <Encoder as ::nn_runtime::__private::Network>::Grads,"),
         "{code}"
     );
-    let gradients = section(&code, "pub fn gradients", "pub fn train_step");
+    let forward = section(&code, "fn __forward<", "fn __backward<");
     assert!(
-        gradients.contains(">>::nested_forward(&self.l0, x0);"),
-        "{gradients}"
+        forward.contains(">>::nested_forward(&self.l0, x0);"),
+        "{forward}"
     );
+    let backward = section(&code, "fn __backward<", "impl BigGrads");
     assert!(
-        gradients.contains(">>::nested_backward(&self.l0, x0, &d1, &mut grads.l0);"),
-        "{gradients}"
+        backward.contains(">>::nested_backward(&self.l0, x0, &d1, &mut grads.l0);"),
+        "{backward}"
     );
+    // A nested network stores its gradients, so SGD is not fused into the backward pass.
+    assert!(!code.contains("fn __backward_sgd"), "{code}");
     // The Linear after it takes the nested network's size in its type, and the compiler checks
     // it against the declared 16 with a message in words.
     let compact: String = code.split_whitespace().collect();
@@ -284,6 +297,79 @@ fn nested_networks_are_fields_and_calls() {
         compact.contains("{<Encoderas::nn_runtime::__private::Network>::OUT}==16"),
         "{code}"
     );
+}
+
+#[test]
+fn named_layers_name_fields_and_state_dict_prefixes() {
+    let model = check(quote!(struct N {
+        encoder: Linear(2, 4), ReLU, block: Residual(Linear(4, 4), act: Tanh), head: Linear(4, 1)
+    }))
+    .unwrap();
+    let places: Vec<(String, String)> = model
+        .param_layers()
+        .iter()
+        .map(|l| (l.field.to_string(), l.prefix.clone()))
+        .collect();
+    assert_eq!(
+        places,
+        [
+            ("encoder".into(), "encoder".into()),
+            ("block_0".into(), "block.0".into()),
+            ("head".into(), "head".into()),
+        ]
+    );
+}
+
+#[test]
+fn keyword_arguments_bind_by_torch_names() {
+    let model = check(quote!(struct N { Linear(in_features = 2, out_features = 3), LeakyReLU(negative_slope = 0.2) })).unwrap();
+    assert_eq!(sizes(model.input(), model.output()), (2, 3));
+    assert_eq!(torch(&model, 1), "`nn.LeakyReLU(negative_slope=0.2)`");
+    let model = check(quote!(struct N { Linear(2, out_features = 3) })).unwrap();
+    assert_eq!(sizes(model.input(), model.output()), (2, 3));
+}
+
+#[test]
+fn name_and_keyword_mistakes_are_reported() {
+    let cases: &[(TokenStream, &str)] = &[
+        (
+            quote!(struct N { a: Linear(2, 4), a: Linear(4, 1) }),
+            "already named `a`",
+        ),
+        (
+            quote!(struct N { l1: Linear(2, 4), Linear(4, 1) }),
+            "unnamed layers get",
+        ),
+        (quote!(struct N { __x: Linear(2, 4) }), "reserved"),
+        (quote!(struct __N { Linear(2, 4) }), "reserved"),
+        (
+            quote!(struct N { Linear(2, 4), LeakyReLU(negative_slop = 0.1) }),
+            "did you mean `negative_slope`",
+        ),
+        (
+            quote!(struct N { Linear(2, 4), LeakyReLU(0.1, negative_slope = 0.1) }),
+            "given twice",
+        ),
+        (
+            quote!(struct N { Linear(in_features = 2, 4) }),
+            "positional arguments go before",
+        ),
+        (
+            quote!(struct N { Linear(2, 4), ReLU(inplace = 1) }),
+            "takes no keyword arguments",
+        ),
+        (
+            quote!(struct N { Linear(2, 4), LeakyReLU("x") }),
+            "must be a number",
+        ),
+    ];
+    for (tokens, expected) in cases {
+        let errors = messages(tokens.clone());
+        assert!(
+            errors.iter().any(|e| e.contains(expected)),
+            "{tokens}: {errors:#?}"
+        );
+    }
 }
 
 #[test]

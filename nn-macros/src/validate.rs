@@ -1,13 +1,19 @@
 //! From syntax to the checked model: every rule a declaration must follow, each mistake
 //! reported on the token that breaks it, all of them at once.
+//!
+//! What a layer kind takes and does is the layer table's (`layers`); this module binds the
+//! written arguments to a kind's (positional in torch's order, keywords by torch's names,
+//! defaults filled in), names the layers, and chains their sizes.
+
+use std::collections::HashSet;
 
 use proc_macro2::Span;
 use syn::{Ident, Lit};
 
 use crate::ast::{Arg, LayerSyntax, NetworkInput, Number};
 use crate::errors::Errors;
-use crate::layers::{self, ArgKind, KINDS, LayerKind};
-use crate::model::{Layer, Network, Op, Part, Port, Scalar, Size, SizeCheck};
+use crate::layers::{self, ArgKind, ArgSpec, Entry, Lookup, Value};
+use crate::model::{Layer, Network, Part, Scalar, Size, SizeCheck};
 
 /// The largest size a layer may declare. Far above what fits in memory as a static matrix;
 /// it exists so that size arithmetic cannot overflow.
@@ -15,59 +21,6 @@ const MAX_SIZE: usize = 1 << 24;
 
 /// Derives the generated struct already has, which the user must not derive again.
 const BUILT_IN_DERIVES: &[&str] = &["Clone", "Debug", "PartialEq"];
-
-/// The block layer whose arguments are layers.
-const RESIDUAL: &str = "Residual";
-
-/// PyTorch modules a user may reach for that `network!` does not have: named, they get an
-/// error that says so, rather than being taken for a nested network that does not exist.
-const UNSUPPORTED: &[&str] = &[
-    "Dropout",
-    "AlphaDropout",
-    "Conv1d",
-    "Conv2d",
-    "Conv3d",
-    "ConvTranspose2d",
-    "BatchNorm1d",
-    "BatchNorm2d",
-    "LayerNorm",
-    "GroupNorm",
-    "InstanceNorm1d",
-    "Embedding",
-    "Flatten",
-    "Unflatten",
-    "MaxPool1d",
-    "MaxPool2d",
-    "AvgPool1d",
-    "AvgPool2d",
-    "AdaptiveAvgPool2d",
-    "LSTM",
-    "GRU",
-    "RNN",
-    "MultiheadAttention",
-    "Transformer",
-    "Softmax",
-    "LogSoftmax",
-    "GELU",
-    "ELU",
-    "SELU",
-    "CELU",
-    "SiLU",
-    "Mish",
-    "Softplus",
-    "Softsign",
-    "Hardtanh",
-    "Hardswish",
-    "Hardsigmoid",
-    "PReLU",
-    "RReLU",
-    "ReLU6",
-    "LogSigmoid",
-    "Tanhshrink",
-    "Bilinear",
-    "Sequential",
-    "ModuleList",
-];
 
 /// Checks a parsed declaration and builds its model, or returns every mistake in it.
 pub fn check(input: NetworkInput) -> syn::Result<Network> {
@@ -84,10 +37,12 @@ pub fn check(input: NetworkInput) -> syn::Result<Network> {
         scalar: Scalar::F32,
         errors,
         size_checks: Vec::new(),
+        fields: HashSet::new(),
     };
     check_derives(&attrs, &mut cx.errors);
+    check_reserved(&ident, "network", &mut cx.errors);
     cx.scalar = check_scalar(scalar.as_ref(), &mut cx.errors);
-    let mut checked = cx.list(&layers, &[]);
+    let mut checked = cx.list(&layers, None);
     if layers.is_empty() {
         cx.errors.at(
             body_span,
@@ -96,8 +51,7 @@ pub fn check(input: NetworkInput) -> syn::Result<Network> {
     } else {
         match declared_input(&checked) {
             Some(input) => {
-                let syntax: Vec<&LayerSyntax> = layers.iter().collect();
-                cx.chain(&mut checked, &syntax, Some(input));
+                cx.chain(&mut checked, Some(input));
             }
             None if checked.iter().all(Option::is_some) => {
                 cx.errors.at(body_span, no_sizes_message())
@@ -106,12 +60,13 @@ pub fn check(input: NetworkInput) -> syn::Result<Network> {
             None => {}
         }
     }
+    let io_spans = io_spans(&checked);
     let Checker {
         scalar,
         errors,
         size_checks,
+        ..
     } = cx;
-    let io_spans = io_spans(&layers);
     let layers = checked.into_iter().flatten().collect();
     errors.finish(Network {
         attrs,
@@ -129,269 +84,441 @@ struct Checker {
     scalar: Scalar,
     errors: Errors,
     size_checks: Vec<SizeCheck>,
+    /// The fields named so far, to catch a name given twice.
+    fields: HashSet<String>,
+}
+
+/// Where a list of layers sits: the field and `state_dict` prefix of the block holding it.
+struct Parent<'a> {
+    field: &'a Ident,
+    prefix: &'a str,
 }
 
 impl Checker {
     /// Checks each layer of a list on its own; `None` for a layer with mistakes.
-    fn list(&mut self, syntax: &[LayerSyntax], path: &[usize]) -> Vec<Option<Layer>> {
+    fn list(&mut self, syntax: &[LayerSyntax], parent: Option<Parent>) -> Vec<Option<Layer>> {
         syntax
             .iter()
             .enumerate()
-            .map(|(i, l)| self.layer(i, path, l))
+            .map(|(i, l)| self.layer(i, parent.as_ref(), l))
             .collect()
     }
 
-    /// Checks one layer: a known kind with valid arguments, a residual block, or a nested
-    /// network. Sizes are chained afterwards.
-    fn layer(&mut self, index: usize, parent: &[usize], syntax: &LayerSyntax) -> Option<Layer> {
-        let name = syntax.name.to_string();
-        let path = [parent, &[index]].concat();
-        let args = syntax.args.as_ref().map_or(&[][..], |a| &a.list[..]);
-        let (op, input, output) = if let Some(kind) = layers::lookup(&name) {
-            let (numbers, sizes) = self.table_args(kind, syntax, args)?;
-            let (input, output) = match sizes[..] {
-                [input, output, ..] => (Size::Known(input), Size::Known(output)),
-                // Shape-keeping layers get their sizes when the chain is resolved.
-                _ => (Size::Known(0), Size::Known(0)),
-            };
-            (Op::Table(kind, numbers), input, output)
-        } else if name == RESIDUAL {
-            (
-                Op::Residual(self.residual_body(syntax, args, &path)?),
-                Size::Known(0),
-                Size::Known(0),
-            )
-        } else {
-            self.nested(syntax)?
+    /// Checks one layer: its name, its kind and its arguments. Sizes are chained afterwards.
+    fn layer(
+        &mut self,
+        index: usize,
+        parent: Option<&Parent>,
+        syntax: &LayerSyntax,
+    ) -> Option<Layer> {
+        let (field, prefix) = self.place(index, parent, syntax);
+        let kind = match layers::lookup(&syntax.name.to_string()) {
+            Lookup::Entry(entry) => {
+                let here = Parent {
+                    field: &field,
+                    prefix: &prefix,
+                };
+                let values = self.bind(entry, syntax, &here)?;
+                (entry.build)(values)
+            }
+            Lookup::Nested => self.nested(syntax)?,
+            Lookup::Unsupported => {
+                self.errors.at(
+                    syntax.name.span(),
+                    format!(
+                        "`{}` is a PyTorch module that `network!` does not support; the supported layers are {}",
+                        syntax.name,
+                        layers::names().join(", ")
+                    ),
+                );
+                return None;
+            }
+            Lookup::Unknown(closest) => {
+                self.errors.at(
+                    syntax.name.span(),
+                    unknown_layer_message(&syntax.name.to_string(), closest),
+                );
+                return None;
+            }
         };
         Some(Layer {
-            index,
-            path,
-            op,
-            input,
-            output,
+            field,
+            prefix,
+            kind,
+            input: Size::Known(0),
+            output: Size::Known(0),
             source: syntax.display(),
+            span: syntax.name.span(),
         })
     }
 
-    /// The numeric arguments of a table kind (defaults filled in) and its sizes.
-    fn table_args(
+    /// The field and `state_dict` prefix of a layer: its own name, or its position.
+    fn place(
         &mut self,
-        kind: &LayerKind,
+        index: usize,
+        parent: Option<&Parent>,
         syntax: &LayerSyntax,
-        args: &[Arg],
-    ) -> Option<(Vec<f64>, Vec<usize>)> {
-        if !check_arity(kind, syntax, args, &mut self.errors) {
-            return None;
-        }
-        let mut numbers = Vec::with_capacity(kind.args.len());
-        let mut sizes = Vec::new();
-        let mut ok = true;
-        for (i, spec) in kind.args.iter().enumerate() {
-            let result = match (&spec.kind, args.get(i)) {
-                (ArgKind::Size, Some(arg)) => {
-                    size_value(kind, spec.name, arg).map(|n| sizes.push(n))
-                }
-                (ArgKind::Number { .. }, Some(arg)) => {
-                    number_value(spec.name, arg, self.scalar).map(|v| numbers.push(v))
-                }
-                (ArgKind::Number { default: Some(d) }, None) => {
-                    numbers.push(*d);
-                    Ok(())
-                }
-                // Arity was checked: a missing argument without a default cannot get here.
-                _ => Ok(()),
-            };
-            if let Err(error) = result {
-                self.errors.push(error);
-                ok = false;
+    ) -> (Ident, String) {
+        let own = syntax
+            .label
+            .as_ref()
+            .map_or(index.to_string(), Ident::to_string);
+        let prefix = match parent {
+            Some(p) => format!("{}.{own}", p.prefix),
+            None => own,
+        };
+        let field = match (&syntax.label, parent) {
+            (Some(label), _) => {
+                self.check_label(label);
+                label.clone()
             }
-        }
-        ok.then_some((numbers, sizes))
+            (None, Some(p)) => quote::format_ident!("{}_{index}", p.field),
+            (None, None) => quote::format_ident!("l{index}"),
+        };
+        (field, prefix)
     }
 
-    /// The layers of `Residual(layer, ...)`.
-    fn residual_body(
-        &mut self,
-        syntax: &LayerSyntax,
-        args: &[Arg],
-        path: &[usize],
-    ) -> Option<Vec<Layer>> {
-        let mut inner = Vec::new();
+    /// A layer's name must be a plain field name, not one the macro gives unnamed layers, and
+    /// not given twice.
+    fn check_label(&mut self, label: &Ident) {
+        let text = label.to_string();
+        let positional = text.strip_prefix('l').is_some_and(|rest| {
+            !rest.is_empty()
+                && rest
+                    .split('_')
+                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        });
+        if text.starts_with("r#") || text == "self" || text == "Self" {
+            self.errors.at(label.span(), format!("`{text}` cannot name a layer: a layer's name is a field name, e.g. `encoder: Linear(2, 8)`"));
+        } else if positional {
+            self.errors.at(label.span(), format!("`{text}` is the name unnamed layers get from their position; choose another, e.g. `encoder`"));
+        } else if !check_reserved(label, "layer", &mut self.errors) {
+            // Reported.
+        } else if !self.fields.insert(text.clone()) {
+            self.errors.at(label.span(), format!("a layer is already named `{text}`; each layer's name must be unique (it names a field and a `state_dict` prefix)"));
+        }
+    }
+
+    /// Binds the written arguments of a table kind to its arguments: positional in order, then
+    /// keywords by name, then defaults. Reports every mistake; `None` if there was one.
+    fn bind(&mut self, entry: &Entry, syntax: &LayerSyntax, here: &Parent) -> Option<Vec<Value>> {
+        let written = syntax.args.as_ref().map_or(&[][..], |a| &a.list[..]);
+        let mut slots: Vec<Option<&Arg>> = vec![None; entry.args.len()];
         let mut ok = true;
-        for arg in args {
+        let mut rest_layers: Vec<&LayerSyntax> = Vec::new();
+        let mut positional = 0;
+        let mut seen_keyword = false;
+        let takes_layers = entry.args.iter().any(|a| matches!(a.kind, ArgKind::Layers));
+        for arg in written {
             match arg {
-                Arg::Layer(layer) => inner.push(layer),
-                Arg::Number(_) => {
+                Arg::Keyword(name, value) => {
+                    seen_keyword = true;
+                    ok &= self.keyword(entry, name, value, &mut slots);
+                }
+                _ if seen_keyword => {
                     self.errors.over(
                         arg,
-                        "`Residual` takes layers, e.g. `Residual(Linear(8, 8), ReLU)`",
+                        "positional arguments go before keyword arguments (`name = value`)",
                     );
                     ok = false;
                 }
+                Arg::Layer(layer) if takes_layers => rest_layers.push(layer),
+                _ if takes_layers => {
+                    self.errors.over(
+                        arg,
+                        format!(
+                            "`{}` takes layers, e.g. `{}(Linear(8, 8), ReLU)`",
+                            entry.name, entry.name
+                        ),
+                    );
+                    ok = false;
+                }
+                _ => {
+                    if positional < slots.len() {
+                        slots[positional] = Some(arg);
+                    }
+                    positional += 1;
+                }
             }
         }
-        if inner.is_empty() && ok {
-            self.errors.over(
-                syntax,
-                "`Residual` needs at least one layer, e.g. `Residual(Linear(8, 8), ReLU)`",
-            );
+        if !takes_layers && !self.check_arity(entry, syntax, written, positional) {
             return None;
         }
-        let checked: Vec<Option<Layer>> = inner
+        let mut values = Vec::with_capacity(entry.args.len());
+        for (spec, slot) in entry.args.iter().zip(&slots) {
+            match self.value(entry, spec, *slot, syntax, &rest_layers, here) {
+                Some(value) => values.push(value),
+                None => ok = false,
+            }
+        }
+        ok.then_some(values)
+    }
+
+    /// Puts `name = value` in its slot; false (reported) for an unknown or repeated keyword.
+    fn keyword<'a>(
+        &mut self,
+        entry: &Entry,
+        name: &Ident,
+        value: &'a Arg,
+        slots: &mut [Option<&'a Arg>],
+    ) -> bool {
+        let text = name.to_string();
+        let names: Vec<&str> = entry
+            .args
+            .iter()
+            .filter(|a| !matches!(a.kind, ArgKind::Layers))
+            .map(|a| a.name)
+            .collect();
+        match entry
+            .args
+            .iter()
+            .position(|a| a.name == text && !matches!(a.kind, ArgKind::Layers))
+        {
+            Some(i) if slots[i].is_some() => {
+                self.errors
+                    .at(name.span(), format!("`{text}` is given twice"));
+                false
+            }
+            Some(i) => {
+                slots[i] = Some(value);
+                true
+            }
+            None => {
+                let mut message = if names.is_empty() {
+                    format!("`{}` takes no keyword arguments", entry.name)
+                } else {
+                    format!(
+                        "`{}` has no argument `{text}`; its arguments are {}",
+                        entry.name,
+                        quoted(&names)
+                    )
+                };
+                if let Some(close) = layers::closest(&text, &names) {
+                    message.push_str(&format!("\nhelp: did you mean `{close}`?"));
+                }
+                self.errors.at(name.span(), message);
+                false
+            }
+        }
+    }
+
+    /// Checks the number of positional arguments against the kind; reports and returns false
+    /// on a mismatch.
+    fn check_arity(
+        &mut self,
+        entry: &Entry,
+        syntax: &LayerSyntax,
+        written: &[Arg],
+        positional: usize,
+    ) -> bool {
+        let max = entry.args.len();
+        if positional <= max {
+            return true;
+        }
+        if max == 0 {
+            let paren = syntax
+                .args
+                .as_ref()
+                .map_or(syntax.name.span(), |a| a.paren.span.join());
+            self.errors.at(
+                paren,
+                format!(
+                    "`{}` takes no arguments; write `{}`",
+                    entry.name, entry.name
+                ),
+            );
+        } else {
+            self.errors.over(
+                &written[max],
+                format!(
+                    "`{}` takes {max} argument{}, found {positional}: write `{}`",
+                    entry.name,
+                    plural(max),
+                    entry.signature()
+                ),
+            );
+        }
+        false
+    }
+
+    /// The checked value of one argument: written, or its default.
+    fn value(
+        &mut self,
+        entry: &Entry,
+        spec: &ArgSpec,
+        arg: Option<&Arg>,
+        syntax: &LayerSyntax,
+        layers: &[&LayerSyntax],
+        here: &Parent,
+    ) -> Option<Value> {
+        let result = match (&spec.kind, arg) {
+            (ArgKind::Size, Some(arg)) => {
+                size_value(entry, spec.name, arg).map(|(n, s)| Value::Size(n, s))
+            }
+            (ArgKind::Number { .. }, Some(arg)) => {
+                number_value(spec.name, arg, self.scalar).map(Value::Number)
+            }
+            (ArgKind::Number { default: Some(d) }, None) => Ok(Value::Number(*d)),
+            (ArgKind::Layers, _) => return self.block(entry, syntax, layers, here),
+            (_, None) => {
+                let (required, found) = (
+                    entry.required_args(),
+                    syntax.args.as_ref().map_or(0, |a| a.list.len()),
+                );
+                let found = if found == 0 {
+                    "none".to_string()
+                } else {
+                    found.to_string()
+                };
+                Err(syn::Error::new_spanned(
+                    syntax,
+                    format!(
+                        "`{}` takes {required} argument{}, found {found}: write `{}`",
+                        entry.name,
+                        plural(required),
+                        entry.signature()
+                    ),
+                ))
+            }
+        };
+        result.map_err(|e| self.errors.push(e)).ok()
+    }
+
+    /// The checked layers of a block such as `Residual(layer, ...)`.
+    fn block(
+        &mut self,
+        entry: &Entry,
+        syntax: &LayerSyntax,
+        layers: &[&LayerSyntax],
+        here: &Parent,
+    ) -> Option<Value> {
+        if layers.is_empty() {
+            if syntax.args.as_ref().is_none_or(|a| a.list.is_empty()) {
+                self.errors.over(
+                    syntax,
+                    format!(
+                        "`{}` needs at least one layer, e.g. `{}(Linear(8, 8), ReLU)`",
+                        entry.name, entry.name
+                    ),
+                );
+            }
+            return None;
+        }
+        let checked: Vec<Option<Layer>> = layers
             .iter()
             .enumerate()
-            .map(|(i, l)| self.layer(i, path, l))
+            .map(|(i, l)| self.layer(i, Some(here), l))
             .collect();
-        (ok && checked.iter().all(Option::is_some)).then(|| checked.into_iter().flatten().collect())
+        checked
+            .iter()
+            .all(Option::is_some)
+            .then(|| Value::Layers(checked.into_iter().flatten().collect()))
     }
 
     /// A network declared elsewhere, used by its name as one layer.
-    fn nested(&mut self, syntax: &LayerSyntax) -> Option<(Op, Size, Size)> {
-        let name = syntax.name.to_string();
-        if UNSUPPORTED.contains(&name.as_str()) {
+    fn nested(&mut self, syntax: &LayerSyntax) -> Option<Box<dyn layers::Kind>> {
+        if let Some(args) = &syntax.args {
             self.errors.at(
-                syntax.name.span(),
+                args.paren.span.join(),
                 format!(
-                    "`{name}` is a PyTorch module that `network!` does not support; the supported layers are {}",
-                    known_names().join(", ")
+                    "`{}` is used as a nested network, which takes no arguments: its sizes are its own",
+                    syntax.name
                 ),
             );
             return None;
         }
-        let known = known_names();
-        if let Some(closest) = closest(&name, &known) {
-            // Close to a layer kind: a typo far more likely than a network so named.
-            self.errors.at(
-                syntax.name.span(),
-                unknown_layer_message(&name, Some(closest)),
-            );
-            return None;
-        }
-        if !name.starts_with(|c: char| c.is_ascii_uppercase()) {
-            self.errors
-                .at(syntax.name.span(), unknown_layer_message(&name, None));
-            return None;
-        }
-        if let Some(args) = &syntax.args {
-            self.errors.at(
-                args.paren.span.join(),
-                format!("`{name}` is used as a nested network, which takes no arguments: its sizes are its own"),
-            );
-            return None;
-        }
-        let net = syntax.name.clone();
-        Some((
-            Op::Nested(net.clone()),
-            Size::Of(net.clone(), Port::In),
-            Size::Of(net, Port::Out),
-        ))
+        check_reserved(&syntax.name, "network", &mut self.errors)
+            .then(|| layers::nested(syntax.name.clone()))
     }
 
     /// Resolves sizes along a checked list, starting from `input` (`None`: unknown, after a
     /// mistake). Layers that failed their own checks (`None`) break the chain: it is picked up
     /// again at the next layer that declares its input, so one typo does not also read as a
     /// size mismatch. Returns the size the list produces.
-    fn chain(
-        &mut self,
-        layers: &mut [Option<Layer>],
-        syntax: &[&LayerSyntax],
-        input: Option<Size>,
-    ) -> Option<Size> {
+    fn chain(&mut self, layers: &mut [Option<Layer>], input: Option<Size>) -> Option<Size> {
         let mut features = input;
-        let mut producer: Option<usize> = None;
-        for (i, slot) in layers.iter_mut().enumerate() {
+        let mut producer: Option<String> = None;
+        for slot in layers.iter_mut() {
             let Some(layer) = slot else {
                 features = None;
                 continue;
             };
-            features = match &mut layer.op {
-                Op::Table(kind, _) if !kind.resizes() => {
-                    let size = features.clone().unwrap_or(Size::Known(0));
-                    layer.input = size.clone();
-                    layer.output = size;
-                    features
-                }
-                Op::Residual(inner) => {
-                    let size = features.clone().unwrap_or(Size::Known(0));
-                    self.residual_sizes(inner, syntax[i], size.clone());
-                    layer.input = size.clone();
-                    layer.output = size;
-                    features
-                }
-                op => {
-                    if let Some(actual) = features {
-                        let context = producer.map(|p| syntax[p].display());
-                        self.meet(actual.clone(), &layer.input, syntax[i], context);
-                        // A table layer takes the producer's size in its type, so a size only
-                        // the compiler knows cannot also raise a type mismatch: the check
-                        // above reports it in words.
-                        if matches!(op, Op::Table(..)) {
-                            layer.input = actual;
-                        }
+            let declared = layer.kind.declared_input();
+            let known = features.is_some() || declared.is_some();
+            let incoming = match (&declared, features.take()) {
+                (Some(declared), Some(actual)) => {
+                    self.meet(actual.clone(), declared, layer, producer.as_deref());
+                    if layer.kind.adopts_input() {
+                        actual
+                    } else {
+                        declared.clone()
                     }
-                    producer = Some(i);
-                    Some(layer.output.clone())
                 }
+                (Some(declared), None) => declared.clone(),
+                (None, actual) => actual.unwrap_or(Size::Known(0)),
             };
+            layer.input = incoming.clone();
+            if let Some(inner) = layer.kind.inner_mut() {
+                let mut slots: Vec<Option<Layer>> =
+                    std::mem::take(inner).into_iter().map(Some).collect();
+                let output = self.chain(&mut slots, Some(incoming.clone()));
+                if let Some(inner) = layer.kind.inner_mut() {
+                    *inner = slots.into_iter().flatten().collect();
+                }
+                if let Some(output) = output {
+                    self.check_block(layer, &incoming, output);
+                }
+            }
+            layer.output = layer.kind.output(&incoming);
+            if declared.is_some() {
+                producer = Some(layer.source.clone());
+            }
+            // A layer that keeps its size passes on "unknown" after a mistake.
+            features = known.then(|| layer.output.clone());
         }
         features
     }
 
-    /// Chains the inner layers of a residual block and checks they keep its size.
-    fn residual_sizes(&mut self, inner: &mut Vec<Layer>, syntax: &LayerSyntax, input: Size) {
-        let inner_syntax: Vec<&LayerSyntax> = syntax
-            .args
-            .iter()
-            .flat_map(|a| &a.list)
-            .filter_map(|a| if let Arg::Layer(l) = a { Some(l) } else { None })
-            .collect();
-        let mut slots: Vec<Option<Layer>> = std::mem::take(inner).into_iter().map(Some).collect();
-        let output = self.chain(&mut slots, &inner_syntax, Some(input.clone()));
-        *inner = slots.into_iter().flatten().collect();
-        let Some(output) = output else { return };
-        match (&input, &output) {
-            (Size::Known(i), Size::Known(o)) if i != o => self.errors.at(
-                syntax.name.span(),
-                format!(
-                    "a `Residual` block adds its input to its output, so it must keep its size: \
-                     it takes {i} features and its layers produce {o}"
-                ),
-            ),
-            (Size::Known(_), Size::Known(_)) => {}
+    /// Whether a block's layers fit it: an error now where the sizes are known, a check for
+    /// the compiler where a nested network's are involved.
+    fn check_block(&mut self, layer: &Layer, input: &Size, output: Size) {
+        let Some(message) = layer.kind.check_block(input, &output) else {
+            return;
+        };
+        match (input, &output) {
+            (Size::Known(i), Size::Known(o)) if i == o => {}
+            (Size::Known(_), Size::Known(_)) => {
+                let text: String = message
+                    .iter()
+                    .map(|part| match part {
+                        Part::Text(text) => text.clone(),
+                        Part::Size(size) => size.describe(),
+                    })
+                    .collect();
+                self.errors.at(layer.span, text);
+            }
             _ => self.size_checks.push(SizeCheck {
-                actual: output.clone(),
+                actual: output,
                 declared: input.clone(),
-                message: vec![
-                    Part::Text("a `Residual` block adds its input to its output, so it must keep its size: it takes ".into()),
-                    Part::Size(input),
-                    Part::Text(" features and its layers produce ".into()),
-                    Part::Size(output),
-                ],
-                span: syntax.name.span(),
+                message,
+                span: layer.span,
             }),
         }
     }
 
     /// Where the size a chain carries meets the size a layer declares: an error now if both
     /// are literals and differ, a check for the compiler if either is a nested network's.
-    fn meet(
-        &mut self,
-        actual: Size,
-        declared: &Size,
-        syntax: &LayerSyntax,
-        producer: Option<String>,
-    ) {
-        let span = first_arg_span(syntax);
+    fn meet(&mut self, actual: Size, declared: &Size, layer: &Layer, producer: Option<&str>) {
+        let span = layer.kind.input_span().unwrap_or_else(Span::call_site);
         match (&actual, declared) {
             (Size::Known(a), Size::Known(d)) if a != d => {
                 self.errors
-                    .at(span, size_mismatch_message(*a, *d, producer.as_deref()));
+                    .at(span, size_mismatch_message(*a, *d, producer));
             }
             (a, d) if a == d => {}
             (Size::Known(_), Size::Known(_)) => {}
             _ => {
-                let from = match &producer {
+                let from = match producer {
                     Some(p) => format!(": the previous layer `{p}` produces "),
                     None => ": the network's input has ".to_string(),
                 };
@@ -399,7 +526,7 @@ impl Checker {
                     actual: actual.clone(),
                     declared: declared.clone(),
                     message: vec![
-                        Part::Text(format!("`{}` expects ", syntax.display())),
+                        Part::Text(format!("`{}` expects ", layer.source)),
                         Part::Size(declared.clone()),
                         Part::Text(" input features, found ".into()),
                         Part::Size(actual.clone()),
@@ -415,64 +542,60 @@ impl Checker {
 
 /// The spans of the network's first declared input size and last declared output size (the
 /// name of a nested network there); the call site where neither is found.
-fn io_spans(layers: &[LayerSyntax]) -> (Span, Span) {
-    let sized = |l: &&LayerSyntax| layers::lookup(&l.name.to_string()).is_none_or(|k| k.resizes());
-    let input = layers
+fn io_spans(layers: &[Option<Layer>]) -> (Span, Span) {
+    let sized: Vec<&Layer> = layers
         .iter()
-        .find(sized)
-        .map_or(Span::call_site(), first_arg_span);
-    let output = layers
-        .iter()
-        .rev()
-        .find(sized)
-        .map_or(Span::call_site(), |l| {
-            match l.args.as_ref().and_then(|a| a.list.get(1)) {
-                Some(Arg::Number(n)) => n.lit.span(),
-                _ => l.name.span(),
-            }
-        });
+        .flatten()
+        .filter(|l| l.kind.declared_input().is_some())
+        .collect();
+    let input = sized
+        .first()
+        .and_then(|l| l.kind.input_span())
+        .unwrap_or_else(Span::call_site);
+    let output = sized
+        .last()
+        .and_then(|l| l.kind.output_span())
+        .unwrap_or_else(Span::call_site);
     (input, output)
 }
 
-/// The span errors about a layer's input size go on: its first argument, else its name.
-fn first_arg_span(syntax: &LayerSyntax) -> Span {
-    match syntax.args.as_ref().and_then(|a| a.list.first()) {
-        Some(Arg::Number(n)) => n.lit.span(),
-        _ => syntax.name.span(),
-    }
-}
-
-/// The input size of a list: that of its first layer that declares one.
+/// The input size of a list: that of its first layer that declares one, looking inside blocks
+/// (`None` also where a layer with mistakes comes first: it may have been meant to).
 fn declared_input(layers: &[Option<Layer>]) -> Option<Size> {
-    for layer in layers {
-        if let Some(size) = layer_declared_input(layer.as_ref()?) {
-            return Some(size);
-        }
-    }
-    None
+    layers
+        .iter()
+        .map_while(Option::as_ref)
+        .find_map(layer_declared_input)
 }
 
-/// The input size a layer declares, looking inside residual blocks; `None` for shape-keeping
-/// layers.
+/// The input size a layer declares, looking inside blocks.
 fn layer_declared_input(layer: &Layer) -> Option<Size> {
-    match &layer.op {
-        Op::Table(kind, _) if !kind.resizes() => None,
-        Op::Residual(inner) => inner.iter().find_map(layer_declared_input),
-        _ => Some(layer.input.clone()),
+    match layer.kind.inner() {
+        Some(inner) => inner.iter().find_map(layer_declared_input),
+        None => layer.kind.declared_input(),
     }
 }
 
 fn no_sizes_message() -> String {
-    let mut names: Vec<&str> = KINDS
-        .iter()
-        .filter(|k| k.resizes())
-        .map(|k| k.name)
-        .collect();
+    let mut names = layers::sized_names();
     names.push("a nested network");
     format!(
         "a network needs at least one layer that fixes its sizes ({}); every layer here keeps its input's size",
         names.join(", ")
     )
+}
+
+/// Names starting with `__` are the generated code's own: reserving them is what keeps the
+/// generated identifiers from ever colliding with the user's. True if `ident` is fine.
+fn check_reserved(ident: &Ident, what: &str, errors: &mut Errors) -> bool {
+    let reserved = ident.to_string().starts_with("__");
+    if reserved {
+        errors.at(
+            ident.span(),
+            format!("a {what} name may not start with `__`: such names are reserved for the code `network!` generates"),
+        );
+    }
+    !reserved
 }
 
 /// `: f32` or `: f64`, or `f32` when left out.
@@ -506,62 +629,21 @@ fn check_derives(attrs: &[syn::Attribute], errors: &mut Errors) {
     }
 }
 
-/// Checks the number of arguments against the kind; reports and returns false on a mismatch.
-fn check_arity(kind: &LayerKind, syntax: &LayerSyntax, args: &[Arg], errors: &mut Errors) -> bool {
-    let (min, max) = (kind.required_args(), kind.args.len());
-    if (min..=max).contains(&args.len()) {
-        return true;
-    }
-    if max == 0 {
-        let paren = syntax
-            .args
-            .as_ref()
-            .map_or(syntax.name.span(), |a| a.paren.span.join());
-        errors.at(
-            paren,
-            format!("`{}` takes no arguments; write `{}`", kind.name, kind.name),
-        );
-    } else if args.len() > max {
-        errors.over(
-            &args[max],
-            format!(
-                "`{}` takes {} argument{}, found {}: write `{}`",
-                kind.name,
-                max,
-                plural(max),
-                args.len(),
-                kind.signature()
-            ),
-        );
-    } else {
-        let found = if args.is_empty() {
-            "none".to_string()
-        } else {
-            args.len().to_string()
-        };
-        errors.over(
-            syntax,
-            format!(
-                "`{}` takes {} argument{}, found {found}: write `{}`",
-                kind.name,
-                min,
-                plural(min),
-                kind.signature()
-            ),
-        );
-    }
-    false
-}
-
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-/// A size argument: a whole number from 1 to `MAX_SIZE`.
-fn size_value(kind: &LayerKind, name: &str, arg: &Arg) -> syn::Result<usize> {
+/// `` `a`, `b` and `c` ``.
+fn quoted(names: &[&str]) -> String {
+    let names: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    names.join(", ")
+}
+
+/// A size argument: a whole number from 1 to `MAX_SIZE`, and the span of its literal.
+fn size_value(entry: &Entry, name: &str, arg: &Arg) -> syn::Result<(usize, Span)> {
     let what = format!(
         "`{name}` of `{}` must be a whole number of features, at least 1",
-        kind.name
+        entry.name
     );
     let Arg::Number(Number {
         minus: None,
@@ -581,12 +663,12 @@ fn size_value(kind: &LayerKind, name: &str, arg: &Arg) -> syn::Result<usize> {
     }
     match lit.base10_parse::<usize>() {
         Ok(0) => Err(syn::Error::new(lit.span(), format!("{what}; found `0`"))),
-        Ok(n) if n <= MAX_SIZE => Ok(n),
+        Ok(n) if n <= MAX_SIZE => Ok((n, lit.span())),
         _ => Err(syn::Error::new(
             lit.span(),
             format!(
                 "`{name}` of `{}` is too large: at most {MAX_SIZE}",
-                kind.name
+                entry.name
             ),
         )),
     }
@@ -636,51 +718,14 @@ fn size_mismatch_message(actual: usize, declared: usize, producer: Option<&str>)
     )
 }
 
-/// Every name a layer can be written with.
-fn known_names() -> Vec<&'static str> {
-    let mut names: Vec<&str> = KINDS.iter().map(|k| k.name).collect();
-    names.push(RESIDUAL);
-    names
-}
-
 /// "unknown layer", with the known kinds and the closest one.
 fn unknown_layer_message(name: &str, closest: Option<&str>) -> String {
     let mut message = format!(
         "unknown layer `{name}`; the known layers are {}, or a network declared with `network!` (by its name)",
-        known_names().join(", ")
+        layers::names().join(", ")
     );
     if let Some(closest) = closest {
         message.push_str(&format!("\nhelp: did you mean `{closest}`?"));
     }
     message
-}
-
-/// The known name nearest to `name` by case-insensitive edit distance, if near enough to be a
-/// likely typo.
-pub fn closest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
-    let lower = name.to_lowercase();
-    known
-        .iter()
-        .map(|k| (edit_distance(&lower, &k.to_lowercase()), *k))
-        .filter(|(d, k)| *d <= (k.len() / 3).max(1))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k)
-}
-
-/// Levenshtein distance between two strings, by characters.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (above + 1)
-                .min(row[j] + 1)
-                .min(diagonal + usize::from(ca != *cb));
-            diagonal = above;
-        }
-    }
-    row[b.len()]
 }

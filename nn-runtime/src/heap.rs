@@ -12,6 +12,12 @@
 /// [`Scratch`]. `network!` implements it for every network and gradient struct it generates.
 pub unsafe trait Zeroable {}
 
+/// A value of `T` with every byte zero.
+pub fn zeroed<T: Zeroable>() -> T {
+    // SAFETY: `T: Zeroable` promises that all-zero bytes are a valid `T`.
+    unsafe { core::mem::zeroed() }
+}
+
 /// A value of `T` with every byte zero, allocated directly on the heap.
 pub fn boxed_zeroed<T: Zeroable>() -> Box<T> {
     // SAFETY: `T: Zeroable` promises that all-zero bytes are a valid `T`.

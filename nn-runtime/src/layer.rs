@@ -70,3 +70,34 @@ impl<T: Real, const IN: usize, const OUT: usize> Default for Linear<T, IN, OUT> 
         Self::zeros()
     }
 }
+
+/// A parameter block as generated code hands it to an optimizer: each tensor beside its
+/// gradient, in declaration order.
+#[doc(hidden)]
+pub trait Params<T: Real> {
+    /// Puts each tensor and its gradient (from `gradients`, a block of the same shapes) into
+    /// `params[*at..]` and `grads[*at..]`, advancing `at`.
+    fn pair<'a>(
+        &'a mut self,
+        gradients: &'a Self,
+        params: &mut [&'a mut [T]],
+        grads: &mut [&'a [T]],
+        at: &mut usize,
+    );
+}
+
+impl<T: Real, const IN: usize, const OUT: usize> Params<T> for Linear<T, IN, OUT> {
+    fn pair<'a>(
+        &'a mut self,
+        gradients: &'a Self,
+        params: &mut [&'a mut [T]],
+        grads: &mut [&'a [T]],
+        at: &mut usize,
+    ) {
+        params[*at] = self.weight.as_mut_slice();
+        grads[*at] = gradients.weight.as_slice();
+        params[*at + 1] = self.bias.as_mut_slice();
+        grads[*at + 1] = gradients.bias.as_slice();
+        *at += 2;
+    }
+}

@@ -67,10 +67,10 @@ pub mod prelude {
 /// Items the generated code refers to by absolute path. Not a stable API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::heap::{Scratch, Zeroable, boxed_zeroed};
+    pub use crate::heap::{Scratch, Zeroable, boxed_zeroed, zeroed};
     pub use crate::init::Init;
     pub use crate::kernels::*;
-    pub use crate::layer::Linear;
+    pub use crate::layer::{Linear, Params};
     pub use crate::loss::Loss;
     pub use crate::net::Nested;
     pub use crate::net::Network;

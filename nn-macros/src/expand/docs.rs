@@ -1,7 +1,6 @@
 //! Rustdoc text for the generated items.
 
-use super::structs::Role;
-use crate::model::{Layer, Network, Op};
+use crate::model::{Count, Layer, Network};
 
 /// The section appended to the user's own doc comment: a table of the layers.
 pub fn struct_summary(model: &Network) -> String {
@@ -16,9 +15,9 @@ pub fn struct_summary(model: &Network) -> String {
     for layer in &model.layers {
         doc.push_str(&format!(
             "| {} | `{}` | {} | {} | {} |\n",
-            layer.index,
+            layer.prefix,
             layer.source,
-            torch(layer),
+            layer.kind.torch(),
             layer.output.describe(),
             count(std::slice::from_ref(layer))
         ));
@@ -26,51 +25,11 @@ pub fn struct_summary(model: &Network) -> String {
     doc
 }
 
-/// The number of parameters of some layers, or the expression giving it where a nested
-/// network's count is known only to the compiler.
+/// The number of parameters of some layers, or a note where a nested network's count is
+/// known only to the compiler.
 fn count(layers: &[Layer]) -> String {
-    let tokens = crate::model::sum(layers.iter().map(Layer::param_count)).to_string();
-    if tokens.parse::<usize>().is_ok() {
-        tokens
-    } else {
-        "`PARAMS` (depends on nested networks)".into()
-    }
-}
-
-/// What the layer is in PyTorch terms.
-fn torch(layer: &Layer) -> String {
-    match &layer.op {
-        Op::Table(kind, _) => format!("`{}`", kind.torch),
-        Op::Nested(net) => format!("the network [`{net}`]"),
-        Op::Residual(_) => "`x + nn.Sequential(...)(x)`".to_string(),
-    }
-}
-
-/// The doc of a parameter (or gradient) field.
-pub fn field(layer: &Layer, role: Role) -> String {
-    let what = match role {
-        Role::Params => "Parameters of",
-        Role::Grads => "Gradient of the loss with respect to the parameters of",
-    };
-    let prefix = layer.state_dict_prefix();
-    match &layer.op {
-        Op::Nested(net) => format!(
-            " {what} layer {prefix}, the nested network [`{net}`]; `state_dict` names `{prefix}.*`."
-        ),
-        _ => {
-            let tensors = match &layer.op {
-                Op::Table(kind, _) => kind.params.map_or(&[][..], |p| p.tensors),
-                _ => &[],
-            };
-            let names: Vec<String> = tensors.iter().map(|t| format!("`{prefix}.{t}`")).collect();
-            format!(
-                " {what} layer {prefix} `{}`: weight `{} x {}` (out x in), bias `{}`; `state_dict` names {}.",
-                layer.source,
-                layer.output.describe(),
-                layer.input.describe(),
-                layer.output.describe(),
-                names.join(", ")
-            )
-        }
+    match Count::sum(layers.iter().map(Layer::param_count)).value() {
+        Some(n) => n.to_string(),
+        None => "`PARAMS` (depends on nested networks)".into(),
     }
 }

@@ -1,10 +1,10 @@
 //! Code generation from the checked model.
 //!
-//! Every path in the output is absolute (`::nn_runtime::__private::...`), so the generated code
-//! works whatever the user has imported, and every generated item carries rustdoc stating its
-//! shapes.
+//! The expansion is the two structs, then one anonymous `const _: () = { ... };` block holding
+//! everything else: inside it the runtime is imported once as `__nn` (the one place its path is
+//! written for code, see [`rt`]), and private helper items cannot collide with the user's.
+//! Every generated item carries rustdoc stating its shapes.
 
-mod cost;
 mod docs;
 mod methods;
 mod passes;
@@ -15,9 +15,32 @@ use quote::quote;
 
 use crate::model::Network;
 
-/// The whole expansion of a valid network: its structs and their methods.
+/// The runtime's items for generated code, by absolute path.
+const RUNTIME: &str = "::nn_runtime::__private";
+
+/// The name the runtime is imported under inside the generated block. Names starting with
+/// `__` are reserved (the checker rejects them in declarations), so it cannot shadow the user's.
+pub fn rt() -> TokenStream {
+    quote!(__nn)
+}
+
+/// The runtime's path where the import is not in scope (the struct definitions).
+pub fn rt_absolute() -> TokenStream {
+    RUNTIME.parse().unwrap_or_default()
+}
+
+/// The whole expansion of a valid network: its structs, and their impls in one block.
 pub fn network(model: &Network) -> TokenStream {
+    let (rt, absolute) = (rt(), rt_absolute());
     let structs = structs::definitions(model);
-    let methods = methods::impls(model);
-    quote!(#structs #methods)
+    let impls = methods::impls(model);
+    let checks = methods::size_checks(model);
+    quote! {
+        #structs
+        const _: () = {
+            use #absolute as #rt;
+            #impls
+        };
+        #checks
+    }
 }

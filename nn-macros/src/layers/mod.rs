@@ -1,0 +1,467 @@
+//! The table of layer kinds: the one place that says what a layer is.
+//!
+//! Every kind, the composite ones (`Residual`, a nested network) included, is an [`Entry`]: its
+//! name as written in `network!`, its arguments (torch's positional order and keyword names,
+//! with torch's defaults) and a constructor that turns checked arguments into a [`Kind`]. A
+//! `Kind` answers everything the checker and the generator ask of a layer: the sizes it
+//! declares and produces, its parameters (type, count, `state_dict` names, init), its forward
+//! statements and, side by side, its chain-rule statements, its cost and its docs. Nothing
+//! outside this module looks at which kind a layer is.
+//!
+//! Adding a kind means adding a file here with its `Kind` impl, one line in [`ENTRIES`], its
+//! runtime kernel if it needs one, and its tests.
+
+mod activation;
+mod linear;
+mod nested;
+mod residual;
+
+use proc_macro2::{Ident, Span, TokenStream};
+use quote::quote;
+
+use crate::model::{Count, Layer, Part, Scalar, Size, has_params};
+
+/// One entry of the table: how a kind is written and built.
+pub struct Entry {
+    /// The name written in `network!`, as PyTorch spells the module (`ReLU`, `Linear`).
+    pub name: &'static str,
+    /// The arguments in torch's order.
+    pub args: &'static [ArgSpec],
+    /// Builds the kind from its checked arguments, one value per `args` entry.
+    pub build: fn(Vec<Value>) -> Box<dyn Kind>,
+}
+
+/// One argument of a kind.
+pub struct ArgSpec {
+    /// The argument's name, as PyTorch names it; also its keyword.
+    pub name: &'static str,
+    /// What values it takes.
+    pub kind: ArgKind,
+}
+
+/// The values an argument takes.
+pub enum ArgKind {
+    /// A number of features: a whole number of at least 1.
+    Size,
+    /// A finite real number, with PyTorch's default when omitted.
+    Number {
+        /// The value used when the argument is left out, if it may be.
+        default: Option<f64>,
+    },
+    /// Layers, every remaining positional argument (the body of a block).
+    Layers,
+}
+
+/// A checked argument value.
+pub enum Value {
+    /// A size, with the span of its literal.
+    Size(usize, Span),
+    /// A number.
+    Number(f64),
+    /// Checked layers.
+    Layers(Vec<Layer>),
+}
+
+/// What a layer is, once its arguments are known.
+pub trait Kind {
+    /// What the layer is in PyTorch's terms, for docs.
+    fn torch(&self) -> String;
+
+    /// The input size the layer states (`in_features`), where it states one; `None` for a
+    /// layer that keeps whatever size reaches it.
+    fn declared_input(&self) -> Option<Size> {
+        None
+    }
+
+    /// The span of the argument that states the input size, for errors about it.
+    fn input_span(&self) -> Option<Span> {
+        None
+    }
+
+    /// Whether the layer's type takes the size the chain brings rather than the one it states,
+    /// so that a size only the compiler knows meets it in one clear check instead of type
+    /// errors (a `Linear` after a nested network does; a nested network keeps its own).
+    fn adopts_input(&self) -> bool {
+        true
+    }
+
+    /// The size the layer produces from `input`.
+    fn output(&self, input: &Size) -> Size {
+        input.clone()
+    }
+
+    /// The layers inside a block.
+    fn inner(&self) -> Option<&[Layer]> {
+        None
+    }
+
+    /// The layers inside a block, for the checker to chain their sizes.
+    fn inner_mut(&mut self) -> Option<&mut Vec<Layer>> {
+        None
+    }
+
+    /// The span of the argument that states the output size, for errors about it.
+    fn output_span(&self) -> Option<Span> {
+        None
+    }
+
+    /// For a block: the rule its layers must follow given its input and their output, as a
+    /// message (in parts, since the compiler may have to finish it).
+    fn check_block(&self, _input: &Size, _output: &Size) -> Option<Vec<Part>> {
+        None
+    }
+
+    /// The layer's own parameters, if it learns.
+    fn params(&self) -> Option<&dyn Params> {
+        None
+    }
+
+    /// Statements binding `site.output` to the layer's output.
+    fn forward(&self, site: &Site) -> TokenStream;
+
+    /// Statements applying the chain rule through the layer: the gradient of its parameters
+    /// and, where `site.grad_input` is set, the gradient passed to the layer below. Where
+    /// `site.sgd_rate` is set, a kind with parameters updates them in place instead of storing
+    /// their gradient (after taking the gradient for the layer below from them).
+    fn backward(&self, site: &Site) -> TokenStream;
+
+    /// Floating-point operations of the forward pass, per sample. The convention: a
+    /// multiply-add is 2, any other arithmetic operation, comparison or elementary function 1.
+    fn forward_flops(&self, layer: &Layer) -> Count;
+
+    /// Operations of the backward pass, per sample, with or without the gradient passed down.
+    fn backward_flops(&self, layer: &Layer, pass_down: bool) -> Count;
+
+    /// Scalars of activations kept for the backward pass, per sample.
+    fn activations(&self, layer: &Layer) -> Count {
+        layer.output.count()
+    }
+}
+
+/// The parameters of a kind that learns: a runtime type holding tensors by PyTorch's names.
+pub trait Params {
+    /// The type of the field holding them (`Role::Params`) or their gradient (`Role::Grads`).
+    fn ty(&self, layer: &Layer, scalar: Scalar, role: Role) -> TokenStream;
+
+    /// Number of learned scalars.
+    fn count(&self, layer: &Layer) -> Count;
+
+    /// Number of tensors the optimizer sees.
+    fn tensors(&self) -> Count;
+
+    /// Statements re-initialising the parameters at `place` from `init` as torch does.
+    fn reset(&self, place: &TokenStream) -> TokenStream;
+
+    /// Statements handing each tensor at `place` (mutably with `mutable`) with its gradient
+    /// at `grad` to the optimizer's slices, or (without `grad`) to the visitor `f` under
+    /// `state_dict` names starting with `name`.
+    fn visit(
+        &self,
+        layer: &Layer,
+        scalar: Scalar,
+        place: &TokenStream,
+        access: Access,
+    ) -> TokenStream;
+
+    /// Rustdoc of the field.
+    fn doc(&self, layer: &Layer, role: Role) -> String;
+
+    /// Whether the kind's backward pass can step its parameters in place with a plain SGD
+    /// rate (`Site::sgd_rate`) instead of storing their gradient.
+    fn fuses_sgd(&self) -> bool {
+        false
+    }
+}
+
+/// Which of the two generated structs a field belongs to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The network's parameters.
+    Params,
+    /// Their gradients.
+    Grads,
+}
+
+/// How generated code reaches a layer's tensors.
+pub enum Access<'a> {
+    /// By `state_dict` name (`name`, an expression giving the layer's prefix), read-only or
+    /// mutably, through the visitor `f`.
+    Named {
+        /// The expression giving the prefix.
+        name: &'a TokenStream,
+        /// Whether the visitor gets mutable slices.
+        mutable: bool,
+    },
+    /// Paired with its gradients at `grad`, into the optimizer's `params` and `grads` at `at`.
+    Paired {
+        /// Where the gradients are.
+        grad: &'a TokenStream,
+    },
+}
+
+/// What the generator knows about one layer in one pass, handed to the kind's code.
+pub struct Site<'a> {
+    /// The runtime path.
+    pub rt: &'a TokenStream,
+    /// The scalar type.
+    pub scalar: Scalar,
+    /// The layer.
+    pub layer: &'a Layer,
+    /// The variable holding the layer's input matrix (or a reference to it), for method calls.
+    pub input: Ident,
+    /// A reference to the layer's input.
+    pub input_ref: TokenStream,
+    /// The variable to bind the output to (forward) or holding it (backward).
+    pub output: Ident,
+    /// A reference to the output, in the backward pass.
+    pub output_ref: TokenStream,
+    /// The variable holding the gradient of the loss with respect to the output.
+    pub grad_output: Ident,
+    /// The variable to bind the gradient with respect to the input to, when a layer below
+    /// needs it.
+    pub grad_input: Option<Ident>,
+    /// The place of this layer's parameters (`self.l0`).
+    pub param: TokenStream,
+    /// The place of this layer's parameter gradients (`grads.l0`).
+    pub grad: TokenStream,
+    /// With a plain SGD optimizer: the learning rate, an expression; parameters are then
+    /// stepped in place and `grad` is not there.
+    pub sgd_rate: Option<&'a TokenStream>,
+    /// The chain generator, for blocks: their inner layers go through the same passes.
+    pub chain: &'a dyn Chain,
+    /// The variable prefix of this layer's inner chain, for blocks.
+    pub inner_prefix: String,
+}
+
+/// The generator's passes over a chain of layers, which blocks call for their inner layers.
+pub trait Chain {
+    /// Forward statements of `layers`, from the variable `{prefix}0` (bound by the caller to
+    /// a reference to the chain's input); returns them and the variable of the chain's output.
+    fn forward(&self, layers: &[Layer], prefix: &str) -> (TokenStream, Ident);
+
+    /// Backward statements of `layers`, from `d{prefix}{n}` down; with `pass_down`, on to
+    /// `d{prefix}0`.
+    fn backward(&self, layers: &[Layer], prefix: &str, pass_down: bool) -> TokenStream;
+
+    /// The variable `j` of the chain with `prefix`, as a reference in the current pass.
+    fn var_ref(&self, prefix: &str, j: usize) -> (Ident, TokenStream);
+}
+
+/// Every layer kind `network!` knows by name.
+pub const ENTRIES: &[Entry] = &[
+    linear::ENTRY,
+    activation::RELU,
+    activation::LEAKY_RELU,
+    activation::SIGMOID,
+    activation::TANH,
+    activation::IDENTITY,
+    residual::ENTRY,
+];
+
+/// PyTorch modules a user may reach for that `network!` does not have yet: named, they get an
+/// error that says so, rather than being taken for a nested network that does not exist.
+const UNSUPPORTED: &[&str] = &[
+    "Dropout",
+    "AlphaDropout",
+    "Conv1d",
+    "Conv2d",
+    "Conv3d",
+    "ConvTranspose2d",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "LayerNorm",
+    "GroupNorm",
+    "InstanceNorm1d",
+    "Embedding",
+    "Flatten",
+    "Unflatten",
+    "MaxPool1d",
+    "MaxPool2d",
+    "AvgPool1d",
+    "AvgPool2d",
+    "AdaptiveAvgPool2d",
+    "LSTM",
+    "GRU",
+    "RNN",
+    "MultiheadAttention",
+    "Transformer",
+    "Softmax",
+    "LogSoftmax",
+    "GELU",
+    "ELU",
+    "SELU",
+    "CELU",
+    "SiLU",
+    "Mish",
+    "Softplus",
+    "Softsign",
+    "Hardtanh",
+    "Hardswish",
+    "Hardsigmoid",
+    "PReLU",
+    "RReLU",
+    "ReLU6",
+    "LogSigmoid",
+    "Tanhshrink",
+    "Bilinear",
+    "Sequential",
+    "ModuleList",
+];
+
+/// What a layer name means.
+pub enum Lookup {
+    /// A kind of the table.
+    Entry(&'static Entry),
+    /// A network declared with `network!`, used as a layer.
+    Nested,
+    /// A PyTorch module `network!` does not support.
+    Unsupported,
+    /// Not a layer: close to the named kind, or not a type name at all.
+    Unknown(Option<&'static str>),
+}
+
+/// What `name` means as a layer.
+pub fn lookup(name: &str) -> Lookup {
+    if let Some(entry) = ENTRIES.iter().find(|e| e.name == name) {
+        return Lookup::Entry(entry);
+    }
+    if UNSUPPORTED.contains(&name) {
+        return Lookup::Unsupported;
+    }
+    // Close to a layer kind: a typo far more likely than a network so named.
+    match closest(name, &names()) {
+        Some(close) => Lookup::Unknown(Some(close)),
+        None if name.starts_with(|c: char| c.is_ascii_uppercase()) => Lookup::Nested,
+        None => Lookup::Unknown(None),
+    }
+}
+
+/// A network declared elsewhere with `network!`, used by its name as one layer.
+pub fn nested(name: Ident) -> Box<dyn Kind> {
+    Box::new(nested::Nested(name))
+}
+
+/// Every name a layer can be written with.
+pub fn names() -> Vec<&'static str> {
+    ENTRIES.iter().map(|e| e.name).collect()
+}
+
+/// The kinds that fix their sizes, for the message when none of a network's layers does.
+pub fn sized_names() -> Vec<&'static str> {
+    ENTRIES
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.args.first(),
+                Some(ArgSpec {
+                    kind: ArgKind::Size,
+                    ..
+                })
+            )
+        })
+        .map(|e| e.name)
+        .collect()
+}
+
+impl Entry {
+    /// The argument list as a user would write it, e.g. `Linear(in_features, out_features)`.
+    pub fn signature(&self) -> String {
+        if self.args.is_empty() {
+            return self.name.to_string();
+        }
+        let names: Vec<String> = self
+            .args
+            .iter()
+            .map(|a| match a.kind {
+                ArgKind::Number { default: Some(d) } => format!("{} = {d}", a.name),
+                ArgKind::Layers => "layer, ...".to_string(),
+                _ => a.name.to_string(),
+            })
+            .collect();
+        format!("{}({})", self.name, names.join(", "))
+    }
+
+    /// How many arguments must be written (those without a default).
+    pub fn required_args(&self) -> usize {
+        self.args
+            .iter()
+            .filter(|a| matches!(a.kind, ArgKind::Size | ArgKind::Number { default: None }))
+            .count()
+    }
+}
+
+/// Operations of the forward pass of `layers`, per sample.
+pub fn chain_forward_flops(layers: &[Layer]) -> Count {
+    Count::sum(layers.iter().map(|l| l.kind.forward_flops(l)))
+}
+
+/// Operations of the backward pass of `layers`, per sample; with `input_grad`, down to the
+/// gradient of the input. It stops where the chain rule does: a layer passes a gradient down
+/// only if something below it learns.
+pub fn chain_backward_flops(layers: &[Layer], input_grad: bool) -> Count {
+    Count::sum(layers.iter().enumerate().map(|(j, layer)| {
+        let pass_down = input_grad || has_params(&layers[..j]);
+        layer.kind.backward_flops(layer, pass_down)
+    }))
+}
+
+/// Scalars of activations the forward pass of `layers` keeps, per sample.
+pub fn chain_activations(layers: &[Layer]) -> Count {
+    Count::sum(layers.iter().map(|l| l.kind.activations(l)))
+}
+
+/// The known name nearest to `name` by case-insensitive edit distance, if near enough to be a
+/// likely typo.
+pub fn closest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
+    let lower = name.to_lowercase();
+    known
+        .iter()
+        .map(|k| (edit_distance(&lower, &k.to_lowercase()), *k))
+        .filter(|(d, k)| *d <= (k.len() / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Levenshtein distance between two strings, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// Argument `i`, a size, with the span of its literal. The checker hands every kind the values
+/// its `args` describe; were it not so, a size of 1 is no worse than any other stand-in, and
+/// the macro must never panic.
+fn size(args: &[Value], i: usize) -> (usize, Span) {
+    match args.get(i) {
+        Some(Value::Size(n, span)) => (*n, *span),
+        _ => (1, Span::call_site()),
+    }
+}
+
+/// A numeric argument's value (see [`size`] for why a stand-in rather than a panic).
+fn number(value: &Value) -> f64 {
+    match value {
+        Value::Number(n) => *n,
+        _ => 0.0,
+    }
+}
+
+impl Site<'_> {
+    /// `let output = value;`.
+    pub fn bind(&self, value: TokenStream) -> TokenStream {
+        let output = &self.output;
+        quote!(let #output = #value;)
+    }
+}
