@@ -245,13 +245,25 @@ impl Checker {
             return None;
         }
         let mut values = Vec::with_capacity(entry.args.len());
+        let mut missing = Vec::new();
         for (spec, slot) in entry.args.iter().zip(&slots) {
+            if slot.is_none()
+                && matches!(spec.kind, ArgKind::Size | ArgKind::Number { default: None })
+            {
+                missing.push(spec.name);
+                continue;
+            }
             match self.value(entry, spec, *slot, syntax, &rest_layers, here) {
                 Some(value) => values.push(value),
                 None => ok = false,
             }
         }
-        ok.then_some(values)
+        // After a misplaced or unknown argument, what is missing may be that one: its error
+        // is enough.
+        if !missing.is_empty() && ok {
+            self.missing(entry, syntax, &missing, seen_keyword);
+        }
+        (ok && missing.is_empty()).then_some(values)
     }
 
     /// Puts `name = value` in its slot; false (reported) for an unknown or repeated keyword.
@@ -360,28 +372,44 @@ impl Checker {
             }
             (ArgKind::Number { default: Some(d) }, None) => Ok(Value::Number(*d)),
             (ArgKind::Layers, _) => return self.block(entry, syntax, layers, here),
-            (_, None) => {
-                let (required, found) = (
-                    entry.required_args(),
-                    syntax.args.as_ref().map_or(0, |a| a.list.len()),
-                );
-                let found = if found == 0 {
-                    "none".to_string()
-                } else {
-                    found.to_string()
-                };
-                Err(syn::Error::new_spanned(
-                    syntax,
-                    format!(
-                        "`{}` takes {required} argument{}, found {found}: write `{}`",
-                        entry.name,
-                        plural(required),
-                        entry.signature()
-                    ),
-                ))
-            }
+            // Required arguments left out are reported together, by `missing`.
+            (_, None) => return None,
         };
         result.map_err(|e| self.errors.push(e)).ok()
+    }
+
+    /// Reports required arguments that were not given.
+    fn missing(&mut self, entry: &Entry, syntax: &LayerSyntax, missing: &[&str], keywords: bool) {
+        let message = if keywords {
+            format!(
+                "`{}` is missing {} {}: write `{}`",
+                entry.name,
+                if missing.len() == 1 {
+                    "its argument"
+                } else {
+                    "its arguments"
+                },
+                quoted(missing),
+                entry.signature()
+            )
+        } else {
+            let (required, found) = (
+                entry.required_args(),
+                syntax.args.as_ref().map_or(0, |a| a.list.len()),
+            );
+            let found = if found == 0 {
+                "none".to_string()
+            } else {
+                found.to_string()
+            };
+            format!(
+                "`{}` takes {required} argument{}, found {found}: write `{}`",
+                entry.name,
+                plural(required),
+                entry.signature()
+            )
+        };
+        self.errors.over(syntax, message);
     }
 
     /// The checked layers of a block such as `Residual(layer, ...)`.
