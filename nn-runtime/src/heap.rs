@@ -12,6 +12,10 @@
 /// [`Scratch`]. `network!` implements it for every network and gradient struct it generates.
 pub unsafe trait Zeroable {}
 
+/// Compiles only where `T` is [`Zeroable`]: generated code asserts it of every field type of a
+/// struct it declares `Zeroable`.
+pub const fn assert_zeroable<T: Zeroable>() {}
+
 /// A value of `T` with every byte zero.
 pub fn zeroed<T: Zeroable>() -> T {
     // SAFETY: `T: Zeroable` promises that all-zero bytes are a valid `T`.

@@ -36,10 +36,11 @@ pub fn has_avx2_fma() -> bool {
 
 /// Runs `f` compiled for AVX2 and FMA where the processor has them: `f` is inlined into a
 /// function with those target features, so its loops get 8-lane vectors and fused
-/// multiply-adds even in a crate built with default flags. The optimizers' element loops run
-/// through it.
+/// multiply-adds even in a crate built with default flags. The optimizers' element loops and
+/// the generated networks' entry points run through it; the latter pass a closure marked
+/// `#[inline(always)]`, so that the inlining does not depend on the optimizer's judgement.
 #[inline(always)]
-pub(crate) fn fast<R>(f: impl FnOnce() -> R) -> R {
+pub fn fast<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     {
         #[target_feature(enable = "avx2,fma")]

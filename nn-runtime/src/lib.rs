@@ -67,14 +67,15 @@ pub mod prelude {
 /// Items the generated code refers to by absolute path. Not a stable API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::heap::{Scratch, Zeroable, boxed_zeroed, zeroed};
+    pub use crate::heap::{Scratch, Zeroable, assert_zeroable, boxed_zeroed, zeroed};
     pub use crate::init::Init;
+    pub use crate::kernels::fast as simd;
     pub use crate::kernels::*;
     pub use crate::layer::{Linear, Params};
     pub use crate::loss::Loss;
     pub use crate::net::Nested;
     pub use crate::net::Network;
-    pub use crate::optim::Optimizer;
+    pub use crate::optim::{Optimizer, optimizer_step};
     pub use crate::real::Real;
     pub use crate::tensors::Tensors;
     pub use const_format::concatcp;

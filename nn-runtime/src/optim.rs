@@ -1052,6 +1052,23 @@ impl<T: Real> Optimizer<T> for RmsProp<T> {
     }
 }
 
+/// One step of `optimizer` over every parameter tensor of `net`, given its gradients: the
+/// flat view of [`Network::tensors`](crate::Network::tensors) (`TENSORS` entries, the
+/// network's `TENSORS`) handed to [`Optimizer::step`]. What `train_step` does after the
+/// backward pass.
+#[doc(hidden)]
+pub fn optimizer_step<N, O, const TENSORS: usize>(net: &mut N, grads: &N::Grads, optimizer: &mut O)
+where
+    N: crate::Network,
+    O: Optimizer<N::Scalar>,
+{
+    let mut params: [&mut [N::Scalar]; TENSORS] =
+        core::array::from_fn(|_| -> &mut [N::Scalar] { &mut [] });
+    let mut slices: [&[N::Scalar]; TENSORS] = [&[]; TENSORS];
+    net.tensors(grads, &mut params, &mut slices, &mut 0);
+    optimizer.step(&mut params, &slices);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

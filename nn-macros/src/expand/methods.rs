@@ -24,14 +24,11 @@ pub fn impls(model: &Network) -> TokenStream {
     let traits = traits(model);
     quote! {
         // SAFETY: both structs are made of parameter blocks of floats, nested networks and a
-        // `Scratch`, all `Zeroable` (which the assertion below makes the compiler confirm).
+        // `Scratch`, all `Zeroable` (which the assertions below make the compiler confirm).
         unsafe impl #rt::Zeroable for #ident {}
         // SAFETY: as above.
         unsafe impl #rt::Zeroable for #grads {}
-        const _: fn() = || {
-            fn zeroable<T: #rt::Zeroable>() {}
-            #(zeroable::<#zeroable>();)*
-        };
+        #(const _: () = #rt::assert_zeroable::<#zeroable>();)*
         #cache
 
         impl #ident {
@@ -152,6 +149,8 @@ fn passes(model: &Network) -> (TokenStream, TokenStream) {
     });
     let top = d("", model.layers.len());
     let backward = backward_body(model);
+    let x0 = format_ident!("x0");
+    let backward_names = used(&names, &backward);
     // Inlined into every entry point's AVX2 copy in optimised builds. Not in debug builds,
     // where every inlined call keeps stack slots of its own: a large network's entry points
     // would then each hold all of its activations several times and overflow a 2 MiB stack.
@@ -162,15 +161,16 @@ fn passes(model: &Network) -> (TokenStream, TokenStream) {
     let sgd = fuses_sgd(model).then(|| {
         let pass = Pass::backward(model, Some(quote!(rate)));
         let body = Chain::backward(&pass, &model.layers, "", false);
+        let (sgd_names, x0) = (used(&names, &body), used(&[&x0], &body).remove(0));
         quote! {
             #inline
-            #[allow(unused_variables)]
-            fn __backward_sgd<const __B: usize>(&mut self, x0: &#batch_in, cache: &__Cache<__B>, #top: #batch_out, rate: #scalar) {
-                let (#(#names,)*) = cache;
+            fn __backward_sgd<const __B: usize>(&mut self, #x0: &#batch_in, cache: &__Cache<__B>, #top: #batch_out, rate: #scalar) {
+                let (#(#sgd_names,)*) = cache;
                 #body
             }
         }
     });
+    let x0 = used(&[&x0], &backward).remove(0);
     let methods = quote! {
         #inline
         fn __forward<const __B: usize>(&self, x0: &#batch_in) -> __Cache<__B> {
@@ -179,9 +179,8 @@ fn passes(model: &Network) -> (TokenStream, TokenStream) {
         }
 
         #inline
-        #[allow(unused_variables)]
-        fn __backward<const __B: usize, const __INPUT: bool>(&self, x0: &#batch_in, cache: &__Cache<__B>, #top: #batch_out, grads: &mut #grads) -> #batch_in {
-            let (#(#names,)*) = cache;
+        fn __backward<const __B: usize, const __INPUT: bool>(&self, #x0: &#batch_in, cache: &__Cache<__B>, #top: #batch_out, grads: &mut #grads) -> #batch_in {
+            let (#(#backward_names,)*) = cache;
             #backward
         }
 
@@ -192,6 +191,36 @@ fn passes(model: &Network) -> (TokenStream, TokenStream) {
         type __Cache<const __B: usize> = (#(#types,)*);
     };
     (methods, alias)
+}
+
+/// Each of `names` where `code` mentions it, else `_` (an unused binding would warn in the
+/// user's crate): the cached activations a backward pass reads.
+fn used(names: &[&Ident], code: &TokenStream) -> Vec<TokenStream> {
+    let mut mentioned = std::collections::HashSet::new();
+    collect_idents(code.clone(), &mut mentioned);
+    names
+        .iter()
+        .map(|name| {
+            if mentioned.contains(&name.to_string()) {
+                quote!(#name)
+            } else {
+                quote!(_)
+            }
+        })
+        .collect()
+}
+
+/// Every identifier in `code`, groups included.
+fn collect_idents(code: TokenStream, into: &mut std::collections::HashSet<String>) {
+    for tree in code {
+        match tree {
+            proc_macro2::TokenTree::Ident(ident) => {
+                into.insert(ident.to_string());
+            }
+            proc_macro2::TokenTree::Group(group) => collect_idents(group.stream(), into),
+            _ => {}
+        }
+    }
 }
 
 /// The backward pass down to the first layer that learns; with `__INPUT`, on to the input.
@@ -240,8 +269,10 @@ fn entry_points(model: &Network) -> TokenStream {
     );
     let (batch_in, batch_out) = io_types(model);
     let last = Literal::usize_unsuffixed(model_cached_len(model) - 1);
-    let one_in = quote!(#rt::SMatrix<#scalar, { Self::IN }, 1>);
-    let one_out = quote!(#rt::SMatrix<#scalar, { Self::OUT }, 1>);
+    let (input, output) = (model.input().tokens(), model.output().tokens());
+    let (input_span, output_span) = model.io_spans;
+    let one_in = quote_spanned!(input_span=> #rt::SVector<#scalar, #input>);
+    let one_out = quote_spanned!(output_span=> #rt::SVector<#scalar, #output>);
     let loss = quote!(__L: #rt::Loss<#scalar>);
     let optimizer = quote!(__O: #rt::Optimizer<#scalar>);
     let forward_batch = multiversion(
@@ -268,7 +299,7 @@ fn entry_points(model: &Network) -> TokenStream {
     );
     let fused = fuses_sgd(model).then(|| {
         quote! {
-            if let ::core::option::Option::Some(rate) = #rt::Optimizer::plain_sgd_rate(optimizer) {
+            if let ::core::option::Option::Some(rate) = optimizer.plain_sgd_rate() {
                 let cache = self.__forward(xs);
                 let (value, top) = loss.value_and_grad(&cache.#last, ys);
                 self.__backward_sgd(xs, &cache, top, rate);
@@ -289,10 +320,7 @@ fn entry_points(model: &Network) -> TokenStream {
             let mut grads = self.__scratch.take();
             let value = self.gradients_into(xs, ys, loss, &mut grads);
             const TENSORS: usize = <#ident as #rt::Network>::TENSORS;
-            let mut params: [&mut [#scalar]; TENSORS] = ::core::array::from_fn(|_| -> &mut [#scalar] { &mut [] });
-            let mut slices: [&[#scalar]; TENSORS] = [&[]; TENSORS];
-            #rt::Network::tensors(self, &grads, &mut params, &mut slices, &mut 0);
-            optimizer.step(&mut params, &slices);
+            #rt::optimizer_step::<_, _, TENSORS>(self, &grads, optimizer);
             self.__scratch.put(grads);
             value
         },
@@ -326,101 +354,22 @@ fn model_cached_len(model: &Network) -> usize {
     pass.cached().len()
 }
 
-/// A public entry point (`signature` with its docs, `body`) that runs a copy of the body
-/// compiled for AVX2 and FMA where the processor has them, and a portable copy elsewhere.
+/// A public entry point (`signature` with its docs, `body`) whose body runs compiled for AVX2
+/// and FMA where the processor has them, and portably elsewhere.
 ///
 /// Users build with default flags (baseline x86-64: SSE2, no fused multiply-add), so this is
-/// how the unrolled small-layer code gets 8-lane vectors and fused multiply-adds: the body,
-/// written once in an `#[inline(always)]` function, is inlined into a `#[target_feature]`
-/// copy and into the entry point itself, and one cached feature check picks the copy.
+/// how the unrolled small-layer code gets 8-lane vectors and fused multiply-adds: the body is
+/// a closure marked `#[inline(always)]`, which the runtime's `simd` inlines into a
+/// `#[target_feature]` function and into its portable path, after one cached feature check.
+/// The passes it calls are force-inlined too, so both copies are whole.
 fn multiversion(signature: TokenStream, body: TokenStream) -> TokenStream {
-    let parts = split_signature(&signature);
-    let Parts {
-        docs,
-        name,
-        generics,
-        params,
-        ret,
-    } = parts;
-    let (fast, inner) = (format_ident!("__{name}_avx2"), format_ident!("__{name}"));
-    let (rt, args) = (rt(), arg_names(&params));
+    let rt = rt();
     quote! {
-        #docs
         #[inline]
-        pub fn #name #generics(#params) -> #ret {
-            #[cfg(target_arch = "x86_64")]
-            if #rt::has_avx2_fma() {
-                // SAFETY: the processor has AVX2 and FMA, as just checked.
-                return unsafe { self.#fast(#args) };
-            }
-            self.#inner(#args)
-        }
-
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn #fast #generics(#params) -> #ret {
-            self.#inner(#args)
-        }
-
-        #[inline(always)]
-        fn #inner #generics(#params) -> #ret {
-            #body
+        #signature {
+            #rt::simd(#[inline(always)] || { #body })
         }
     }
-}
-
-/// The pieces of a signature written as `#[doc..] pub fn name<..>(params) -> ret`.
-struct Parts {
-    docs: TokenStream,
-    name: Ident,
-    generics: TokenStream,
-    params: TokenStream,
-    ret: TokenStream,
-}
-
-/// Splits a signature the generator itself wrote (so its shape is known).
-fn split_signature(signature: &TokenStream) -> Parts {
-    // Parsing the generator's own tokens cannot fail; were it to, an empty function shows
-    // the mistake in the expansion rather than a panic.
-    let item: syn::ItemFn = syn::parse2(quote!(#signature {})).unwrap_or_else(|_| {
-        syn::parse_quote!(
-            fn invalid() {}
-        )
-    });
-    let syn::Signature {
-        ident,
-        generics,
-        inputs,
-        output,
-        ..
-    } = item.sig;
-    let docs = item.attrs.iter().map(|a| quote!(#a)).collect();
-    let ret = match output {
-        syn::ReturnType::Type(_, ty) => quote!(#ty),
-        syn::ReturnType::Default => quote!(()),
-    };
-    Parts {
-        docs,
-        name: ident,
-        generics: quote!(#generics),
-        params: quote!(#inputs),
-        ret,
-    }
-}
-
-/// The names of a parameter list's typed arguments, comma-separated, for a call.
-fn arg_names(params: &TokenStream) -> TokenStream {
-    let parsed: Vec<syn::FnArg> = syn::parse::Parser::parse2(
-        syn::punctuated::Punctuated::<syn::FnArg, syn::Token![,]>::parse_terminated,
-        params.clone(),
-    )
-    .map(|p| p.into_iter().collect())
-    .unwrap_or_default();
-    let names = parsed.iter().filter_map(|arg| match arg {
-        syn::FnArg::Typed(typed) => Some(&typed.pat),
-        syn::FnArg::Receiver(_) => None,
-    });
-    quote!(#(#names),*)
 }
 
 /// `impl Network`, `impl Nested` and `impl Tensors` for the network.

@@ -25,9 +25,7 @@ pub fn definitions(model: &Network) -> TokenStream {
         #[derive(::core::clone::Clone, ::core::fmt::Debug, ::core::cmp::PartialEq)]
         #vis struct #ident {
             #params
-            /// Where `train_step` keeps the gradients between steps: not part of the network's
-            /// value (clones start without it, comparisons ignore it). To build a network from
-            /// parts, end the struct literal with `..Name::zeros()`.
+            /// `train_step`'s reusable gradients; not part of the value (end a literal with `..Name::zeros()`).
             #[doc(hidden)]
             pub __scratch: #rt::Scratch<#grads>,
         }

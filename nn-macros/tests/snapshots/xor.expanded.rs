@@ -15,9 +15,7 @@ pub struct Xor {
     pub l0: ::nn_runtime::__private::Linear<f32, 2, 8>,
     /// Parameters of layer `2`, `Linear(8, 1)`: weight `1 x 8` (out x in), bias `1`; `state_dict` names `2.weight`, `2.bias`.
     pub l2: ::nn_runtime::__private::Linear<f32, 8, 1>,
-    /// Where `train_step` keeps the gradients between steps: not part of the network's
-    /// value (clones start without it, comparisons ignore it). To build a network from
-    /// parts, end the struct literal with `..Name::zeros()`.
+    /// `train_step`'s reusable gradients; not part of the value (end a literal with `..Name::zeros()`).
     #[doc(hidden)]
     pub __scratch: ::nn_runtime::__private::Scratch<XorGrads>,
 }
@@ -33,11 +31,8 @@ const _: () = {
     use ::nn_runtime::__private as __nn;
     unsafe impl __nn::Zeroable for Xor {}
     unsafe impl __nn::Zeroable for XorGrads {}
-    const _: fn() = || {
-        fn zeroable<T: __nn::Zeroable>() {}
-        zeroable::<::nn_runtime::__private::Linear<f32, 2, 8>>();
-        zeroable::<::nn_runtime::__private::Linear<f32, 8, 1>>();
-    };
+    const _: () = __nn::assert_zeroable::<::nn_runtime::__private::Linear<f32, 2, 8>>();
+    const _: () = __nn::assert_zeroable::<::nn_runtime::__private::Linear<f32, 8, 1>>();
     /// The activations `__forward` keeps for the backward pass.
     type __Cache<const __B: usize> = (
         __nn::SMatrix<f32, 8, __B>,
@@ -88,39 +83,17 @@ const _: () = {
             net
         }
         /// Runs one sample (`IN` features) through the network, giving `OUT` features.
-        pub fn forward(
-            &self,
-            x: &__nn::SMatrix<f32, { Self::IN }, 1>,
-        ) -> __nn::SMatrix<f32, { Self::OUT }, 1> {
+        pub fn forward(&self, x: &__nn::SVector<f32, 2>) -> __nn::SVector<f32, 1> {
             self.forward_batch(x)
         }
+        #[inline]
         /// Runs a batch through the network: `xs` is `IN x B`, one column per sample; the
         /// result is `OUT x B`, column `b` the output for sample `b`.
-        #[inline]
         pub fn forward_batch<const __B: usize>(
             &self,
             xs: &__nn::SMatrix<f32, 2, __B>,
         ) -> __nn::SMatrix<f32, 1, __B> {
-            #[cfg(target_arch = "x86_64")]
-            if __nn::has_avx2_fma() {
-                return unsafe { self.__forward_batch_avx2(xs) };
-            }
-            self.__forward_batch(xs)
-        }
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn __forward_batch_avx2<const __B: usize>(
-            &self,
-            xs: &__nn::SMatrix<f32, 2, __B>,
-        ) -> __nn::SMatrix<f32, 1, __B> {
-            self.__forward_batch(xs)
-        }
-        #[inline(always)]
-        fn __forward_batch<const __B: usize>(
-            &self,
-            xs: &__nn::SMatrix<f32, 2, __B>,
-        ) -> __nn::SMatrix<f32, 1, __B> {
-            self.__forward(xs).2
+            __nn::simd(#[inline(always)] || { self.__forward(xs).2 })
         }
         /// The loss of a batch and its gradient with respect to every parameter: `xs` is
         /// `IN x B` and `ys` `OUT x B`, one column per sample. The backward pass is
@@ -135,10 +108,10 @@ const _: () = {
             let value = self.gradients_into(xs, ys, loss, &mut grads);
             (value, grads)
         }
+        #[inline]
         /// Like [`gradients`](Self::gradients), writing every gradient into `grads` (all of
         /// it is overwritten) and returning the loss: no allocation, no large value on the
         /// stack.
-        #[inline]
         pub fn gradients_into<__L: __nn::Loss<f32>, const __B: usize>(
             &self,
             xs: &__nn::SMatrix<f32, 2, __B>,
@@ -146,41 +119,21 @@ const _: () = {
             loss: &__L,
             grads: &mut XorGrads,
         ) -> f32 {
-            #[cfg(target_arch = "x86_64")]
-            if __nn::has_avx2_fma() {
-                return unsafe { self.__gradients_into_avx2(xs, ys, loss, grads) };
-            }
-            self.__gradients_into(xs, ys, loss, grads)
+            __nn::simd(
+                #[inline(always)]
+                || {
+                    let cache = self.__forward(xs);
+                    let (value, top) = loss.value_and_grad(&cache.2, ys);
+                    self.__backward::<__B, false>(xs, &cache, top, grads);
+                    value
+                },
+            )
         }
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn __gradients_into_avx2<__L: __nn::Loss<f32>, const __B: usize>(
-            &self,
-            xs: &__nn::SMatrix<f32, 2, __B>,
-            ys: &__nn::SMatrix<f32, 1, __B>,
-            loss: &__L,
-            grads: &mut XorGrads,
-        ) -> f32 {
-            self.__gradients_into(xs, ys, loss, grads)
-        }
-        #[inline(always)]
-        fn __gradients_into<__L: __nn::Loss<f32>, const __B: usize>(
-            &self,
-            xs: &__nn::SMatrix<f32, 2, __B>,
-            ys: &__nn::SMatrix<f32, 1, __B>,
-            loss: &__L,
-            grads: &mut XorGrads,
-        ) -> f32 {
-            let cache = self.__forward(xs);
-            let (value, top) = loss.value_and_grad(&cache.2, ys);
-            self.__backward::<__B, false>(xs, &cache, top, grads);
-            value
-        }
+        #[inline]
         /// One training step on a batch: forward, loss, backward, and the optimizer's
         /// update of every parameter. Returns the batch loss before the update. The
         /// gradients go to space the network keeps, made on the first step: later steps
         /// allocate nothing.
-        #[inline]
         pub fn train_step<
             __L: __nn::Loss<f32>,
             __O: __nn::Optimizer<f32>,
@@ -192,58 +145,25 @@ const _: () = {
             loss: &__L,
             optimizer: &mut __O,
         ) -> f32 {
-            #[cfg(target_arch = "x86_64")]
-            if __nn::has_avx2_fma() {
-                return unsafe { self.__train_step_avx2(xs, ys, loss, optimizer) };
-            }
-            self.__train_step(xs, ys, loss, optimizer)
-        }
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn __train_step_avx2<
-            __L: __nn::Loss<f32>,
-            __O: __nn::Optimizer<f32>,
-            const __B: usize,
-        >(
-            &mut self,
-            xs: &__nn::SMatrix<f32, 2, __B>,
-            ys: &__nn::SMatrix<f32, 1, __B>,
-            loss: &__L,
-            optimizer: &mut __O,
-        ) -> f32 {
-            self.__train_step(xs, ys, loss, optimizer)
-        }
-        #[inline(always)]
-        fn __train_step<
-            __L: __nn::Loss<f32>,
-            __O: __nn::Optimizer<f32>,
-            const __B: usize,
-        >(
-            &mut self,
-            xs: &__nn::SMatrix<f32, 2, __B>,
-            ys: &__nn::SMatrix<f32, 1, __B>,
-            loss: &__L,
-            optimizer: &mut __O,
-        ) -> f32 {
-            if let ::core::option::Option::Some(rate) = __nn::Optimizer::plain_sgd_rate(
-                optimizer,
-            ) {
-                let cache = self.__forward(xs);
-                let (value, top) = loss.value_and_grad(&cache.2, ys);
-                self.__backward_sgd(xs, &cache, top, rate);
-                return value;
-            }
-            let mut grads = self.__scratch.take();
-            let value = self.gradients_into(xs, ys, loss, &mut grads);
-            const TENSORS: usize = <Xor as __nn::Network>::TENSORS;
-            let mut params: [&mut [f32]; TENSORS] = ::core::array::from_fn(|
-                _,
-            | -> &mut [f32] { &mut [] });
-            let mut slices: [&[f32]; TENSORS] = [&[]; TENSORS];
-            __nn::Network::tensors(self, &grads, &mut params, &mut slices, &mut 0);
-            optimizer.step(&mut params, &slices);
-            self.__scratch.put(grads);
-            value
+            __nn::simd(
+                #[inline(always)]
+                || {
+                    if let ::core::option::Option::Some(rate) = optimizer
+                        .plain_sgd_rate()
+                    {
+                        let cache = self.__forward(xs);
+                        let (value, top) = loss.value_and_grad(&cache.2, ys);
+                        self.__backward_sgd(xs, &cache, top, rate);
+                        return value;
+                    }
+                    let mut grads = self.__scratch.take();
+                    let value = self.gradients_into(xs, ys, loss, &mut grads);
+                    const TENSORS: usize = <Xor as __nn::Network>::TENSORS;
+                    __nn::optimizer_step::<_, _, TENSORS>(self, &grads, optimizer);
+                    self.__scratch.put(grads);
+                    value
+                },
+            )
         }
         #[cfg_attr(debug_assertions, inline(never))]
         #[cfg_attr(not(debug_assertions), inline(always))]
@@ -258,7 +178,6 @@ const _: () = {
         }
         #[cfg_attr(debug_assertions, inline(never))]
         #[cfg_attr(not(debug_assertions), inline(always))]
-        #[allow(unused_variables)]
         fn __backward<const __B: usize, const __INPUT: bool>(
             &self,
             x0: &__nn::SMatrix<f32, 2, __B>,
@@ -266,7 +185,7 @@ const _: () = {
             d3: __nn::SMatrix<f32, 1, __B>,
             grads: &mut XorGrads,
         ) -> __nn::SMatrix<f32, 2, __B> {
-            let (x1, x2, x3) = cache;
+            let (x1, x2, _) = cache;
             let d2 = __nn::linear_backward(&self.l2, x2, &d3, &mut grads.l2);
             let d1 = d2.zip_map(x1, |g, x| g * (if x > 0f32 { 1f32 } else { 0f32 }));
             if __INPUT {
@@ -279,7 +198,6 @@ const _: () = {
         }
         #[cfg_attr(debug_assertions, inline(never))]
         #[cfg_attr(not(debug_assertions), inline(always))]
-        #[allow(unused_variables)]
         fn __backward_sgd<const __B: usize>(
             &mut self,
             x0: &__nn::SMatrix<f32, 2, __B>,
@@ -287,7 +205,7 @@ const _: () = {
             d3: __nn::SMatrix<f32, 1, __B>,
             rate: f32,
         ) {
-            let (x1, x2, x3) = cache;
+            let (x1, x2, _) = cache;
             let d2 = __nn::linear_backward_sgd(&mut self.l2, x2, &d3, rate);
             let d1 = d2.zip_map(x1, |g, x| g * (if x > 0f32 { 1f32 } else { 0f32 }));
             __nn::linear_update_sgd(&mut self.l0, x0, &d1, rate);
