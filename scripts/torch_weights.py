@@ -23,6 +23,16 @@ What it does
         tests/fixtures/weights/big_torch_outputs.json    its outputs on a few inputs (compared
             in tests/weights.rs to 1e-12)
 
+    and, to pin the names of submodules that a real model names (`self.encoder`, `self.head`),
+    a float32 model `Named` with submodules encoder = nn.Sequential(nn.Linear(3, 6), nn.Tanh(),
+    nn.Linear(6, 4)), act = nn.ReLU(), head = nn.Linear(4, 2), trained 20 Adam steps on seeded
+    random data (`network! { struct Named { encoder: NamedEncoder, act: ReLU, head: Linear(4, 2) } }`
+    with `NamedEncoder` = `Linear(3, 6), Tanh, Linear(6, 4)`), in
+        tests/fixtures/weights/named_torch.safetensors   tensors encoder.0.weight, encoder.0.bias,
+            encoder.2.weight, encoder.2.bias, head.weight, head.bias, float32
+        tests/fixtures/weights/named_torch_outputs.json  its outputs on a few inputs (compared
+            in tests/weights.rs to 1e-6)
+
     With --check PATH: loads PATH, a safetensors file written by this project (for example by
     `cargo run --release --example torch_roundtrip`, which writes target/xor_finetuned.safetensors),
     into the same nn.Sequential with load_state_dict(strict=True), so any missing, extra or
@@ -99,6 +109,46 @@ def export_big():
     print(f"wrote big_torch.safetensors and big_torch_outputs.json ({', '.join(record['names'])})")
 
 
+class Named(nn.Module):
+    """`Named` of tests/weights.rs: submodules by attribute name, as real models are written."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Linear(3, 6), nn.Tanh(), nn.Linear(6, 4))
+        self.act = nn.ReLU()
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.head(self.act(self.encoder(x)))
+
+
+NAMED_INPUTS = [[0.5, -1.0, 2.0], [0.0, 0.0, 0.0], [-1.5, 0.25, 1.0], [3.0, 2.0, -2.0], [1.0, 1.0, 1.0]]
+
+
+def export_named():
+    torch.manual_seed(2)
+    model = Named()
+    xs, ys = torch.randn(16, 3), torch.randn(16, 2)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(20):
+        opt.zero_grad()
+        nn.functional.mse_loss(model(xs), ys).backward()
+        opt.step()
+    save_file(model.state_dict(), str(OUT_DIR / "named_torch.safetensors"))
+    with torch.no_grad():
+        outputs = model(torch.tensor(NAMED_INPUTS, dtype=torch.float32)).tolist()
+    record = {
+        "torch_version": torch.__version__,
+        "what": "Named: encoder = Sequential(Linear(3, 6), Tanh, Linear(6, 4)), act = ReLU, "
+        "head = Linear(4, 2); 20 Adam(lr=0.01) steps on randn data, torch.manual_seed(2)",
+        "names": list(model.state_dict().keys()),
+        "inputs": NAMED_INPUTS,
+        "outputs": outputs,
+    }
+    (OUT_DIR / "named_torch_outputs.json").write_text(json.dumps(record, indent=1) + "\n")
+    print(f"wrote named_torch.safetensors and named_torch_outputs.json ({', '.join(record['names'])})")
+
+
 def xor_network():
     """The seed network, as examples/xor.rs declares it with `network!`."""
     return nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 1))
@@ -138,6 +188,7 @@ def train_and_export():
     print(f"final loss {final_loss:.6g}")
     print(f"wrote {WEIGHTS.relative_to(ROOT)} and {OUTPUTS.relative_to(ROOT)}")
     export_big()
+    export_named()
 
 
 def check(path, expected_path):
