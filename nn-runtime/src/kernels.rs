@@ -36,16 +36,38 @@ pub fn has_avx2_fma() -> bool {
 
 /// Runs `f` compiled for AVX2 and FMA where the processor has them: `f` is inlined into a
 /// function with those target features, so its loops get 8-lane vectors and fused
-/// multiply-adds even in a crate built with default flags. The optimizers' element loops and
-/// the generated networks' entry points run through it; the latter pass a closure marked
-/// `#[inline(always)]`, so that the inlining does not depend on the optimizer's judgement.
+/// multiply-adds even in a crate built with default flags. The optimizers' element loops run
+/// through it.
 #[inline(always)]
-pub fn fast<R>(f: impl FnOnce() -> R) -> R {
+pub(crate) fn fast<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     {
         #[target_feature(enable = "avx2,fma")]
         #[inline]
         fn with_avx2_fma<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        if has_avx2_fma() {
+            // SAFETY: the processor has AVX2 and FMA, as just checked.
+            return unsafe { with_avx2_fma(f) };
+        }
+    }
+    f()
+}
+
+/// [`fast`] for the generated networks' entry points, whose bodies are closures marked
+/// `#[inline(always)]`, so that inlining them does not depend on the optimizer's judgement.
+///
+/// It takes `FnMut`, not `FnOnce`: a closure that borrows its captures is called through
+/// `FnOnce` by way of a shim, which is not force-inlined; with the body inlined into it, the
+/// shim is large and would be left a call, compiled for the portable instruction set.
+#[inline(always)]
+pub fn simd<R>(mut f: impl FnMut() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2,fma")]
+        #[inline]
+        fn with_avx2_fma<R>(mut f: impl FnMut() -> R) -> R {
             f()
         }
         if has_avx2_fma() {

@@ -69,7 +69,6 @@ pub mod prelude {
 pub mod __private {
     pub use crate::heap::{Scratch, Zeroable, assert_zeroable, boxed_zeroed, zeroed};
     pub use crate::init::Init;
-    pub use crate::kernels::fast as simd;
     pub use crate::kernels::*;
     pub use crate::layer::{Linear, Params};
     pub use crate::loss::Loss;
