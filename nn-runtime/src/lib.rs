@@ -67,16 +67,17 @@ pub mod prelude {
 /// Items the generated code refers to by absolute path. Not a stable API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::__nested_tensors as nested_tensors;
     pub use crate::heap::{Scratch, Zeroable, assert_zeroable, boxed_zeroed, zeroed};
     pub use crate::init::Init;
     pub use crate::kernels::*;
     pub use crate::layer::{Linear, Params};
     pub use crate::loss::Loss;
-    pub use crate::net::Nested;
     pub use crate::net::Network;
+    pub use crate::net::{Nested, boxed_seeded};
     pub use crate::optim::{Optimizer, optimizer_step};
     pub use crate::real::Real;
-    pub use crate::tensors::Tensors;
+    pub use crate::tensors::{Tensors, Visitor, VisitorMut};
     pub use const_format::concatcp;
     pub use core::{concat, stringify};
     pub use nalgebra::{SMatrix, SVector};

@@ -1,6 +1,7 @@
 //! What every generated network is, as a trait: the part of its interface that does not depend
 //! on the batch size, so that code (and other networks) can be generic over networks.
 
+use crate::heap::{Zeroable, zeroed};
 use crate::init::Init;
 use crate::real::Real;
 use crate::tensors::Tensors;
@@ -11,11 +12,11 @@ use nalgebra::SMatrix;
 /// The batch-generic methods (`forward_batch`, `gradients`, `train_step`) are inherent methods
 /// of each network, since their shapes depend on the network's sizes; this trait carries what a
 /// composing network or a generic caller needs besides.
-pub trait Network: Sized + Tensors<<Self as Network>::Scalar> {
+pub trait Network: Sized + Zeroable + Tensors<<Self as Network>::Scalar> {
     /// The scalar type of every parameter and activation.
     type Scalar: Real;
     /// The generated gradient struct, field for field the shapes of the parameters.
-    type Grads;
+    type Grads: Zeroable;
     /// Number of input features.
     const IN: usize;
     /// Number of output features.
@@ -36,7 +37,9 @@ pub trait Network: Sized + Tensors<<Self as Network>::Scalar> {
     const ACTIVATION_BYTES: usize;
 
     /// A network with every parameter zero.
-    fn zeros() -> Self;
+    fn zeros() -> Self {
+        zeroed()
+    }
 
     /// A network initialised as PyTorch initialises its layers, drawing from `init` in
     /// declaration order, so a network nested in another draws its share of one stream.
@@ -51,7 +54,9 @@ pub trait Network: Sized + Tensors<<Self as Network>::Scalar> {
     fn reset(&mut self, init: &mut Init);
 
     /// Gradients that are all zero.
-    fn zero_grads() -> Self::Grads;
+    fn zero_grads() -> Self::Grads {
+        zeroed()
+    }
 
     /// Puts each parameter tensor and its gradient, in declaration order, into
     /// `params[*at..]` and `grads[*at..]`, advancing `at`: the flat view optimizers work on.
@@ -99,12 +104,43 @@ pub trait Nested<T: Real, const IN: usize, const OUT: usize>: Network {
     );
 
     /// [`Tensors::visit`], with the surrounding network's scalar type.
-    fn nested_visit(&self, prefix: &str, f: &mut dyn FnMut(&str, crate::tensors::Shape, &[T]));
+    fn nested_visit(&self, prefix: &str, f: &mut crate::tensors::Visitor<T>);
 
     /// [`Tensors::visit_mut`], with the surrounding network's scalar type.
-    fn nested_visit_mut(
-        &mut self,
-        prefix: &str,
-        f: &mut dyn FnMut(&str, crate::tensors::Shape, &mut [T]),
-    );
+    fn nested_visit_mut(&mut self, prefix: &str, f: &mut crate::tensors::VisitorMut<T>);
+}
+
+/// The methods of [`Nested`] that only see a network's tensors with the surrounding network's
+/// scalar type `$scalar`, which is the network's own wherever `network!` implements `Nested`:
+/// written once here instead of in every expansion.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __nested_tensors {
+    ($scalar:ty, $grads:ty) => {
+        fn nested_tensors<'a>(
+            &'a mut self,
+            gradients: &'a $grads,
+            params: &mut [&'a mut [$scalar]],
+            grads: &mut [&'a [$scalar]],
+            at: &mut usize,
+        ) {
+            $crate::Network::tensors(self, gradients, params, grads, at);
+        }
+
+        fn nested_visit(&self, prefix: &str, f: &mut $crate::tensors::Visitor<$scalar>) {
+            $crate::Tensors::visit(self, prefix, f);
+        }
+
+        fn nested_visit_mut(&mut self, prefix: &str, f: &mut $crate::tensors::VisitorMut<$scalar>) {
+            $crate::Tensors::visit_mut(self, prefix, f);
+        }
+    };
+}
+
+/// A network built and initialised directly on the heap from `seed`, as `seeded` would build it
+/// on the stack: for networks too large for the stack.
+pub fn boxed_seeded<N: Network>(seed: u64) -> Box<N> {
+    let mut net = crate::heap::boxed_zeroed::<N>();
+    net.reset(&mut Init::new(seed));
+    net
 }

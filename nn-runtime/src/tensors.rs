@@ -11,6 +11,12 @@ use crate::real::Real;
 /// bias.
 pub type Shape<'a> = &'a [usize];
 
+/// What [`Tensors::visit`] calls for each tensor: `f(name, shape, data)`.
+pub type Visitor<'a, T> = dyn FnMut(&str, Shape, &[T]) + 'a;
+
+/// What [`Tensors::visit_mut`] calls for each tensor, with mutable data.
+pub type VisitorMut<'a, T> = dyn FnMut(&str, Shape, &mut [T]) + 'a;
+
 /// Something that holds named parameter tensors.
 ///
 /// Data slices are in nalgebra's column-major order: element `(r, c)` of an `R x C` weight is
@@ -18,14 +24,14 @@ pub type Shape<'a> = &'a [usize];
 pub trait Tensors<T: Real> {
     /// Calls `f(name, shape, data)` for every tensor, in declaration order, each name prefixed
     /// by `prefix` (e.g. `"2."`).
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Shape, &[T]));
+    fn visit(&self, prefix: &str, f: &mut Visitor<T>);
 
     /// Like [`visit`](Tensors::visit), with mutable data.
-    fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Shape, &mut [T]));
+    fn visit_mut(&mut self, prefix: &str, f: &mut VisitorMut<T>);
 }
 
 impl<T: Real, const IN: usize, const OUT: usize> Tensors<T> for crate::Linear<T, IN, OUT> {
-    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Shape, &[T])) {
+    fn visit(&self, prefix: &str, f: &mut Visitor<T>) {
         f(
             &format!("{prefix}weight"),
             &[OUT, IN],
@@ -34,7 +40,7 @@ impl<T: Real, const IN: usize, const OUT: usize> Tensors<T> for crate::Linear<T,
         f(&format!("{prefix}bias"), &[OUT], self.bias.as_slice());
     }
 
-    fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Shape, &mut [T])) {
+    fn visit_mut(&mut self, prefix: &str, f: &mut VisitorMut<T>) {
         f(
             &format!("{prefix}weight"),
             &[OUT, IN],

@@ -44,8 +44,7 @@ pub fn impls(model: &Network) -> TokenStream {
                 #rt::zeroed()
             }
 
-            /// All gradients zero, built directly on the heap: for networks too large for the
-            /// stack (see `gradients_into`).
+            /// All gradients zero, built directly on the heap (for `gradients_into` of large networks).
             pub fn boxed_zeros() -> ::std::boxed::Box<Self> {
                 #rt::boxed_zeroed()
             }
@@ -83,8 +82,7 @@ fn consts(model: &Network) -> TokenStream {
         /// Bytes of activations the forward pass keeps for the backward pass, per sample.
         pub const ACTIVATION_BYTES: usize = (#activations) * #bytes;
 
-        /// Bytes of an optimizer's state given the scalars it keeps per parameter (0 for `Sgd`,
-        /// 1 with momentum, 2 for `Adam`/`AdamW`, 3 for `RmsProp`), padding not included.
+        /// Bytes of optimizer state at `slots_per_param` (`Sgd` 0, with momentum 1, `Adam` 2, `RmsProp` 3).
         pub const fn optimizer_state_bytes(slots_per_param: usize) -> usize {
             slots_per_param * Self::PARAM_BYTES
         }
@@ -100,8 +98,7 @@ fn constructors() -> TokenStream {
             #rt::zeroed()
         }
 
-        /// PyTorch's default initialisation of every layer, reproducibly from `seed` (for
-        /// `Linear`: weight and bias uniform in `+-1/sqrt(in_features)`).
+        /// PyTorch's default initialisation of every layer (`Linear`: uniform in `+-1/sqrt(in)`), from `seed`.
         pub fn seeded(seed: u64) -> Self {
             #rt::Network::init(&mut #rt::Init::new(seed))
         }
@@ -113,9 +110,7 @@ fn constructors() -> TokenStream {
 
         /// Like [`seeded`](Self::seeded), built and initialised directly on the heap.
         pub fn boxed_seeded(seed: u64) -> ::std::boxed::Box<Self> {
-            let mut net = Self::boxed_zeros();
-            #rt::Network::reset(&mut *net, &mut #rt::Init::new(seed));
-            net
+            #rt::boxed_seeded(seed)
         }
     }
 }
@@ -138,26 +133,25 @@ fn io_types(model: &Network) -> (TokenStream, TokenStream) {
 /// and the alias of the cache's type, which goes outside the impl.
 fn passes(model: &Network) -> (TokenStream, TokenStream) {
     let (rt, scalar, grads) = (rt(), model.scalar.tokens(), model.grads_ident());
-    let (batch_in, batch_out) = io_types(model);
+    let (input, output) = (model.input().tokens(), model.output().tokens());
+    let (batch_in, batch_out) = (quote!(__M<#input, __B>), quote!(__M<#output, __B>));
     let forward = Pass::forward(model);
     let (forward_code, _) = forward.forward(&model.layers, "");
     let cached = forward.cached();
     let names: Vec<&Ident> = cached.iter().map(|(v, _)| v).collect();
     let types = cached.iter().map(|(_, size)| {
         let size = size.tokens();
-        quote!(#rt::SMatrix<#scalar, #size, __B>)
+        quote!(__M<#size, __B>)
     });
     let top = d("", model.layers.len());
     let backward = backward_body(model);
     let x0 = format_ident!("x0");
     let backward_names = used(&names, &backward);
-    // Inlined into every entry point's AVX2 copy in optimised builds. Not in debug builds,
-    // where every inlined call keeps stack slots of its own: a large network's entry points
-    // would then each hold all of its activations several times and overflow a 2 MiB stack.
-    let inline = quote! {
-        #[cfg_attr(debug_assertions, inline(never))]
-        #[cfg_attr(not(debug_assertions), inline(always))]
-    };
+    // Inlined into every entry point's AVX2 copy in optimised builds. Not in debug builds
+    // (where only forced inlining happens), since there every inlined call keeps stack slots
+    // of its own: a large network's entry points would each hold all of its activations
+    // several times and overflow a 2 MiB stack.
+    let inline = quote!(#[cfg_attr(not(debug_assertions), inline(always))]);
     let sgd = fuses_sgd(model).then(|| {
         let pass = Pass::backward(model, Some(quote!(rate)));
         let body = Chain::backward(&pass, &model.layers, "", false);
@@ -187,7 +181,7 @@ fn passes(model: &Network) -> (TokenStream, TokenStream) {
         #sgd
     };
     let alias = quote! {
-        /// The activations `__forward` keeps for the backward pass.
+        type __M<const __R: usize, const __B: usize> = #rt::SMatrix<#scalar, __R, __B>;
         type __Cache<const __B: usize> = (#(#types,)*);
     };
     (methods, alias)
@@ -277,17 +271,14 @@ fn entry_points(model: &Network) -> TokenStream {
     let optimizer = quote!(__O: #rt::Optimizer<#scalar>);
     let forward_batch = multiversion(
         quote! {
-            /// Runs a batch through the network: `xs` is `IN x B`, one column per sample; the
-            /// result is `OUT x B`, column `b` the output for sample `b`.
+            /// Runs a batch, one sample per column: `IN x B` in, `OUT x B` out.
             pub fn forward_batch<const __B: usize>(&self, xs: &#batch_in) -> #batch_out
         },
         quote!(self.__forward(xs).#last),
     );
     let gradients_into = multiversion(
         quote! {
-            /// Like [`gradients`](Self::gradients), writing every gradient into `grads` (all of
-            /// it is overwritten) and returning the loss: no allocation, no large value on the
-            /// stack.
+            /// Like [`gradients`](Self::gradients), overwriting `grads`: no allocation, no large value on the stack.
             pub fn gradients_into<#loss, const __B: usize>(&self, xs: &#batch_in, ys: &#batch_out, loss: &__L, grads: &mut #grads) -> #scalar
         },
         quote! {
@@ -299,7 +290,8 @@ fn entry_points(model: &Network) -> TokenStream {
     );
     let fused = fuses_sgd(model).then(|| {
         quote! {
-            if let ::core::option::Option::Some(rate) = optimizer.plain_sgd_rate() {
+            let rate = optimizer.plain_sgd_rate();
+            if let ::core::option::Option::Some(rate) = rate {
                 let cache = self.__forward(xs);
                 let (value, top) = loss.value_and_grad(&cache.#last, ys);
                 self.__backward_sgd(xs, &cache, top, rate);
@@ -309,10 +301,8 @@ fn entry_points(model: &Network) -> TokenStream {
     });
     let train_step = multiversion(
         quote! {
-            /// One training step on a batch: forward, loss, backward, and the optimizer's
-            /// update of every parameter. Returns the batch loss before the update. The
-            /// gradients go to space the network keeps, made on the first step: later steps
-            /// allocate nothing.
+            /// One training step on a batch: forward, loss, backward, the optimizer's update; returns
+            /// the loss before the update. Allocates only on the first step (the gradients' space).
             pub fn train_step<#loss, #optimizer, const __B: usize>(&mut self, xs: &#batch_in, ys: &#batch_out, loss: &__L, optimizer: &mut __O) -> #scalar
         },
         quote! {
@@ -333,9 +323,8 @@ fn entry_points(model: &Network) -> TokenStream {
 
         #forward_batch
 
-        /// The loss of a batch and its gradient with respect to every parameter: `xs` is
-        /// `IN x B` and `ys` `OUT x B`, one column per sample. The backward pass is
-        /// straight-line code derived by `network!` through the chain rule.
+        /// The loss of a batch (one sample per column) and its gradient with respect to every
+        /// parameter, by the backward pass `network!` derived through the chain rule.
         pub fn gradients<#loss, const __B: usize>(&self, xs: &#batch_in, ys: &#batch_out, loss: &__L) -> (#scalar, #grads) {
             let mut grads = #grads::zeros();
             let value = self.gradients_into(xs, ys, loss, &mut grads);
@@ -364,8 +353,8 @@ fn model_cached_len(model: &Network) -> usize {
 /// The passes it calls are force-inlined too, so both copies are whole.
 fn multiversion(signature: TokenStream, body: TokenStream) -> TokenStream {
     let rt = rt();
+    // No `#[inline]`: every entry point is generic, so it is compiled in the caller's crate.
     quote! {
-        #[inline]
         #signature {
             #rt::simd(#[inline(always)] || { #body })
         }
@@ -408,7 +397,7 @@ fn traits(model: &Network) -> TokenStream {
     let visits = |mutable: bool| {
         each(&|l, p| {
             let (field, prefix) = (&l.field, format!("{}.", l.prefix));
-            let name = quote!(&::std::format!("{prefix}{}", #prefix));
+            let name = quote!(&(prefix.to_owned() + #prefix));
             p.visit(
                 l,
                 model.scalar,
@@ -426,45 +415,34 @@ fn traits(model: &Network) -> TokenStream {
         chain_forward_flops(&model.layers),
         chain_backward_flops(&model.layers, true),
     ]);
-    let shape = quote!(&[usize]);
     quote! {
         impl #rt::Tensors<#scalar> for #ident {
-            fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, #shape, &[#scalar])) {
+            fn visit(&self, prefix: &str, f: &mut #rt::Visitor<#scalar>) {
                 #visit
             }
 
-            fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, #shape, &mut [#scalar])) {
+            fn visit_mut(&mut self, prefix: &str, f: &mut #rt::VisitorMut<#scalar>) {
                 #visit_mut
             }
         }
 
         impl #rt::Nested<#scalar, #input, #output> for #ident {
             #[inline(always)]
-            fn nested_forward<const __B: usize>(&self, x: &#rt::SMatrix<#scalar, #input, __B>) -> #rt::SMatrix<#scalar, #output, __B> {
+            fn nested_forward<const __B: usize>(&self, x: &__M<#input, __B>) -> __M<#output, __B> {
                 self.forward_batch(x)
             }
 
             #[inline(always)]
             fn nested_backward<const __B: usize>(
                 &self,
-                x: &#rt::SMatrix<#scalar, #input, __B>,
-                d_output: &#rt::SMatrix<#scalar, #output, __B>,
+                x: &__M<#input, __B>,
+                d_output: &__M<#output, __B>,
                 grads: &mut #grads,
-            ) -> #rt::SMatrix<#scalar, #input, __B> {
+            ) -> __M<#input, __B> {
                 self.__backward::<__B, true>(x, &self.__forward(x), *d_output, grads)
             }
 
-            fn nested_tensors<'a>(&'a mut self, gradients: &'a #grads, params: &mut [&'a mut [#scalar]], grads: &mut [&'a [#scalar]], at: &mut usize) {
-                #rt::Network::tensors(self, gradients, params, grads, at);
-            }
-
-            fn nested_visit(&self, prefix: &str, f: &mut dyn FnMut(&str, #shape, &[#scalar])) {
-                #rt::Tensors::visit(self, prefix, f);
-            }
-
-            fn nested_visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, #shape, &mut [#scalar])) {
-                #rt::Tensors::visit_mut(self, prefix, f);
-            }
+            #rt::nested_tensors!(#scalar, #grads);
         }
 
         impl #rt::Network for #ident {
@@ -479,16 +457,8 @@ fn traits(model: &Network) -> TokenStream {
             const FLOPS_NESTED_BACKWARD: usize = #nested_flops;
             const ACTIVATION_BYTES: usize = Self::ACTIVATION_BYTES;
 
-            fn zeros() -> Self {
-                #rt::zeroed()
-            }
-
             fn reset(&mut self, init: &mut #rt::Init) {
                 #resets
-            }
-
-            fn zero_grads() -> #grads {
-                #rt::zeroed()
             }
 
             fn tensors<'a>(&'a mut self, gradients: &'a #grads, params: &mut [&'a mut [#scalar]], grads: &mut [&'a [#scalar]], at: &mut usize) {

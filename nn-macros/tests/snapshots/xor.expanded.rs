@@ -33,12 +33,8 @@ const _: () = {
     unsafe impl __nn::Zeroable for XorGrads {}
     const _: () = __nn::assert_zeroable::<::nn_runtime::__private::Linear<f32, 2, 8>>();
     const _: () = __nn::assert_zeroable::<::nn_runtime::__private::Linear<f32, 8, 1>>();
-    /// The activations `__forward` keeps for the backward pass.
-    type __Cache<const __B: usize> = (
-        __nn::SMatrix<f32, 8, __B>,
-        __nn::SMatrix<f32, 8, __B>,
-        __nn::SMatrix<f32, 1, __B>,
-    );
+    type __M<const __R: usize, const __B: usize> = __nn::SMatrix<f32, __R, __B>;
+    type __Cache<const __B: usize> = (__M<8, __B>, __M<8, __B>, __M<1, __B>);
     impl Xor {
         /// Number of input features: the rows of an input batch.
         pub const IN: usize = 2;
@@ -58,8 +54,7 @@ const _: () = {
         pub const GRAD_BYTES: usize = Self::PARAM_BYTES;
         /// Bytes of activations the forward pass keeps for the backward pass, per sample.
         pub const ACTIVATION_BYTES: usize = (17) * 4;
-        /// Bytes of an optimizer's state given the scalars it keeps per parameter (0 for `Sgd`,
-        /// 1 with momentum, 2 for `Adam`/`AdamW`, 3 for `RmsProp`), padding not included.
+        /// Bytes of optimizer state at `slots_per_param` (`Sgd` 0, with momentum 1, `Adam` 2, `RmsProp` 3).
         pub const fn optimizer_state_bytes(slots_per_param: usize) -> usize {
             slots_per_param * Self::PARAM_BYTES
         }
@@ -67,8 +62,7 @@ const _: () = {
         pub fn zeros() -> Self {
             __nn::zeroed()
         }
-        /// PyTorch's default initialisation of every layer, reproducibly from `seed` (for
-        /// `Linear`: weight and bias uniform in `+-1/sqrt(in_features)`).
+        /// PyTorch's default initialisation of every layer (`Linear`: uniform in `+-1/sqrt(in)`), from `seed`.
         pub fn seeded(seed: u64) -> Self {
             __nn::Network::init(&mut __nn::Init::new(seed))
         }
@@ -78,26 +72,21 @@ const _: () = {
         }
         /// Like [`seeded`](Self::seeded), built and initialised directly on the heap.
         pub fn boxed_seeded(seed: u64) -> ::std::boxed::Box<Self> {
-            let mut net = Self::boxed_zeros();
-            __nn::Network::reset(&mut *net, &mut __nn::Init::new(seed));
-            net
+            __nn::boxed_seeded(seed)
         }
         /// Runs one sample (`IN` features) through the network, giving `OUT` features.
         pub fn forward(&self, x: &__nn::SVector<f32, 2>) -> __nn::SVector<f32, 1> {
             self.forward_batch(x)
         }
-        #[inline]
-        /// Runs a batch through the network: `xs` is `IN x B`, one column per sample; the
-        /// result is `OUT x B`, column `b` the output for sample `b`.
+        /// Runs a batch, one sample per column: `IN x B` in, `OUT x B` out.
         pub fn forward_batch<const __B: usize>(
             &self,
             xs: &__nn::SMatrix<f32, 2, __B>,
         ) -> __nn::SMatrix<f32, 1, __B> {
             __nn::simd(#[inline(always)] || { self.__forward(xs).2 })
         }
-        /// The loss of a batch and its gradient with respect to every parameter: `xs` is
-        /// `IN x B` and `ys` `OUT x B`, one column per sample. The backward pass is
-        /// straight-line code derived by `network!` through the chain rule.
+        /// The loss of a batch (one sample per column) and its gradient with respect to every
+        /// parameter, by the backward pass `network!` derived through the chain rule.
         pub fn gradients<__L: __nn::Loss<f32>, const __B: usize>(
             &self,
             xs: &__nn::SMatrix<f32, 2, __B>,
@@ -108,10 +97,7 @@ const _: () = {
             let value = self.gradients_into(xs, ys, loss, &mut grads);
             (value, grads)
         }
-        #[inline]
-        /// Like [`gradients`](Self::gradients), writing every gradient into `grads` (all of
-        /// it is overwritten) and returning the loss: no allocation, no large value on the
-        /// stack.
+        /// Like [`gradients`](Self::gradients), overwriting `grads`: no allocation, no large value on the stack.
         pub fn gradients_into<__L: __nn::Loss<f32>, const __B: usize>(
             &self,
             xs: &__nn::SMatrix<f32, 2, __B>,
@@ -129,11 +115,8 @@ const _: () = {
                 },
             )
         }
-        #[inline]
-        /// One training step on a batch: forward, loss, backward, and the optimizer's
-        /// update of every parameter. Returns the batch loss before the update. The
-        /// gradients go to space the network keeps, made on the first step: later steps
-        /// allocate nothing.
+        /// One training step on a batch: forward, loss, backward, the optimizer's update; returns
+        /// the loss before the update. Allocates only on the first step (the gradients' space).
         pub fn train_step<
             __L: __nn::Loss<f32>,
             __O: __nn::Optimizer<f32>,
@@ -148,9 +131,8 @@ const _: () = {
             __nn::simd(
                 #[inline(always)]
                 || {
-                    if let ::core::option::Option::Some(rate) = optimizer
-                        .plain_sgd_rate()
-                    {
+                    let rate = optimizer.plain_sgd_rate();
+                    if let ::core::option::Option::Some(rate) = rate {
                         let cache = self.__forward(xs);
                         let (value, top) = loss.value_and_grad(&cache.2, ys);
                         self.__backward_sgd(xs, &cache, top, rate);
@@ -165,26 +147,21 @@ const _: () = {
                 },
             )
         }
-        #[cfg_attr(debug_assertions, inline(never))]
         #[cfg_attr(not(debug_assertions), inline(always))]
-        fn __forward<const __B: usize>(
-            &self,
-            x0: &__nn::SMatrix<f32, 2, __B>,
-        ) -> __Cache<__B> {
+        fn __forward<const __B: usize>(&self, x0: &__M<2, __B>) -> __Cache<__B> {
             let x1 = __nn::linear_forward(&self.l0, x0);
             let x2 = x1.map(|x| if x > 0f32 { x } else { 0f32 });
             let x3 = __nn::linear_forward(&self.l2, &x2);
             (x1, x2, x3)
         }
-        #[cfg_attr(debug_assertions, inline(never))]
         #[cfg_attr(not(debug_assertions), inline(always))]
         fn __backward<const __B: usize, const __INPUT: bool>(
             &self,
-            x0: &__nn::SMatrix<f32, 2, __B>,
+            x0: &__M<2, __B>,
             cache: &__Cache<__B>,
-            d3: __nn::SMatrix<f32, 1, __B>,
+            d3: __M<1, __B>,
             grads: &mut XorGrads,
-        ) -> __nn::SMatrix<f32, 2, __B> {
+        ) -> __M<2, __B> {
             let (x1, x2, _) = cache;
             let d2 = __nn::linear_backward(&self.l2, x2, &d3, &mut grads.l2);
             let d1 = d2.zip_map(x1, |g, x| g * (if x > 0f32 { 1f32 } else { 0f32 }));
@@ -196,13 +173,12 @@ const _: () = {
                 __nn::SMatrix::zeros()
             }
         }
-        #[cfg_attr(debug_assertions, inline(never))]
         #[cfg_attr(not(debug_assertions), inline(always))]
         fn __backward_sgd<const __B: usize>(
             &mut self,
-            x0: &__nn::SMatrix<f32, 2, __B>,
+            x0: &__M<2, __B>,
             cache: &__Cache<__B>,
-            d3: __nn::SMatrix<f32, 1, __B>,
+            d3: __M<1, __B>,
             rate: f32,
         ) {
             let (x1, x2, _) = cache;
@@ -216,70 +192,36 @@ const _: () = {
         pub fn zeros() -> Self {
             __nn::zeroed()
         }
-        /// All gradients zero, built directly on the heap: for networks too large for the
-        /// stack (see `gradients_into`).
+        /// All gradients zero, built directly on the heap (for `gradients_into` of large networks).
         pub fn boxed_zeros() -> ::std::boxed::Box<Self> {
             __nn::boxed_zeroed()
         }
     }
     impl __nn::Tensors<f32> for Xor {
-        fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &[usize], &[f32])) {
-            __nn::Tensors::visit(&self.l0, &::std::format!("{prefix}{}", "0."), f);
-            __nn::Tensors::visit(&self.l2, &::std::format!("{prefix}{}", "2."), f);
+        fn visit(&self, prefix: &str, f: &mut __nn::Visitor<f32>) {
+            __nn::Tensors::visit(&self.l0, &(prefix.to_owned() + "0."), f);
+            __nn::Tensors::visit(&self.l2, &(prefix.to_owned() + "2."), f);
         }
-        fn visit_mut(
-            &mut self,
-            prefix: &str,
-            f: &mut dyn FnMut(&str, &[usize], &mut [f32]),
-        ) {
-            __nn::Tensors::visit_mut(
-                &mut self.l0,
-                &::std::format!("{prefix}{}", "0."),
-                f,
-            );
-            __nn::Tensors::visit_mut(
-                &mut self.l2,
-                &::std::format!("{prefix}{}", "2."),
-                f,
-            );
+        fn visit_mut(&mut self, prefix: &str, f: &mut __nn::VisitorMut<f32>) {
+            __nn::Tensors::visit_mut(&mut self.l0, &(prefix.to_owned() + "0."), f);
+            __nn::Tensors::visit_mut(&mut self.l2, &(prefix.to_owned() + "2."), f);
         }
     }
     impl __nn::Nested<f32, 2, 1> for Xor {
         #[inline(always)]
-        fn nested_forward<const __B: usize>(
-            &self,
-            x: &__nn::SMatrix<f32, 2, __B>,
-        ) -> __nn::SMatrix<f32, 1, __B> {
+        fn nested_forward<const __B: usize>(&self, x: &__M<2, __B>) -> __M<1, __B> {
             self.forward_batch(x)
         }
         #[inline(always)]
         fn nested_backward<const __B: usize>(
             &self,
-            x: &__nn::SMatrix<f32, 2, __B>,
-            d_output: &__nn::SMatrix<f32, 1, __B>,
+            x: &__M<2, __B>,
+            d_output: &__M<1, __B>,
             grads: &mut XorGrads,
-        ) -> __nn::SMatrix<f32, 2, __B> {
+        ) -> __M<2, __B> {
             self.__backward::<__B, true>(x, &self.__forward(x), *d_output, grads)
         }
-        fn nested_tensors<'a>(
-            &'a mut self,
-            gradients: &'a XorGrads,
-            params: &mut [&'a mut [f32]],
-            grads: &mut [&'a [f32]],
-            at: &mut usize,
-        ) {
-            __nn::Network::tensors(self, gradients, params, grads, at);
-        }
-        fn nested_visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &[usize], &[f32])) {
-            __nn::Tensors::visit(self, prefix, f);
-        }
-        fn nested_visit_mut(
-            &mut self,
-            prefix: &str,
-            f: &mut dyn FnMut(&str, &[usize], &mut [f32]),
-        ) {
-            __nn::Tensors::visit_mut(self, prefix, f);
-        }
+        __nn::nested_tensors!(f32, XorGrads);
     }
     impl __nn::Network for Xor {
         type Scalar = f32;
@@ -292,15 +234,9 @@ const _: () = {
         const FLOPS_BACKWARD: usize = Self::FLOPS_BACKWARD;
         const FLOPS_NESTED_BACKWARD: usize = 177;
         const ACTIVATION_BYTES: usize = Self::ACTIVATION_BYTES;
-        fn zeros() -> Self {
-            __nn::zeroed()
-        }
         fn reset(&mut self, init: &mut __nn::Init) {
             self.l0.reset(init);
             self.l2.reset(init);
-        }
-        fn zero_grads() -> XorGrads {
-            __nn::zeroed()
         }
         fn tensors<'a>(
             &'a mut self,
