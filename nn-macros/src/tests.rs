@@ -34,6 +34,22 @@ fn messages(tokens: TokenStream) -> Vec<String> {
     }
 }
 
+/// Asserts that `text` contains `needle`, showing all of `text` where it does not.
+fn has(text: &str, needle: &str) {
+    assert!(text.contains(needle), "no `{needle}` in:\n{text}");
+}
+
+/// Each declaration fails with an error containing its text.
+fn expect_errors(cases: &[(TokenStream, &str)]) {
+    for (tokens, expected) in cases {
+        let errors = messages(tokens.clone());
+        assert!(
+            errors.iter().any(|e| e.contains(expected)),
+            "{tokens}: {errors:#?}"
+        );
+    }
+}
+
 /// The whole expansion, pretty-printed.
 fn pretty(tokens: TokenStream) -> String {
     let file: syn::File = syn::parse2(crate::expand(tokens)).expect("expansion parses as Rust");
@@ -175,13 +191,7 @@ fn rejects_malformed_lists_and_sizes() {
             "already derives `Clone`",
         ),
     ];
-    for (tokens, expected) in cases {
-        let errors = messages(tokens.clone());
-        assert!(
-            errors.iter().any(|e| e.contains(expected)),
-            "{tokens}: {errors:#?}"
-        );
-    }
+    expect_errors(cases);
 }
 
 #[test]
@@ -209,8 +219,8 @@ fn closest_suggests_only_near_names() {
 #[test]
 fn errors_come_with_a_stub_of_the_struct() {
     let out = crate::expand(quote!(pub struct Broken { Linear(2, 8), Linear(4, 1) })).to_string();
-    assert!(out.contains("compile_error"), "{out}");
-    assert!(out.contains("pub struct Broken"), "{out}");
+    has(&out, "compile_error");
+    has(&out, "pub struct Broken");
 }
 
 #[test]
@@ -220,31 +230,22 @@ fn backward_skips_the_input_gradient_of_the_first_layer() {
     let (common, rest) = backward.split_at(backward.find("if __INPUT").expect("two modes"));
     let (with_input, without_input) = rest.split_at(rest.find("} else {").expect("else"));
     // Above the first Linear both modes are the same chain rule.
-    assert!(common.contains("let d2 = d3.zip_map(x3"), "{common}");
+    has(&common, "let d2 = d3.zip_map(x3");
     // Without the input's gradient (`gradients`), the first Linear stops the chain rule: no
     // gradient ever reaches the input or the Tanh in front of it.
-    assert!(
-        without_input.contains("linear_backward_params(x1, &d2, &mut grads.l1)"),
-        "{without_input}"
+    has(
+        &without_input,
+        "linear_backward_params(x1, &d2, &mut grads.l1)",
     );
     assert!(
         !without_input.contains("let d1") && !without_input.contains("let d0"),
         "{without_input}"
     );
     // A network nesting this one does need the input's gradient: its backward goes on to d0.
-    assert!(
-        with_input.contains("let d1 = __nn::linear_backward("),
-        "{with_input}"
-    );
-    assert!(
-        with_input.contains("let d0 = d1.zip_map(x1"),
-        "{with_input}"
-    );
+    has(&with_input, "let d1 = __nn::linear_backward(");
+    has(&with_input, "let d0 = d1.zip_map(x1");
     let gradients = section(&code, "pub fn gradients_into<", "pub fn train_step");
-    assert!(
-        gradients.contains("__backward::<__B, false>"),
-        "{gradients}"
-    );
+    has(&gradients, "__backward::<__B, false>");
 }
 
 #[test]
@@ -253,36 +254,33 @@ fn residual_blocks_add_both_paths() {
         pretty(quote!(struct N { Linear(2, 4), Residual(Linear(4, 4), ReLU), Linear(4, 1) }));
     let forward = section(&code, "fn __forward<", "fn __backward<");
     // Forward: y = x + f(x) on the block's input x1, every activation cached.
-    assert!(forward.contains("let x1_0 = &x1;"), "{forward}");
-    assert!(forward.contains("let x2 = x1_2 + x1_0;"), "{forward}");
-    assert!(forward.contains("(x1, x1_1, x1_2, x2, x3)"), "{forward}");
+    has(&forward, "let x1_0 = &x1;");
+    has(&forward, "let x2 = x1_2 + x1_0;");
+    has(&forward, "(x1, x1_1, x1_2, x2, x3)");
     // Backward: the skip path's gradient is added to the block's.
     let backward = section(&code, "fn __backward<", "fn __backward_sgd");
-    assert!(backward.contains("let d1_2 = d2;"), "{backward}");
-    assert!(backward.contains("let d1 = d1_0 + &d2;"), "{backward}");
-    assert!(
-        code.contains("pub l1_0: ::nn_runtime::__private::Linear<f32, 4, 4>"),
-        "{code}"
+    has(&backward, "let d1_2 = d2;");
+    has(&backward, "let d1 = d1_0 + &d2;");
+    has(
+        &code,
+        "pub l1_0: ::nn_runtime::__private::Linear<f32, 4, 4>",
     );
 }
 
 #[test]
 fn nested_networks_are_fields_and_calls() {
     let code = pretty(quote!(struct Big { Encoder, ReLU, Linear(16, 4) }));
-    assert!(code.contains("pub l0: Encoder,"), "{code}");
-    assert!(
-        code.contains("pub l0: <Encoder as ::nn_runtime::__private::Network>::Grads,"),
-        "{code}"
+    has(&code, "pub l0: Encoder,");
+    has(
+        &code,
+        "pub l0: <Encoder as ::nn_runtime::__private::Network>::Grads,",
     );
     let forward = section(&code, "fn __forward<", "fn __backward<");
-    assert!(
-        forward.contains(">>::nested_forward(&self.l0, x0);"),
-        "{forward}"
-    );
+    has(&forward, ">>::nested_forward(&self.l0, x0);");
     let backward = section(&code, "fn __backward<", "impl BigGrads");
-    assert!(
-        backward.contains(">>::nested_backward(&self.l0, x0, &d1, &mut grads.l0);"),
-        "{backward}"
+    has(
+        &backward,
+        ">>::nested_backward(&self.l0, x0, &d1, &mut grads.l0);",
     );
     // A nested network stores its gradients, so SGD is not fused into the backward pass.
     assert!(!code.contains("fn __backward_sgd"), "{code}");
@@ -363,13 +361,7 @@ fn name_and_keyword_mistakes_are_reported() {
             "must be a number",
         ),
     ];
-    for (tokens, expected) in cases {
-        let errors = messages(tokens.clone());
-        assert!(
-            errors.iter().any(|e| e.contains(expected)),
-            "{tokens}: {errors:#?}"
-        );
-    }
+    expect_errors(cases);
 }
 
 #[test]
@@ -400,13 +392,7 @@ fn residual_and_nested_mistakes_are_reported() {
             "did you mean `ReLU`",
         ),
     ];
-    for (tokens, expected) in cases {
-        let errors = messages(tokens.clone());
-        assert!(
-            errors.iter().any(|e| e.contains(expected)),
-            "{tokens}: {errors:#?}"
-        );
-    }
+    expect_errors(cases);
 }
 
 /// The text of `code` from `start` up to `end`.

@@ -155,13 +155,7 @@ pub trait Params {
     /// Statements handing each tensor at `place` (mutably with `mutable`) with its gradient
     /// at `grad` to the optimizer's slices, or (without `grad`) to the visitor `f` under
     /// `state_dict` names starting with `name`.
-    fn visit(
-        &self,
-        layer: &Layer,
-        scalar: Scalar,
-        place: &TokenStream,
-        access: Access,
-    ) -> TokenStream;
+    fn visit(&self, layer: &Layer, t: Scalar, place: &TokenStream, access: Access) -> TokenStream;
 
     /// Rustdoc of the field.
     fn doc(&self, layer: &Layer, role: Role) -> String;

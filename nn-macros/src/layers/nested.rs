@@ -120,14 +120,8 @@ impl Params for Nested {
         quote_spanned!(self.at()=> #rt::Network::reset(&mut #place, init);)
     }
 
-    fn visit(
-        &self,
-        layer: &Layer,
-        scalar: Scalar,
-        place: &TokenStream,
-        access: Access,
-    ) -> TokenStream {
-        let layer = self.as_layer(layer, scalar);
+    fn visit(&self, layer: &Layer, t: Scalar, place: &TokenStream, access: Access) -> TokenStream {
+        let layer = self.as_layer(layer, t);
         match access {
             Access::Named {
                 name,
