@@ -230,11 +230,11 @@ fn backward_skips_the_input_gradient_of_the_first_layer() {
     let (common, rest) = backward.split_at(backward.find("if __INPUT").expect("two modes"));
     let (with_input, without_input) = rest.split_at(rest.find("} else {").expect("else"));
     // Above the first Linear both modes are the same chain rule.
-    has(&common, "let d2 = d3.zip_map(x3");
+    has(common, "let d2 = d3.zip_map(x3");
     // Without the input's gradient (`gradients`), the first Linear stops the chain rule: no
     // gradient ever reaches the input or the Tanh in front of it.
     has(
-        &without_input,
+        without_input,
         "linear_backward_params(x1, &d2, &mut grads.l1)",
     );
     assert!(
@@ -242,10 +242,10 @@ fn backward_skips_the_input_gradient_of_the_first_layer() {
         "{without_input}"
     );
     // A network nesting this one does need the input's gradient: its backward goes on to d0.
-    has(&with_input, "let d1 = __nn::linear_backward(");
-    has(&with_input, "let d0 = d1.zip_map(x1");
+    has(with_input, "let d1 = __nn::linear_backward(");
+    has(with_input, "let d0 = d1.zip_map(x1");
     let gradients = section(&code, "pub fn gradients_into<", "pub fn train_step");
-    has(&gradients, "__backward::<__B, false>");
+    has(gradients, "__backward::<__B, false>");
 }
 
 #[test]
@@ -254,13 +254,13 @@ fn residual_blocks_add_both_paths() {
         pretty(quote!(struct N { Linear(2, 4), Residual(Linear(4, 4), ReLU), Linear(4, 1) }));
     let forward = section(&code, "fn __forward<", "fn __backward<");
     // Forward: y = x + f(x) on the block's input x1, every activation cached.
-    has(&forward, "let x1_0 = &x1;");
-    has(&forward, "let x2 = x1_2 + x1_0;");
-    has(&forward, "(x1, x1_1, x1_2, x2, x3)");
+    has(forward, "let x1_0 = &x1;");
+    has(forward, "let x2 = x1_2 + x1_0;");
+    has(forward, "(x1, x1_1, x1_2, x2, x3)");
     // Backward: the skip path's gradient is added to the block's.
     let backward = section(&code, "fn __backward<", "fn __backward_sgd");
-    has(&backward, "let d1_2 = d2;");
-    has(&backward, "let d1 = d1_0 + &d2;");
+    has(backward, "let d1_2 = d2;");
+    has(backward, "let d1 = d1_0 + &d2;");
     has(
         &code,
         "pub l1_0: ::nn_runtime::__private::Linear<f32, 4, 4>",
@@ -276,10 +276,10 @@ fn nested_networks_are_fields_and_calls() {
         "pub l0: <Encoder as ::nn_runtime::__private::Network>::Grads,",
     );
     let forward = section(&code, "fn __forward<", "fn __backward<");
-    has(&forward, ">>::nested_forward(&self.l0, x0);");
+    has(forward, ">>::nested_forward(&self.l0, x0);");
     let backward = section(&code, "fn __backward<", "impl BigGrads");
     has(
-        &backward,
+        backward,
         ">>::nested_backward(&self.l0, x0, &d1, &mut grads.l0);",
     );
     // A nested network stores its gradients, so SGD is not fused into the backward pass.
