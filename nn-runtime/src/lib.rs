@@ -29,17 +29,38 @@
 //! let (last, _grads) = net.gradients(&xs, &ys, &Mse);
 //! assert!(last < first);
 //! ```
+//!
+//! # Floors
+//!
+//! The modules are built in floors, each using only itself and the floors below it (the test
+//! `tests/floors.rs` holds them to it), so that each can be read, and changed, knowing only
+//! what is under it:
+//!
+//! 1. `simd`: the SIMD kernels and the one check of the processor's features;
+//! 2. [`real`]: scalar math;
+//! 3. [`layer`]: the `Linear` block and its operations, [`init`], [`heap`], [`tensors`];
+//! 4. [`net`]: what every generated network is;
+//! 5. [`loss`]: losses;
+//! 6. [`optim`]: optimizers;
+//! 7. [`weights`] and [`data`]: weight files and datasets.
 #![warn(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
+
+mod simd;
+
+pub mod real;
+
+pub mod layer;
+#[doc(inline)]
+pub use layer::{heap, init, tensors};
+
+pub mod net;
+
+pub mod loss;
+
+pub mod optim;
 
 pub mod data;
-pub mod heap;
-pub mod init;
-pub mod layer;
-pub mod loss;
-pub mod net;
-pub mod optim;
-pub mod real;
-pub mod tensors;
 pub mod weights;
 
 pub use layer::Linear;
@@ -69,19 +90,16 @@ pub mod prelude {
 pub mod __private {
     pub use crate::heap::{Scratch, Zeroable, boxed_zeroed};
     pub use crate::init::Init;
-    pub use crate::kernels::*;
     pub use crate::layer::Linear;
+    pub use crate::layer::ops::*;
     pub use crate::loss::Loss;
     pub use crate::net::Nested;
     pub use crate::net::Network;
     pub use crate::optim::Optimizer;
     pub use crate::real::Real;
+    pub use crate::simd::{Kernels, has_avx2_fma};
     pub use crate::tensors::Tensors;
     pub use const_format::concatcp;
     pub use core::{concat, stringify};
     pub use nalgebra::{SMatrix, SVector};
 }
-
-mod gemm;
-mod gemv;
-mod kernels;

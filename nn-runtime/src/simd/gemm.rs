@@ -1,9 +1,9 @@
 //! A register-blocked matrix product for `f32` layers, over nalgebra's static storage.
 //!
 //! nalgebra's static-size product is unrolled code that is fast for small matrices but runs a
-//! `128 x 784 x 64` product at a quarter of this machine's peak (DESIGN.md section 4), and the
-//! compiler's vectorisation of small loops over odd sizes (a 10-class output layer, a batch of
-//! one) assembles vectors element by element. Products of every `Linear` layer of more than a
+//! `128 x 784 x 64` product at a quarter of this machine's peak, and the compiler's
+//! vectorisation of small loops over odd sizes (a 10-class output layer, a batch of one)
+//! assembles vectors element by element. Products of every `Linear` layer of more than a
 //! few dozen multiply-adds come here instead, to AVX2/FMA kernels chosen at run time when the
 //! processor has those instructions:
 //!
@@ -55,8 +55,7 @@ pub fn sgemm(
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
+        if crate::simd::has_avx2_fma() {
             if m == 0 || n == 0 {
                 return true;
             }
@@ -108,6 +107,7 @@ fn extent(terms: &[(usize, usize)], last: usize) -> Option<usize> {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
+    use crate::simd::x86::{lanes_below, reduce8};
     use core::mem::MaybeUninit;
     use std::arch::x86_64::*;
 
@@ -124,15 +124,6 @@ mod x86 {
     const GEMV_ROWS: usize = 32;
     /// Floats of `A` that [`blocked_by_columns`] keeps in L1: 32 KiB, two thirds of it.
     const L1_FLOATS: usize = 8192;
-
-    /// The mask of the lanes of an 8-lane vector below `valid` (all of them from 8 on), for
-    /// `_mm256_maskload_ps` / `_mm256_maskstore_ps`, which touch no memory in the other lanes.
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    fn lanes_below(valid: usize) -> __m256i {
-        let valid = _mm256_set1_epi32(valid.min(8) as i32);
-        _mm256_cmpgt_epi32(valid, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
-    }
 
     /// See [`super::sgemm`]; bounds are the caller's duty. Inlined where the caller is
     /// compiled for AVX2 and FMA too (the generated networks' fast copies), so that the
@@ -636,22 +627,6 @@ mod x86 {
             i0 += rows;
         }
     }
-
-    /// The sums of the lanes of `a[0]`, ..., `a[7]`, in order, in one vector: a transpose by
-    /// horizontal adds (7 shuffling adds and a final add for eight sums).
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    fn reduce8(a: [__m256; 8]) -> __m256 {
-        let t0 = _mm256_hadd_ps(a[0], a[1]);
-        let t1 = _mm256_hadd_ps(a[2], a[3]);
-        let t2 = _mm256_hadd_ps(a[4], a[5]);
-        let t3 = _mm256_hadd_ps(a[6], a[7]);
-        let u0 = _mm256_hadd_ps(t0, t1);
-        let u1 = _mm256_hadd_ps(t2, t3);
-        let lo = _mm256_permute2f128_ps::<0x20>(u0, u1);
-        let hi = _mm256_permute2f128_ps::<0x31>(u0, u1);
-        _mm256_add_ps(lo, hi)
-    }
 }
 
 #[cfg(test)]
@@ -690,9 +665,7 @@ mod tests {
     /// columns of `C` untouched.
     #[test]
     fn matches_the_definition_on_awkward_shapes() {
-        if !(std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma"))
-        {
+        if !crate::simd::has_avx2_fma() {
             return; // the portable path is nalgebra's, tested through the networks
         }
         let mut shapes = vec![
@@ -782,9 +755,7 @@ mod tests {
         assert_eq!(extent(&[(3, usize::MAX / 2), (0, 1)], 1), None);
         assert_eq!(extent(&[(1, usize::MAX), (0, 1)], 1), None);
         assert_eq!(extent(&[(2, 3), (4, 5)], 1), Some(27));
-        if !(std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma"))
-        {
+        if !crate::simd::has_avx2_fma() {
             return;
         }
         let a = [1.0f32; 4];
@@ -812,9 +783,7 @@ mod tests {
     /// would fail the bounds check or corrupt nothing it may not.
     #[test]
     fn writes_nothing_past_the_last_row() {
-        if !(std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma"))
-        {
+        if !crate::simd::has_avx2_fma() {
             return;
         }
         for &(m, k, n) in &[

@@ -27,7 +27,7 @@ pub const fn fits(m: usize, k: usize) -> bool {
 #[inline(always)]
 pub fn gemv<const M: usize, const K: usize>(a: &[f32], x: &[f32], y: &mut [f32]) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if crate::kernels::has_avx2_fma() {
+    if crate::simd::has_avx2_fma() {
         assert!(a.len() >= const { M * K } && x.len() >= K && y.len() >= M);
         // SAFETY: the features are present and the lengths were checked above.
         unsafe { x86::gemv::<M, K>(a.as_ptr(), x.as_ptr(), y.as_mut_ptr()) };
@@ -41,7 +41,7 @@ pub fn gemv<const M: usize, const K: usize>(a: &[f32], x: &[f32], y: &mut [f32])
 #[inline(always)]
 pub fn gemv_t<const M: usize, const K: usize>(a: &[f32], x: &[f32], y: &mut [f32]) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if crate::kernels::has_avx2_fma() {
+    if crate::simd::has_avx2_fma() {
         assert!(a.len() >= const { M * K } && x.len() >= M && y.len() >= K);
         // SAFETY: the features are present and the lengths were checked above.
         unsafe { x86::gemv_t::<M, K>(a.as_ptr(), x.as_ptr(), y.as_mut_ptr()) };
@@ -62,7 +62,7 @@ pub fn outer<const M: usize, const K: usize>(
     add: bool,
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if crate::kernels::has_avx2_fma() {
+    if crate::simd::has_avx2_fma() {
         assert!(a.len() >= const { M * K } && u.len() >= M && v.len() >= K);
         // SAFETY: the features are present and the lengths were checked above.
         unsafe { x86::outer::<M, K>(u.as_ptr(), v.as_ptr(), a.as_mut_ptr(), alpha, add) };
@@ -85,7 +85,7 @@ pub fn gemv_t_outer<const M: usize, const K: usize>(
     alpha: f32,
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if M.is_multiple_of(8) && crate::kernels::has_avx2_fma() {
+    if M.is_multiple_of(8) && crate::simd::has_avx2_fma() {
         assert!(a.len() >= const { M * K } && x.len() >= M && v.len() >= K && y.len() >= K);
         // SAFETY: the features are present and the lengths were checked above.
         unsafe {
@@ -105,19 +105,12 @@ pub fn gemv_t_outer<const M: usize, const K: usize>(
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
+    use crate::simd::x86::{lanes_below, reduce8};
     use std::arch::x86_64::*;
 
     /// Vectors of rows per block of the forward product: 4 vectors times 2 halves of `K`
     /// make 8 independent chains of multiply-adds, enough to keep both FMA units busy.
     const BLOCK: usize = 4;
-
-    /// The mask of the lanes of an 8-lane vector below `valid`.
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    fn lanes_below(valid: usize) -> __m256i {
-        let valid = _mm256_set1_epi32(valid.min(8) as i32);
-        _mm256_cmpgt_epi32(valid, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
-    }
 
     /// The `rows` (at most 8) floats at `p` in a vector, zero above: masked when short.
     #[target_feature(enable = "avx2,fma")]
@@ -515,21 +508,6 @@ mod x86 {
             }
         }
     }
-
-    /// The sums of the lanes of `a[0]`, ..., `a[7]`, in order, in one vector.
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    fn reduce8(a: [__m256; 8]) -> __m256 {
-        let t0 = _mm256_hadd_ps(a[0], a[1]);
-        let t1 = _mm256_hadd_ps(a[2], a[3]);
-        let t2 = _mm256_hadd_ps(a[4], a[5]);
-        let t3 = _mm256_hadd_ps(a[6], a[7]);
-        let u0 = _mm256_hadd_ps(t0, t1);
-        let u1 = _mm256_hadd_ps(t2, t3);
-        let lo = _mm256_permute2f128_ps::<0x20>(u0, u1);
-        let hi = _mm256_permute2f128_ps::<0x31>(u0, u1);
-        _mm256_add_ps(lo, hi)
-    }
 }
 
 #[cfg(test)]
@@ -550,7 +528,7 @@ mod tests {
 
     /// Every kernel against the definition for one shape; nothing written past the end.
     fn check<const M: usize, const K: usize>() {
-        if !crate::kernels::has_avx2_fma() {
+        if !crate::simd::has_avx2_fma() {
             return;
         }
         let (a, x, u) = (values(M * K, 1), values(K, 2), values(M, 3));

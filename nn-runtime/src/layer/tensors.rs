@@ -24,7 +24,7 @@ pub trait Tensors<T: Real> {
     fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Shape, &mut [T]));
 }
 
-impl<T: Real, const IN: usize, const OUT: usize> Tensors<T> for crate::Linear<T, IN, OUT> {
+impl<T: Real, const IN: usize, const OUT: usize> Tensors<T> for super::Linear<T, IN, OUT> {
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Shape, &[T])) {
         f(
             &format!("{prefix}weight"),

@@ -5,84 +5,20 @@
 //!
 //! Each product is chosen per layer at compile time by its sizes: below [`GEMM_MIN_FLOPS`]
 //! plain loops over compile-time sizes (fully unrolled, best for the tiniest layers, such as
-//! xor's); above it the SIMD kernels of `gemm.rs` (for `f32` where the processor has AVX2 and
-//! FMA), which handle every shape in whole vectors: odd row counts by masked stores, a batch of
-//! one by matrix-vector kernels, `W^T` by packing or by dot products along its rows. A single
-//! sample through a small layer goes to the constant-size kernels of `gemv.rs` instead, inlined
-//! into the network's code. The condition is on const generics, so each monomorphised kernel
-//! keeps only one branch.
+//! xor's); above it the SIMD kernels of the floor below (`simd`, through its `Kernels` trait:
+//! for `f32` where the processor has AVX2 and FMA), which handle every shape in whole
+//! vectors: odd row counts by masked stores, a batch of one by matrix-vector kernels, `W^T` by
+//! packing or by dot products along its rows. A single sample through a small layer goes to
+//! the constant-size kernels of `simd/gemv.rs` instead, inlined into the network's code. The
+//! condition is on const generics, so each monomorphised kernel keeps only one branch.
 //!
 //! With a plain SGD optimizer, `train_step` calls [`linear_backward_sgd`] and
 //! [`linear_update_sgd`]: the step `W -= lr dz x^T` is the weight-gradient product itself,
 //! scaled by `-lr` and added onto the weights, so no gradient is stored or read back.
 
-use crate::layer::Linear;
+use super::Linear;
 use crate::real::Real;
 use nalgebra::{SMatrix, SVector};
-
-/// Whether this processor has AVX2 and FMA, for the generated code's choice between its two
-/// compiled copies (std caches the answer: after the first call this is a load and a test).
-#[inline(always)]
-pub fn has_avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-/// Runs `f` compiled for AVX2 and FMA where the processor has them: `f` is inlined into a
-/// function with those target features, so its loops get 8-lane vectors and fused
-/// multiply-adds even in a crate built with default flags. The optimizers' element loops run
-/// through it.
-#[inline(always)]
-pub(crate) fn fast<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx2,fma")]
-        #[inline]
-        fn with_avx2_fma<R>(f: impl FnOnce() -> R) -> R {
-            f()
-        }
-        if has_avx2_fma() {
-            // SAFETY: the processor has AVX2 and FMA, as just checked.
-            return unsafe { with_avx2_fma(f) };
-        }
-    }
-    f()
-}
-
-/// Defines a function whose body is compiled twice, for AVX2 and FMA and for the portable
-/// instruction set, and runs the first where the processor has those features. Unlike
-/// [`fast`], it does not depend on the optimizer inlining a closure.
-macro_rules! multiversion {
-    (
-        $(#[$meta:meta])*
-        $vis:vis fn $name:ident<$($generic:ident: $bound:path),*>($($arg:ident: $ty:ty),* $(,)?) $body:block
-    ) => {
-        $(#[$meta])*
-        $vis fn $name<$($generic: $bound),*>($($arg: $ty),*) {
-            #[inline(always)]
-            fn body<$($generic: $bound),*>($($arg: $ty),*) $body
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx2,fma")]
-                fn avx2<$($generic: $bound),*>($($arg: $ty),*) {
-                    body($($arg),*)
-                }
-                if $crate::kernels::has_avx2_fma() {
-                    // SAFETY: the processor has AVX2 and FMA, as just checked.
-                    return unsafe { avx2($($arg),*) };
-                }
-            }
-            body($($arg),*)
-        }
-    };
-}
-pub(crate) use multiversion;
 
 /// Products with at least this many multiply-adds go to the SIMD kernels. Below it (xor's
 /// layers: 64 multiply-adds at most) the call, its feature test and its bounds checks cost
@@ -95,9 +31,9 @@ const fn large(m: usize, k: usize, n: usize) -> bool {
 }
 
 /// Whether a `Linear(IN, OUT)` layer run on a batch of `B` takes the constant-size kernels of
-/// `gemv.rs`: a single sample through a small layer.
+/// `simd/gemv.rs`: a single sample through a small layer.
 const fn one_small(out: usize, input: usize, batch: usize) -> bool {
-    batch == 1 && crate::gemv::fits(out, input)
+    batch == 1 && crate::simd::gemv_fits(out, input)
 }
 
 /// Whether the weight gradient of a `Linear(IN, OUT)` layer on a batch of `B` is better
