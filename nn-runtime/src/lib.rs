@@ -36,13 +36,13 @@
 //! `tests/floors.rs` holds them to it), so that each can be read, and changed, knowing only
 //! what is under it:
 //!
-//! 1. `simd`: the SIMD kernels and the one check of the processor's features;
-//! 2. [`real`]: scalar math;
-//! 3. [`layer`]: the `Linear` block and its operations, [`init`], [`heap`], [`tensors`];
-//! 4. [`net`]: what every generated network is;
-//! 5. [`loss`]: losses;
-//! 6. [`optim`]: optimizers;
-//! 7. [`weights`] and [`data`]: weight files and datasets.
+//! 1. `simd`, the SIMD kernels and the one check of the processor's features;
+//! 2. scalar math, [`real`];
+//! 3. the `Linear` block and its operations, [`layer`], with [`init`], [`heap`], [`tensors`];
+//! 4. what every generated network is, [`net`];
+//! 5. losses, [`loss`];
+//! 6. optimizers, [`optim`];
+//! 7. weight files and datasets, [`weights`] and [`data`].
 #![warn(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 

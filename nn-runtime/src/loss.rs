@@ -127,13 +127,10 @@ impl<T: Real> Loss<T> for BceWithLogits {
         output: &SMatrix<T, R, B>,
         target: &SMatrix<T, R, B>,
     ) -> (T, SMatrix<T, R, B>) {
-        let n = T::cast((R * B) as f64);
-        let mut total = T::zero();
-        let grad = output.zip_map(target, |x, t| {
-            total += x.max(T::zero()) - x * t + (-x.abs()).exp().ln_1p();
-            (sigmoid(x) - t) / n
-        });
-        (total / n, grad)
+        elementwise_mean(output, target, |x, t| {
+            let term = x.max(T::zero()) - x * t + (-x.abs()).exp().ln_1p();
+            (term, sigmoid(x) - t)
+        })
     }
 }
 
@@ -151,19 +148,32 @@ impl<T: Real> Loss<T> for Hinge {
         output: &SMatrix<T, R, B>,
         target: &SMatrix<T, R, B>,
     ) -> (T, SMatrix<T, R, B>) {
-        let n = T::cast((R * B) as f64);
-        let mut total = T::zero();
-        let grad = output.zip_map(target, |y, t| {
+        elementwise_mean(output, target, |y, t| {
             let margin = T::one() - y * t;
-            total += margin.max(T::zero());
-            if margin >= T::zero() {
-                -t / n
-            } else {
-                T::zero()
-            }
-        });
-        (total / n, grad)
+            // Zero divided by the element count below is zero, as torch's gradient is there.
+            let slope = if margin >= T::zero() { -t } else { T::zero() };
+            (margin.max(T::zero()), slope)
+        })
     }
+}
+
+/// The mean over every element of a loss whose terms each depend on one output and its
+/// target: `term(y, t)` gives the term and its derivative in `y`, both divided here by the
+/// number of elements. The terms are summed in column-major order.
+#[inline]
+fn elementwise_mean<T: Real, const R: usize, const B: usize>(
+    output: &SMatrix<T, R, B>,
+    target: &SMatrix<T, R, B>,
+    mut term: impl FnMut(T, T) -> (T, T),
+) -> (T, SMatrix<T, R, B>) {
+    let n = T::cast((R * B) as f64);
+    let mut total = T::zero();
+    let grad = output.zip_map(target, |y, t| {
+        let (value, slope) = term(y, t);
+        total += value;
+        slope / n
+    });
+    (total / n, grad)
 }
 
 /// The logistic function, computed without overflow for large `|x|`.

@@ -92,6 +92,60 @@ fn weight_grad_via_transpose<T: Real, const IN: usize, const OUT: usize, const B
     done
 }
 
+/// `C = alpha A B`, or `C += alpha A B` with `accumulate`, by the SIMD kernels (`A` and `B`
+/// each a slice with its strides, `C` a slice with its column stride), where the product is
+/// [`large`] enough for them; `false`, with nothing done, otherwise.
+#[inline(always)]
+fn product<T: Real>(
+    (m, k, n): (usize, usize, usize),
+    (a, a_strides): (&[T], (usize, usize)),
+    (b, b_strides): (&[T], (usize, usize)),
+    (c, ldc): (&mut [T], usize),
+    alpha: T,
+    accumulate: bool,
+) -> bool {
+    large(m, k, n)
+        && T::gemm(
+            (m, k, n),
+            a,
+            a_strides,
+            b,
+            b_strides,
+            c,
+            ldc,
+            alpha,
+            accumulate,
+        )
+}
+
+/// `W = alpha dz x^T`, or `W += alpha dz x^T` with `add`, by whichever SIMD kernel fits the
+/// layer's sizes (see [`one_small`], [`weight_grad_transposed`], [`large`]); `false`, with
+/// nothing done, where none does: the weight gradient with `alpha = 1`, or a fused SGD step
+/// with `alpha = -lr` and `add`.
+#[inline(always)]
+fn weight_product<T: Real, const IN: usize, const OUT: usize, const B: usize>(
+    x: &SMatrix<T, IN, B>,
+    dz: &SMatrix<T, OUT, B>,
+    weight: &mut SMatrix<T, OUT, IN>,
+    alpha: T,
+    add: bool,
+) -> bool {
+    let (x_all, dz_all) = (x.as_slice(), dz.as_slice());
+    if one_small(OUT, IN, B) {
+        T::outer::<OUT, IN>(dz_all, x_all, weight.as_mut_slice(), alpha, add)
+    } else if weight_grad_transposed(OUT, IN, B) {
+        weight_grad_via_transpose(x, dz, weight, alpha, add)
+    } else {
+        // x^T is read in place: element (b, i) of x^T is x[i + b * IN].
+        let (a, b, c) = (
+            (dz_all, (1, OUT)),
+            (x_all, (IN, 1)),
+            (weight.as_mut_slice(), OUT),
+        );
+        product((OUT, B, IN), a, b, c, alpha, add)
+    }
+}
+
 /// `z = W x + b` for every column of `x`.
 #[inline(always)]
 pub fn linear_forward<T: Real, const IN: usize, const OUT: usize, const B: usize>(
@@ -104,18 +158,8 @@ pub fn linear_forward<T: Real, const IN: usize, const OUT: usize, const B: usize
     let done = if one_small(OUT, IN, B) {
         T::gemv::<OUT, IN>(w, x_all, z.as_mut_slice())
     } else {
-        large(OUT, IN, B)
-            && T::gemm(
-                (OUT, IN, B),
-                w,
-                (1, OUT),
-                x_all,
-                (1, IN),
-                z.as_mut_slice(),
-                OUT,
-                T::one(),
-                true,
-            )
+        let (a, b, c) = ((w, (1, OUT)), (x_all, (1, IN)), (z.as_mut_slice(), OUT));
+        product((OUT, IN, B), a, b, c, T::one(), true)
     };
     if !done {
         // Column by column: z[:, b] += W[:, i] x[i, b], each W[:, i] contiguous, so the inner
@@ -144,26 +188,7 @@ pub fn linear_backward_params<T: Real, const IN: usize, const OUT: usize, const 
     grad: &mut Linear<T, IN, OUT>,
 ) {
     let (x_all, dz_all) = (x.as_slice(), dz.as_slice());
-    // x^T is read in place: element (b, i) of x^T is x[i + b * IN].
-    let done = if one_small(OUT, IN, B) {
-        T::outer::<OUT, IN>(dz_all, x_all, grad.weight.as_mut_slice(), T::one(), false)
-    } else if weight_grad_transposed(OUT, IN, B) {
-        weight_grad_via_transpose(x, dz, &mut grad.weight, T::one(), false)
-    } else {
-        large(OUT, B, IN)
-            && T::gemm(
-                (OUT, B, IN),
-                dz_all,
-                (1, OUT),
-                x_all,
-                (IN, 1),
-                grad.weight.as_mut_slice(),
-                OUT,
-                T::one(),
-                false,
-            )
-    };
-    if !done {
+    if !weight_product(x, dz, &mut grad.weight, T::one(), false) {
         // dW[:, i] = sum_b dz[:, b] x[i, b]: the first sample writes, the others add.
         for (i, dw) in grad.weight.as_mut_slice().chunks_exact_mut(OUT).enumerate() {
             for (b, dzc) in dz_all.chunks_exact(OUT).enumerate() {
@@ -219,26 +244,8 @@ pub fn linear_update_sgd<T: Real, const IN: usize, const OUT: usize, const B: us
     rate: T,
 ) {
     let (x_all, dz_all) = (x.as_slice(), dz.as_slice());
-    let done = if one_small(OUT, IN, B) {
-        T::outer::<OUT, IN>(dz_all, x_all, layer.weight.as_mut_slice(), -rate, true)
-    } else if weight_grad_transposed(OUT, IN, B) {
-        // The step -rate dW formed transposed (sums scaled once), then added on.
-        weight_grad_via_transpose(x, dz, &mut layer.weight, -rate, true)
-    } else {
-        large(OUT, B, IN)
-            && T::gemm(
-                (OUT, B, IN),
-                dz_all,
-                (1, OUT),
-                x_all,
-                (IN, 1),
-                layer.weight.as_mut_slice(),
-                OUT,
-                -rate,
-                true,
-            )
-    };
-    if !done {
+    // The step -rate dW by the kernels (sums scaled once), added onto the weights.
+    if !weight_product(x, dz, &mut layer.weight, -rate, true) {
         // One column of the gradient at a time, summed over the batch on the stack, then
         // subtracted: dW[:, i] = sum_b dz[:, b] x[i, b].
         for (i, w) in layer
@@ -301,26 +308,13 @@ fn linear_input_grad<T: Real, const IN: usize, const OUT: usize, const B: usize>
     let done = if one_small(OUT, IN, B) {
         T::gemv_t::<OUT, IN>(w, dz_all, dx.as_mut_slice())
     } else {
-        large(IN, OUT, B)
-            && T::gemm(
-                (IN, OUT, B),
-                w,
-                (OUT, 1),
-                dz_all,
-                (1, OUT),
-                dx.as_mut_slice(),
-                IN,
-                T::one(),
-                false,
-            )
+        let (a, b, c) = ((w, (OUT, 1)), (dz_all, (1, OUT)), (dx.as_mut_slice(), IN));
+        product((IN, OUT, B), a, b, c, T::one(), false)
     };
     if !done {
         // dx[i, b] = W[:, i] . dz[:, b]: a dot product along contiguous columns.
-        for (dxc, dzc) in dx
-            .as_mut_slice()
-            .chunks_exact_mut(IN)
-            .zip(dz_all.chunks_exact(OUT))
-        {
+        let columns = dx.as_mut_slice().chunks_exact_mut(IN);
+        for (dxc, dzc) in columns.zip(dz_all.chunks_exact(OUT)) {
             for (d, wc) in dxc.iter_mut().zip(w.chunks_exact(OUT)) {
                 *d = dot(wc, dzc);
             }

@@ -6,12 +6,20 @@
 //! is asked in one place only, [`has_avx2_fma`], so that every kernel and every
 //! multiversioned loop agree on it.
 
+// The kernels are x86 code; elsewhere `f32` has no kernels, as `f64` has none.
+#[cfg(target_arch = "x86_64")]
 mod gemm;
+#[cfg(target_arch = "x86_64")]
 mod gemv;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-pub(crate) use gemv::fits as gemv_fits;
+/// Whether an `M x K` layer at batch one takes the constant-size kernels of `gemv.rs`: small
+/// enough that unrolled code stays small (at most 64 rows, 4096 weights), large enough to be
+/// worth the feature check.
+pub(crate) const fn gemv_fits(m: usize, k: usize) -> bool {
+    m <= 64 && m * k <= 4096 && m * k >= 64
+}
 
 /// Whether this processor has AVX2 and FMA, for the generated code's choice between its two
 /// compiled copies and for every kernel here (std caches the answer: after the first call
@@ -80,20 +88,67 @@ macro_rules! multiversion {
 }
 pub(crate) use multiversion;
 
-/// The SIMD kernels a scalar type has, as the layer operations call them: each method returns
-/// `false`, doing nothing, where this scalar type or this processor has no such kernel, and
-/// the caller then runs its portable loops. The defaults are that answer, so a type without
-/// kernels (`f64`) implements this trait with an empty block.
-///
-/// A separate trait from [`Real`](crate::real::Real), which is scalar math only; `Real` has it
-/// as a supertrait, so that code generic over `T: Real` reaches the kernels with no bound of
-/// its own.
-#[doc(hidden)]
-pub trait Kernels: Sized {
+/// `true` after running `$kernel` where the processor has AVX2 and FMA, having asserted
+/// `$lengths_fit` (the operands' lengths against the kernel's shape); `false`, with nothing
+/// run, elsewhere. The two conditions every batch-one kernel's `unsafe` call rests on, tested
+/// in one place. A macro rather than a function taking a closure, so that the kernel call
+/// stays a direct call, inlined as before into the generated network's AVX2 copy.
+#[cfg(target_arch = "x86_64")]
+macro_rules! on_avx2_fma {
+    ($lengths_fit:expr, $kernel:expr) => {
+        if has_avx2_fma() {
+            assert!($lengths_fit);
+            $kernel;
+            true
+        } else {
+            false
+        }
+    };
+}
+
+/// Defines [`Kernels`] from one list of its methods, each with its signature and its `f32`
+/// body: the trait, whose default bodies answer `false` (no kernel), and its implementation
+/// for `f32`, so that each signature is written once.
+macro_rules! kernels {
+    ($(
+        $(#[$doc:meta])*
+        fn $name:ident$(<$(const $c:ident: usize),*>)?($($arg:ident: $ty:ty),* $(,)?) $f32:block
+    )*) => {
+        /// The SIMD kernels a scalar type has, as the layer operations call them: each method
+        /// returns `false`, doing nothing, where this scalar type or this processor has no such
+        /// kernel, and the caller then runs its portable loops. The defaults are that answer,
+        /// so a type without kernels (`f64`) implements this trait with an empty block.
+        ///
+        /// A separate trait from [`Real`](crate::real::Real), which is scalar math only;
+        /// `Real` has it as a supertrait, so that code generic over `T: Real` reaches the
+        /// kernels with no bound of its own.
+        #[doc(hidden)]
+        pub trait Kernels: Sized {
+            $(
+                $(#[$doc])*
+                #[inline(always)]
+                #[allow(clippy::too_many_arguments)]
+                fn $name$(<$(const $c: usize),*>)?($($arg: $ty),*) -> bool {
+                    let _ = ($($arg),*);
+                    false
+                }
+            )*
+        }
+
+        /// `f32`: the AVX2/FMA kernels, where the processor has them.
+        #[cfg(target_arch = "x86_64")]
+        impl Kernels for f32 {
+            $(
+                #[inline(always)]
+                fn $name$(<$(const $c: usize),*>)?($($arg: $ty),*) -> bool $f32
+            )*
+        }
+    };
+}
+
+kernels! {
     /// `C = alpha A B` (or `C += alpha A B`) by the kernels of `gemm.rs`; see `gemm::sgemm`
     /// for the layout (`A` and `B` with any strides, so transposes are read in place).
-    #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
     fn gemm(
         shape: (usize, usize, usize),
         a: &[Self],
@@ -104,98 +159,76 @@ pub trait Kernels: Sized {
         ldc: usize,
         alpha: Self,
         accumulate: bool,
-    ) -> bool {
-        let _ = (shape, a, a_strides, b, b_strides, c, ldc, alpha, accumulate);
-        false
+    ) {
+        gemm::sgemm(shape, a, a_strides, b, b_strides, c, ldc, alpha, accumulate)
     }
 
     /// `y = A x + y` for an `M x K` matrix `A` with contiguous columns, by the constant-size
-    /// kernels of `gemv.rs`.
-    #[inline(always)]
-    fn gemv<const M: usize, const K: usize>(a: &[Self], x: &[Self], y: &mut [Self]) -> bool {
-        let _ = (a, x, y);
-        false
+    /// kernels of `gemv.rs` (the bias is already in `y`).
+    fn gemv<const M: usize, const K: usize>(a: &[Self], x: &[Self], y: &mut [Self]) {
+        on_avx2_fma!(
+            a.len() >= const { M * K } && x.len() >= K && y.len() >= M,
+            // SAFETY: run only with AVX2 and FMA present and the lengths asserted, which is
+            // all the kernel requires.
+            unsafe { gemv::gemv::<M, K>(a.as_ptr(), x.as_ptr(), y.as_mut_ptr()) }
+        )
     }
 
-    /// `y = A^T x` for an `M x K` matrix `A` with contiguous columns.
-    #[inline(always)]
-    fn gemv_t<const M: usize, const K: usize>(a: &[Self], x: &[Self], y: &mut [Self]) -> bool {
-        let _ = (a, x, y);
-        false
+    /// `y = A^T x` for an `M x K` matrix `A` with contiguous columns (`y` has `K` entries, `x`
+    /// `M`): the input gradient `W^T dz`.
+    fn gemv_t<const M: usize, const K: usize>(a: &[Self], x: &[Self], y: &mut [Self]) {
+        on_avx2_fma!(
+            a.len() >= const { M * K } && x.len() >= M && y.len() >= K,
+            // SAFETY: as in `gemv`: the features present, the lengths asserted.
+            unsafe { gemv::gemv_t::<M, K>(a.as_ptr(), x.as_ptr(), y.as_mut_ptr()) }
+        )
     }
 
-    /// `y = A^T x`, then `A += alpha x v^T`, in one pass over an `M x K` matrix `A`.
-    #[inline(always)]
+    /// `y = A^T x` and then `A += alpha x v^T`, in one pass over an `M x K` matrix `A` (`x`
+    /// has `M` entries, `v` and `y` `K`): a layer's input gradient `W^T dz` from the old
+    /// weights and an SGD step `W -= lr dz x^T`, each column of `W` loaded once for both.
+    /// Only for `M` a multiple of 8 (whole vectors); `false` otherwise, and the caller runs
+    /// `gemv_t` and `outer`.
     fn gemv_t_outer<const M: usize, const K: usize>(
         a: &mut [Self],
         x: &[Self],
         v: &[Self],
         y: &mut [Self],
         alpha: Self,
-    ) -> bool {
-        let _ = (a, x, v, y, alpha);
-        false
+    ) {
+        M.is_multiple_of(8)
+            && on_avx2_fma!(
+                a.len() >= const { M * K } && x.len() >= M && v.len() >= K && y.len() >= K,
+                // SAFETY: as in `gemv`: the features present, the lengths asserted (and `M`
+                // a multiple of 8, as the kernel's whole vectors need).
+                unsafe {
+                    let (a, y) = (a.as_mut_ptr(), y.as_mut_ptr());
+                    gemv::gemv_t_outer::<M, K>(a, x.as_ptr(), v.as_ptr(), y, alpha)
+                }
+            )
     }
 
-    /// `A = alpha u v^T` or `A += alpha u v^T` for an `M x K` matrix `A`.
-    #[inline(always)]
+    /// `A = alpha u v^T`, or `A += alpha u v^T` with `add`, for an `M x K` matrix `A` (`u` has
+    /// `M` entries, `v` `K`): the weight gradient `dz x^T` of one sample, or with
+    /// `alpha = -lr` an SGD step on the weights.
     fn outer<const M: usize, const K: usize>(
         u: &[Self],
         v: &[Self],
         a: &mut [Self],
         alpha: Self,
         add: bool,
-    ) -> bool {
-        let _ = (u, v, a, alpha, add);
-        false
+    ) {
+        on_avx2_fma!(
+            a.len() >= const { M * K } && u.len() >= M && v.len() >= K,
+            // SAFETY: as in `gemv`: the features present, the lengths asserted.
+            unsafe { gemv::outer::<M, K>(u.as_ptr(), v.as_ptr(), a.as_mut_ptr(), alpha, add) }
+        )
     }
 }
 
-/// `f32`: the AVX2/FMA kernels, where the processor has them.
-impl Kernels for f32 {
-    #[inline(always)]
-    fn gemm(
-        shape: (usize, usize, usize),
-        a: &[f32],
-        a_strides: (usize, usize),
-        b: &[f32],
-        b_strides: (usize, usize),
-        c: &mut [f32],
-        ldc: usize,
-        alpha: f32,
-        accumulate: bool,
-    ) -> bool {
-        gemm::sgemm(shape, a, a_strides, b, b_strides, c, ldc, alpha, accumulate)
-    }
-    #[inline(always)]
-    fn gemv<const M: usize, const K: usize>(a: &[f32], x: &[f32], y: &mut [f32]) -> bool {
-        gemv::gemv::<M, K>(a, x, y)
-    }
-    #[inline(always)]
-    fn gemv_t<const M: usize, const K: usize>(a: &[f32], x: &[f32], y: &mut [f32]) -> bool {
-        gemv::gemv_t::<M, K>(a, x, y)
-    }
-    #[inline(always)]
-    fn gemv_t_outer<const M: usize, const K: usize>(
-        a: &mut [f32],
-        x: &[f32],
-        v: &[f32],
-        y: &mut [f32],
-        alpha: f32,
-    ) -> bool {
-        gemv::gemv_t_outer::<M, K>(a, x, v, y, alpha)
-    }
-    #[inline(always)]
-    fn outer<const M: usize, const K: usize>(
-        u: &[f32],
-        v: &[f32],
-        a: &mut [f32],
-        alpha: f32,
-        add: bool,
-    ) -> bool {
-        gemv::outer::<M, K>(u, v, a, alpha, add)
-    }
-}
+/// `f32` on other processors: no kernels, the portable loops.
+#[cfg(not(target_arch = "x86_64"))]
+impl Kernels for f32 {}
 
 /// `f64`: no kernels; the layer operations' portable loops serve it.
 impl Kernels for f64 {}
