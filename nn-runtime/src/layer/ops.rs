@@ -60,28 +60,19 @@ const fn weight_grad_transposed(out: usize, input: usize, batch: usize) -> bool 
 /// caller's branch the temporary of a `784 x 512` layer (1.6 MB) would overflow a small stack.
 #[inline]
 fn weight_grad_via_transpose<T: Real, const IN: usize, const OUT: usize, const B: usize>(
-    x: &SMatrix<T, IN, B>,
-    dz: &SMatrix<T, OUT, B>,
-    weight: &mut SMatrix<T, OUT, IN>,
+    x: &[T],
+    dz: &[T],
+    w: &mut [T],
     alpha: T,
     add: bool,
 ) -> bool {
     let mut t = SMatrix::<T, IN, OUT>::zeros();
     // x is `IN x B` with contiguous columns; dz^T's element (b, r) is dz[r + b * OUT].
-    let done = T::gemm(
-        (IN, B, OUT),
-        x.as_slice(),
-        (1, IN),
-        dz.as_slice(),
-        (OUT, 1),
-        t.as_mut_slice(),
-        IN,
-        alpha,
-        false,
-    );
+    let (a, b, c) = ((x, (1, IN)), (dz, (OUT, 1)), (t.as_mut_slice(), IN));
+    // `large` holds, as `weight_grad_transposed` requires: a test of constants, folded away.
+    let done = product((IN, B, OUT), a, b, c, alpha, false);
     if done {
         // W[r, i] = t[i, r].
-        let w = weight.as_mut_slice();
         for (r, column) in t.as_slice().chunks_exact(IN).enumerate() {
             for (i, &g) in column.iter().enumerate() {
                 let at = r + i * OUT;
@@ -134,7 +125,8 @@ fn weight_product<T: Real, const IN: usize, const OUT: usize, const B: usize>(
     if one_small(OUT, IN, B) {
         T::outer::<OUT, IN>(dz_all, x_all, weight.as_mut_slice(), alpha, add)
     } else if weight_grad_transposed(OUT, IN, B) {
-        weight_grad_via_transpose(x, dz, weight, alpha, add)
+        let w = weight.as_mut_slice();
+        weight_grad_via_transpose::<T, IN, OUT, B>(x_all, dz_all, w, alpha, add)
     } else {
         // x^T is read in place: element (b, i) of x^T is x[i + b * IN].
         let (a, b, c) = (
@@ -273,6 +265,7 @@ pub fn linear_update_sgd<T: Real, const IN: usize, const OUT: usize, const B: us
 /// [`linear_update_sgd`] for a layer whose input gradient the layer below needs: returns
 /// `dx = W^T dz`, computed from the weights before the step.
 #[inline(always)]
+#[must_use]
 pub fn linear_backward_sgd<T: Real, const IN: usize, const OUT: usize, const B: usize>(
     layer: &mut Linear<T, IN, OUT>,
     x: &SMatrix<T, IN, B>,

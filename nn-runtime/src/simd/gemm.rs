@@ -184,7 +184,7 @@ mod x86 {
             if rsa == 1 {
                 // SAFETY: this function's contract with `n == 1` and `rsa == 1`: columns of `A`
                 // contiguous, `csa` apart, `x` at stride `rsb`, `y` the one column of `C`.
-                return unsafe { gemv_n(m, k, a, csa, b, rsb, c, store) };
+                return unsafe { gemv_n((m, k), (a, csa), (b, rsb), c, store) };
             }
             if csa == 1 && rsb == 1 {
                 // SAFETY: this function's contract with `n == 1`, `csa == 1` and `rsb == 1`:
@@ -193,7 +193,7 @@ mod x86 {
             }
         }
         // SAFETY: `blocked` has this function's contract.
-        unsafe { blocked((m, k, n), a, (rsa, csa), b, (rsb, csb), c, ldc, store) }
+        unsafe { blocked((m, k, n), (a, rsa, csa), (b, rsb, csb), (c, ldc), store) }
     }
 
     /// [`sgemm`]'s general case, in a function of its own so that the matrix-vector cases do
@@ -203,21 +203,18 @@ mod x86 {
     /// As [`sgemm`].
     #[target_feature(enable = "avx2,fma")]
     #[inline(never)]
-    #[allow(clippy::too_many_arguments)]
     unsafe fn blocked(
         (m, k, n): (usize, usize, usize),
-        a: *const f32,
-        (rsa, csa): (usize, usize),
-        b: *const f32,
-        (rsb, csb): (usize, usize),
-        c: *mut f32,
-        ldc: usize,
+        (a, rsa, csa): (*const f32, usize, usize),
+        (b, rsb, csb): (*const f32, usize, usize),
+        (c, ldc): (*mut f32, usize),
         store: Store,
     ) {
         if rsa == 1 && m.is_multiple_of(MR) && m <= L1_FLOATS / 32 && n > 2 * NR {
+            let (a, b, c) = ((a, csa), (b, rsb, csb), (c, ldc));
             // SAFETY: this function's contract, with `rsa == 1` and `m` a multiple of 16, as
             // `blocked_by_columns` needs.
-            return unsafe { blocked_by_columns((m, k, n), a, csa, b, (rsb, csb), c, ldc, store) };
+            return unsafe { blocked_by_columns((m, k, n), a, b, c, store) };
         }
         // The packed panel: only the first `kc` columns of it are written, and only those are
         // read, so it needs no initialisation (16 KiB of zeroes per call would cost more than
@@ -227,11 +224,7 @@ mod x86 {
         let mut p0 = 0;
         while p0 < k {
             let kc = KC.min(k - p0);
-            // The first pass over k writes C (unless asked to add); later passes add.
-            let store = Store {
-                add: store.add || p0 > 0,
-                ..store
-            };
+            let store = store.pass(p0);
             let mut i0 = 0;
             while i0 < m {
                 let rows = MR.min(m - i0);
@@ -277,6 +270,16 @@ mod x86 {
     impl Store {
         fn new(alpha: f32, add: bool) -> Self {
             Store { alpha, add }
+        }
+
+        /// How the pass over `k` from `p0` stores: the first writes `C` (unless asked to
+        /// add), later passes add to what the earlier ones stored.
+        #[inline(always)]
+        fn pass(self, p0: usize) -> Self {
+            Store {
+                add: self.add || p0 > 0,
+                ..self
+            }
         }
 
         /// Stores eight sums at `out`: one multiply (exact for `alpha = 1`), or one fused
@@ -395,44 +398,31 @@ mod x86 {
     /// As [`sgemm`] with `rsa == 1` (`lda` for `csa`), and `m` a multiple of 16.
     #[target_feature(enable = "avx2,fma")]
     #[inline(never)]
-    #[allow(clippy::too_many_arguments)]
     unsafe fn blocked_by_columns(
         (m, k, n): (usize, usize, usize),
-        a: *const f32,
-        lda: usize,
-        b: *const f32,
-        (rsb, csb): (usize, usize),
-        c: *mut f32,
-        ldc: usize,
+        (a, lda): (*const f32, usize),
+        (b, rsb, csb): (*const f32, usize, usize),
+        (c, ldc): (*mut f32, usize),
         store: Store,
     ) {
         let depth = (L1_FLOATS / m).min(KC);
         let mut p0 = 0;
         while p0 < k {
             let kc = depth.min(k - p0);
-            let store = Store {
-                add: store.add || p0 > 0,
-                ..store
-            };
-            let mut j0 = 0;
-            while j0 < n {
+            let store = store.pass(p0);
+            for j0 in (0..n).step_by(NR) {
                 let nr = NR.min(n - j0);
-                let mut i0 = 0;
-                while i0 < m {
+                for i0 in (0..m).step_by(MR) {
                     // SAFETY: `i0 < m`, `p0 < k`, `j0 < n`: the blocks start inside `A`, `B`
                     // and `C`, and as `m` is a multiple of 16 every block has its 16 rows of
                     // `A` and `C`, read in place; `kc` steps and `nr` columns stay inside `k`
                     // and `n`.
                     unsafe {
-                        let ap = a.add(i0 + p0 * lda);
-                        let bp = b.add(p0 * rsb + j0 * csb);
+                        let (ap, bp) = (a.add(i0 + p0 * lda), b.add(p0 * rsb + j0 * csb));
                         let c = c.add(j0 * ldc + i0);
-                        let s = (rsb, csb);
-                        block_of_width!(nr, kc, ap, lda, bp, s, c, ldc, store, MR);
+                        block_of_width!(nr, kc, ap, lda, bp, (rsb, csb), c, ldc, store, MR);
                     }
-                    i0 += MR;
                 }
-                j0 += nr;
             }
             p0 += kc;
         }
@@ -565,14 +555,10 @@ mod x86 {
     /// writes.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    #[allow(clippy::too_many_arguments)]
     unsafe fn gemv_n(
-        m: usize,
-        k: usize,
-        a: *const f32,
-        lda: usize,
-        x: *const f32,
-        incx: usize,
+        (m, k): (usize, usize),
+        (a, lda): (*const f32, usize),
+        (x, incx): (*const f32, usize),
         y: *mut f32,
         store: Store,
     ) {
@@ -584,10 +570,10 @@ mod x86 {
             unsafe {
                 let (a, y) = (a.add(i0), y.add(i0));
                 match rows.div_ceil(8) {
-                    4 => gemv_n_rows::<4>(k, a, lda, x, incx, y, store, rows),
-                    3 => gemv_n_rows::<3>(k, a, lda, x, incx, y, store, rows),
-                    2 => gemv_n_rows::<2>(k, a, lda, x, incx, y, store, rows),
-                    _ => gemv_n_rows::<1>(k, a, lda, x, incx, y, store, rows),
+                    4 => gemv_n_rows::<4>(k, (a, lda), (x, incx), y, store, rows),
+                    3 => gemv_n_rows::<3>(k, (a, lda), (x, incx), y, store, rows),
+                    2 => gemv_n_rows::<2>(k, (a, lda), (x, incx), y, store, rows),
+                    _ => gemv_n_rows::<1>(k, (a, lda), (x, incx), y, store, rows),
                 }
             }
             i0 += rows;
@@ -601,13 +587,10 @@ mod x86 {
     /// As [`gemv_n`] for `rows` rows (more than `8 (V - 1)`, at most `8 V`).
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    #[allow(clippy::too_many_arguments)]
     unsafe fn gemv_n_rows<const V: usize>(
         k: usize,
-        a: *const f32,
-        lda: usize,
-        x: *const f32,
-        incx: usize,
+        (a, lda): (*const f32, usize),
+        (x, incx): (*const f32, usize),
         y: *mut f32,
         store: Store,
         rows: usize,

@@ -76,11 +76,7 @@ unsafe fn store(p: *mut f32, rows: usize, v: __m256) {
 /// `y` for reads and writes of `M`.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-pub(super) unsafe fn gemv<const M: usize, const K: usize>(
-    a: *const f32,
-    x: *const f32,
-    y: *mut f32,
-) {
+pub unsafe fn gemv<const M: usize, const K: usize>(a: *const f32, x: *const f32, y: *mut f32) {
     if M < 8 && 8 % M == 0 {
         // SAFETY: this function's own contract, and `M` divides 8, as `gemv_short` needs.
         return unsafe { gemv_short::<M, K>(a, x, y) };
@@ -164,26 +160,21 @@ unsafe fn gemv_rows<const V: usize, const C: usize, const M: usize, const K: usi
     }
 }
 
-/// See [`Kernels::gemv_t`](super::Kernels::gemv_t): eight outputs at a time, each a dot product down one column of
-/// `A`, the eight reduced together by a transpose of horizontal adds.
+/// See [`Kernels::gemv_t`](super::Kernels::gemv_t): eight outputs at a time, each a dot
+/// product down one column of `A`, the eight reduced together by a transpose of horizontal
+/// adds.
 ///
 /// # Safety
 /// The processor has AVX2 and FMA. `a` is valid for reads of `M * K` floats, `x` of `M`, and
 /// `y` for writes of `K`.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-pub(super) unsafe fn gemv_t<const M: usize, const K: usize>(
-    a: *const f32,
-    x: *const f32,
-    y: *mut f32,
-) {
+pub unsafe fn gemv_t<const M: usize, const K: usize>(a: *const f32, x: *const f32, y: *mut f32) {
     if M < 8 && 8 % M == 0 {
         // SAFETY: this function's own contract, and `M` divides 8, as `gemv_t_short` needs.
         return unsafe { gemv_t_short::<M, K>(a, x, y) };
     }
-    let mut c0 = 0;
-    while c0 < K {
-        let outputs = (K - c0).min(8);
+    let dots = |c0: usize, outputs: usize| {
         let mut acc = [_mm256_setzero_ps(); 8];
         let mut r = 0;
         while r < M {
@@ -199,30 +190,52 @@ pub(super) unsafe fn gemv_t<const M: usize, const K: usize>(
             }
             r += 8;
         }
+        acc
+    };
+    // SAFETY: the features and `y` are this function's contract; `dots` reads inside `a` and
+    // `x` for every group of outputs.
+    unsafe { by_eight_outputs::<K>(y, dots) }
+}
+
+/// For each group of up to eight outputs `c0 .. c0 + outputs` of `K`, stores at `y + c0` the
+/// sums of the lanes of the eight vectors `dots(c0, outputs)` gives (partial dot products),
+/// reduced together by [`reduce8`]: the frame [`gemv_t`] and [`gemv_t_outer`] share.
+///
+/// # Safety
+/// The processor has AVX2 and FMA, and `y` is valid for writes of `K` floats.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn by_eight_outputs<const K: usize>(
+    y: *mut f32,
+    mut dots: impl FnMut(usize, usize) -> [__m256; 8],
+) {
+    let mut c0 = 0;
+    while c0 < K {
+        let outputs = (K - c0).min(8);
+        let acc = dots(c0, outputs);
         // SAFETY: `c0 < K` and `outputs = min(K - c0, 8)`: inside `y`.
         unsafe { store(y.add(c0), outputs, reduce8(acc)) };
         c0 += 8;
     }
 }
 
-/// See [`Kernels::gemv_t_outer`](super::Kernels::gemv_t_outer): eight columns of `A` at a time, as in [`gemv_t`], each
-/// vector of a column updated and stored right after it was used for the dot product.
+/// See [`Kernels::gemv_t_outer`](super::Kernels::gemv_t_outer): eight columns of `A` at a
+/// time, as in [`gemv_t`], each vector of a column updated and stored right after it was used
+/// for the dot product.
 ///
 /// # Safety
 /// The processor has AVX2 and FMA. `M` is a multiple of 8; `a` is valid for reads and writes of
 /// `M * K` floats, `x` for reads of `M`, `v` of `K`, and `y` for writes of `K`.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-pub(super) unsafe fn gemv_t_outer<const M: usize, const K: usize>(
+pub unsafe fn gemv_t_outer<const M: usize, const K: usize>(
     a: *mut f32,
     x: *const f32,
     v: *const f32,
     y: *mut f32,
     alpha: f32,
 ) {
-    let mut c0 = 0;
-    while c0 < K {
-        let outputs = (K - c0).min(8);
+    let dots = |c0: usize, outputs: usize| {
         let mut acc = [_mm256_setzero_ps(); 8];
         for (c, acc) in acc.iter_mut().enumerate().take(outputs) {
             // SAFETY: `c0 + c < K`, so `v + c0 + c` is inside `v` and the column inside `a`;
@@ -239,21 +252,22 @@ pub(super) unsafe fn gemv_t_outer<const M: usize, const K: usize>(
                 }
             }
         }
-        // SAFETY: `c0 < K` and `outputs = min(K - c0, 8)`: inside `y`.
-        unsafe { store(y.add(c0), outputs, reduce8(acc)) };
-        c0 += 8;
-    }
+        acc
+    };
+    // SAFETY: the features and `y` are this function's contract; `dots` reads and writes
+    // inside `a`, `x` and `v` for every group of outputs.
+    unsafe { by_eight_outputs::<K>(y, dots) }
 }
 
-/// See [`Kernels::outer`](super::Kernels::outer): column `j` of `A` is `u` times `alpha v(j)`, whole vectors and
-/// then the last `M % 8` rows one by one.
+/// See [`Kernels::outer`](super::Kernels::outer): column `j` of `A` is `u` times
+/// `alpha v(j)`, whole vectors and then the last `M % 8` rows one by one.
 ///
 /// # Safety
 /// The processor has AVX2 and FMA. `u` is valid for reads of `M` floats, `v` of `K`, and `a`
 /// for reads and writes of `M * K`.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-pub(super) unsafe fn outer<const M: usize, const K: usize>(
+pub unsafe fn outer<const M: usize, const K: usize>(
     u: *const f32,
     v: *const f32,
     a: *mut f32,
@@ -513,6 +527,14 @@ mod tests {
         (got as f64 - want).abs() <= 1e-5 * (1.0 + want.abs())
     }
 
+    /// `got[i]` against `want(i)`, for every `i`.
+    fn assert_close(what: &str, got: &[f32], want: impl Fn(usize) -> f64) {
+        for (i, &got) in got.iter().enumerate() {
+            let want = want(i);
+            assert!(close(got, want), "{what} {i}: {got} vs {want}");
+        }
+    }
+
     /// Every kernel against the definition for one shape; nothing written past the end.
     fn check<const M: usize, const K: usize>() {
         if !has_avx2_fma() {
@@ -523,32 +545,18 @@ mod tests {
         let mut y = values(M + 1, 4);
         let before = y.clone();
         assert!(<f32 as Kernels>::gemv::<M, K>(&a, &x, &mut y[..M]));
-        for i in 0..M {
-            let want = before[i] as f64
-                + (0..K)
-                    .map(|p| a[i + p * M] as f64 * x[p] as f64)
-                    .sum::<f64>();
-            assert!(
-                close(y[i], want),
-                "gemv {M}x{K} row {i}: {} vs {want}",
-                y[i]
-            );
-        }
+        assert_close(&format!("gemv {M}x{K} row"), &y[..M], |i| {
+            let products = (0..K).map(|p| a[i + p * M] as f64 * x[p] as f64);
+            before[i] as f64 + products.sum::<f64>()
+        });
         assert_eq!(y[M], before[M]);
         // y = A^T u
         let mut y = values(K + 1, 5);
         let guard = y[K];
         assert!(<f32 as Kernels>::gemv_t::<M, K>(&a, &u, &mut y[..K]));
-        for p in 0..K {
-            let want = (0..M)
-                .map(|i| a[i + p * M] as f64 * u[i] as f64)
-                .sum::<f64>();
-            assert!(
-                close(y[p], want),
-                "gemv_t {M}x{K} column {p}: {} vs {want}",
-                y[p]
-            );
-        }
+        assert_close(&format!("gemv_t {M}x{K} column"), &y[..K], |p| {
+            (0..M).map(|i| a[i + p * M] as f64 * u[i] as f64).sum()
+        });
         assert_eq!(y[K], guard);
         // y = A^T u, then A += alpha u x^T, in one pass (where M allows).
         let mut c = values(M * K + 1, 6);
