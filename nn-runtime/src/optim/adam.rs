@@ -391,56 +391,33 @@ impl<T: Real> AdamW<T> {
 mod tests {
     use super::*;
     use crate::optim::RmsProp;
-    use crate::optim::tests::step1;
+    use crate::optim::tests::{step1, trajectory};
     use approx::assert_relative_eq;
 
     #[test]
-    fn adam_first_step_moves_by_lr_times_sign() {
-        // m = 0.1 g, v = 0.001 g^2: after bias correction m/(sqrt(v)) = g / |g|.
-        let mut opt = Adam::new(0.1);
-        let mut p = 1.0;
-        step1(&mut opt, &mut p, 0.5);
-        assert_relative_eq!(p, 1.0 - 0.1 * 0.5 / (0.5 + 1e-8), epsilon = 1e-15);
-    }
-
-    #[test]
     fn adam_second_step_by_hand() {
-        let mut opt = Adam::new(0.1).betas(0.5, 0.75).eps(0.01);
-        let mut p = 1.0;
-        step1(&mut opt, &mut p, 1.0);
         // m = 0.5, v = 0.25; bc1 = 0.5, bc2 = 0.25: p = 1 - 0.2 * 0.5 / (0.5 / 0.5 + 0.01).
         let p1 = 1.0 - 0.2 * 0.5 / (1.0 + 0.01);
-        assert_relative_eq!(p, p1, epsilon = 1e-15);
-        step1(&mut opt, &mut p, -2.0);
         // m = 0.25 - 1 = -0.75, v = 0.1875 + 1 = 1.1875; bc1 = 0.75, bc2 = 0.4375.
         let p2 = p1 - (0.1 / 0.75) * -0.75 / (1.1875f64.sqrt() / 0.4375f64.sqrt() + 0.01);
-        assert_relative_eq!(p, p2, epsilon = 1e-15);
+        let opt = Adam::new(0.1).betas(0.5, 0.75).eps(0.01);
+        trajectory(opt, 1.0, &[(1.0, p1), (-2.0, p2)], 1e-15);
     }
 
     #[test]
     fn adam_weight_decay_is_l2_and_adamw_decays_the_parameter() {
         // Adam: g = 0.5 + 0.1 * 1 = 0.6 feeds the moments; the first step still moves by lr.
-        let mut adam = Adam::new(0.1).weight_decay(0.1);
-        let mut p = 1.0;
-        step1(&mut adam, &mut p, 0.5);
-        assert_relative_eq!(p, 1.0 - 0.1 * 0.6 / (0.6 + 1e-8), epsilon = 1e-15);
+        let adam = Adam::new(0.1).weight_decay(0.1);
+        trajectory(adam, 1.0, &[(0.5, 1.0 - 0.1 * 0.6 / (0.6 + 1e-8))], 1e-15);
         // AdamW: p = 1 * (1 - 0.1 * 0.1) first, then the plain Adam step on g = 0.5.
-        let mut adamw = AdamW::new(0.1).weight_decay(0.1);
-        let mut p = 1.0;
-        step1(&mut adamw, &mut p, 0.5);
-        assert_relative_eq!(p, 0.99 - 0.1 * 0.5 / (0.5 + 1e-8), epsilon = 1e-15);
+        let adamw = AdamW::new(0.1).weight_decay(0.1);
+        trajectory(adamw, 1.0, &[(0.5, 0.99 - 0.1 * 0.5 / (0.5 + 1e-8))], 1e-15);
     }
 
     #[test]
     fn adamw_default_weight_decay_is_one_hundredth() {
-        let mut opt = AdamW::new(0.1);
-        let mut p = 2.0;
-        step1(&mut opt, &mut p, 0.5);
-        assert_relative_eq!(
-            p,
-            2.0 * (1.0 - 0.1 * 0.01) - 0.1 * 0.5 / (0.5 + 1e-8),
-            epsilon = 1e-15
-        );
+        let p1 = 2.0 * (1.0 - 0.1 * 0.01) - 0.1 * 0.5 / (0.5 + 1e-8);
+        trajectory(AdamW::new(0.1), 2.0, &[(0.5, p1)], 1e-15);
     }
 
     #[test]
@@ -532,30 +509,23 @@ mod tests {
     /// betas to the power of the step, as torch's do.
     #[test]
     fn adam_builders_between_steps_take_effect() {
-        let mut opt = Adam::new(0.1).betas(0.5, 0.75).eps(0.01);
-        let mut p = 1.0;
-        step1(&mut opt, &mut p, 1.0);
         let p1 = 1.0 - 0.2 * 0.5 / (1.0 + 0.01);
-        opt = opt.betas(0.6, 0.8).eps(0.1);
-        step1(&mut opt, &mut p, -2.0);
         // m = 0.5 + 0.4 * (-2 - 0.5) = -0.5, v = 0.25 * 0.8 + 0.2 * 4 = 1;
         // bc1 = 1 - 0.6^2 = 0.64, bc2 = 1 - 0.8^2 = 0.36.
         let p2 = p1 - (0.1 / 0.64) * -0.5 / (1.0 / 0.36f64.sqrt() + 0.1);
-        assert_relative_eq!(p, p2, epsilon = 1e-15);
+        let opt = Adam::new(0.1).betas(0.5, 0.75).eps(0.01);
+        let (opt, p) = trajectory(opt, 1.0, &[(1.0, p1)], 1e-15);
+        trajectory(opt.betas(0.6, 0.8).eps(0.1), p, &[(-2.0, p2)], 1e-15);
 
-        let mut opt = AdamW::new(0.1).weight_decay(0.0);
-        let mut p = 1.0;
-        step1(&mut opt, &mut p, 1.0);
-        assert_relative_eq!(p, 1.0 - 0.1 / (1.0 + 1e-8), epsilon = 1e-15);
-        opt = opt.weight_decay(0.5);
+        let opt = AdamW::new(0.1).weight_decay(0.0);
+        let (opt, p) = trajectory(opt, 1.0, &[(1.0, 1.0 - 0.1 / (1.0 + 1e-8))], 1e-15);
+        // The second step decays the parameter by 1 - lr * 0.5 before the same Adam step.
         let mut undecayed = AdamW::new(0.1).weight_decay(0.0);
         let mut q = 1.0;
         step1(&mut undecayed, &mut q, 1.0);
         let mut q_decayed = q * (1.0 - 0.1 * 0.5);
         step1(&mut undecayed, &mut q_decayed, 1.0);
-        step1(&mut opt, &mut p, 1.0);
-        // The second step decays the parameter by 1 - lr * 0.5 before the same Adam step.
-        assert_relative_eq!(p, q_decayed, epsilon = 1e-15);
+        trajectory(opt.weight_decay(0.5), p, &[(1.0, q_decayed)], 1e-15);
     }
 
     #[test]

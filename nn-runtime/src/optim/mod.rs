@@ -46,6 +46,7 @@ pub use rmsprop::RmsProp;
 pub use sgd::Sgd;
 
 use crate::real::Real;
+use crate::simd::fast;
 
 /// An update rule applied to every parameter tensor of one network.
 pub trait Optimizer<T: Real> {
@@ -65,6 +66,29 @@ pub trait Optimizer<T: Real> {
 }
 
 // Shared machinery: lazily allocated per-element state and the loop over every element.
+
+/// Defines builder methods `fn field(mut self, field: Type) -> Self`, each of which runs its
+/// check (a block that panics, naming the optimizer, on an argument torch would refuse) and
+/// then sets the field of the same name: the shape every optimizer's builders share.
+/// `#[track_caller]`, so that a panic points at the caller's builder chain.
+macro_rules! setters {
+    ($(
+        $(#[$doc:meta])*
+        fn $field:ident($this:ident, $ty:ty) $check:block
+    )*) => {
+        $(
+            $(#[$doc])*
+            #[must_use]
+            #[track_caller]
+            pub fn $field(mut $this, $field: $ty) -> Self {
+                $check
+                $this.$field = $field;
+                $this
+            }
+        )*
+    };
+}
+use setters;
 
 /// Per-element optimizer state for every tensor of one network, and the step count.
 ///
@@ -217,22 +241,27 @@ impl<S> State<S> {
     }
 }
 
-/// Calls `update(param, grad, state)` on every element of every tensor.
+/// Calls `update(param, grad, state, k)` on every element of every tensor, `k` the step's
+/// constants, in a loop compiled
+/// for AVX2 and FMA where the processor has them (see [`fast`]).
 ///
 /// Mismatched lengths are a broken contract; zipping stops at the shorter list rather than
 /// panicking, since a training loop must never panic inside `step`.
 #[inline(always)]
-fn for_each_element<T: Real, S>(
+fn for_each_element<T: Real, S, K>(
     params: &mut [&mut [T]],
     grads: &[&[T]],
     state: &mut [Runs<S>],
-    mut update: impl FnMut(&mut T, T, &mut S),
+    k: &K,
+    update: impl Fn(&mut T, T, &mut S, &K),
 ) {
-    for ((p, g), s) in params.iter_mut().zip(grads).zip(state) {
-        for ((p, &g), s) in p.iter_mut().zip(g.iter()).zip(s.first_mut()) {
-            update(p, g, s);
+    fast(|| {
+        for ((p, g), s) in params.iter_mut().zip(grads).zip(state) {
+            for ((p, &g), s) in p.iter_mut().zip(g.iter()).zip(s.first_mut()) {
+                update(p, g, s, k);
+            }
         }
-    }
+    });
 }
 
 /// The gradient with L2 weight decay folded in: torch's `grad.add(param, alpha=weight_decay)`.
@@ -286,6 +315,23 @@ mod tests {
         *p = tensor[0];
     }
 
+    /// Steps `opt` on a single one-element tensor from `p`, one gradient at a time, and checks
+    /// the parameter after each step against the `(gradient, expected)` pairs, to `epsilon`;
+    /// returns the optimizer and the parameter, to step on or look into.
+    pub(super) fn trajectory<O: Optimizer<f64>>(
+        mut opt: O,
+        mut p: f64,
+        steps: &[(f64, f64)],
+        epsilon: f64,
+    ) -> (O, f64) {
+        for (i, &(g, want)) in steps.iter().enumerate() {
+            step1(&mut opt, &mut p, g);
+            let close = approx::relative_eq!(p, want, epsilon = epsilon);
+            assert!(close, "step {}: {p} against {want}", i + 1);
+        }
+        (opt, p)
+    }
+
     /// Every run of a tensor's state starts on a cache line (for values that divide one),
     /// in the original and in a clone, and a clone keeps the values.
     #[test]
@@ -314,6 +360,17 @@ mod tests {
         let runs = Runs::<[f32; 3]>::zeroed(7, 1);
         assert_eq!(runs.buf.len(), 7);
         assert_eq!(runs.clone().run(0), runs.run(0));
+    }
+
+    /// The first step of each optimizer with state, by hand.
+    #[test]
+    fn first_steps_by_hand() {
+        // Adam: m = 0.1 g, v = 0.001 g^2: after bias correction m / sqrt(v) = g / |g|.
+        let adam = 1.0 - 0.1 * 0.5 / (0.5 + 1e-8);
+        trajectory(Adam::new(0.1), 1.0, &[(0.5, adam)], 1e-15);
+        // RMSprop: s = 0.01 g^2 = 0.0025, d = 0.05 + eps.
+        let rmsprop = 1.0 - 0.01 * 0.5 / (0.05 + 1e-8);
+        trajectory(RmsProp::new(0.01), 1.0, &[(0.5, rmsprop)], 1e-15);
     }
 
     #[test]

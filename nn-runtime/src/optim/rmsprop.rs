@@ -1,8 +1,9 @@
 //! RMSprop.
 
-use super::{Optimizer, State, check_non_negative, for_each_element, lerp, one_minus, with_l2};
+use super::{
+    Optimizer, State, check_non_negative, for_each_element, lerp, one_minus, setters, with_l2,
+};
 use crate::real::Real;
-use crate::simd::fast;
 
 /// RMSprop, as `torch.optim.RMSprop(params, lr, alpha=0.99, eps=1e-8, weight_decay=0,
 /// momentum=0, centered=False)`.
@@ -60,60 +61,34 @@ impl<T: Real> RmsProp<T> {
         }
     }
 
-    /// Sets the smoothing constant of the averages (torch's `alpha`, default `0.99`).
-    ///
-    /// # Panics
-    /// If `alpha` is negative or NaN (torch checks only `alpha >= 0`).
-    #[must_use]
-    #[track_caller]
-    pub fn alpha(mut self, alpha: T) -> Self {
-        check_non_negative(alpha, "RmsProp", "alpha");
-        self.alpha = alpha;
-        self
-    }
+    setters! {
+        /// Sets the smoothing constant of the averages (torch's `alpha`, default `0.99`).
+        ///
+        /// # Panics
+        /// If `alpha` is negative or NaN (torch checks only `alpha >= 0`).
+        fn alpha(self, T) { check_non_negative(alpha, "RmsProp", "alpha") }
 
-    /// Sets the term added to the denominator (torch's `eps`, default `1e-8`).
-    ///
-    /// # Panics
-    /// If `eps` is negative or NaN.
-    #[must_use]
-    #[track_caller]
-    pub fn eps(mut self, eps: T) -> Self {
-        check_non_negative(eps, "RmsProp", "eps");
-        self.eps = eps;
-        self
-    }
+        /// Sets the term added to the denominator (torch's `eps`, default `1e-8`).
+        ///
+        /// # Panics
+        /// If `eps` is negative or NaN.
+        fn eps(self, T) { check_non_negative(eps, "RmsProp", "eps") }
 
-    /// Sets the L2 penalty added to the gradient (torch's `weight_decay`, default 0).
-    ///
-    /// # Panics
-    /// If `weight_decay` is negative or NaN.
-    #[must_use]
-    #[track_caller]
-    pub fn weight_decay(mut self, weight_decay: T) -> Self {
-        check_non_negative(weight_decay, "RmsProp", "weight_decay");
-        self.weight_decay = weight_decay;
-        self
-    }
+        /// Sets the L2 penalty added to the gradient (torch's `weight_decay`, default 0).
+        ///
+        /// # Panics
+        /// If `weight_decay` is negative or NaN.
+        fn weight_decay(self, T) { check_non_negative(weight_decay, "RmsProp", "weight_decay") }
 
-    /// Sets the momentum factor (torch's `momentum`, default 0).
-    ///
-    /// # Panics
-    /// If `momentum` is negative or NaN.
-    #[must_use]
-    #[track_caller]
-    pub fn momentum(mut self, momentum: T) -> Self {
-        check_non_negative(momentum, "RmsProp", "momentum");
-        self.momentum = momentum;
-        self
-    }
+        /// Sets the momentum factor (torch's `momentum`, default 0).
+        ///
+        /// # Panics
+        /// If `momentum` is negative or NaN.
+        fn momentum(self, T) { check_non_negative(momentum, "RmsProp", "momentum") }
 
-    /// Normalises by an estimate of the gradient's variance instead of its second moment
-    /// (torch's `centered`, default off).
-    #[must_use]
-    pub fn centered(mut self, centered: bool) -> Self {
-        self.centered = centered;
-        self
+        /// Normalises by an estimate of the gradient's variance instead of its second moment
+        /// (torch's `centered`, default off).
+        fn centered(self, bool) {}
     }
 }
 
@@ -166,50 +141,32 @@ impl<T: Real> Optimizer<T> for RmsProp<T> {
             momentum: self.momentum,
             centered: self.centered,
         };
-        fast(|| {
-            for_each_element(params, grads, &mut self.state.tensors, |p, g, s| {
-                rmsprop_element(p, g, s, &k)
-            })
-        });
+        for_each_element(params, grads, &mut self.state.tensors, &k, rmsprop_element);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::optim::tests::step1;
-    use approx::assert_relative_eq;
-
-    #[test]
-    fn rmsprop_first_step_by_hand() {
-        // s = 0.01 g^2 = 0.0025, d = 0.05 + eps.
-        let mut opt = RmsProp::new(0.01);
-        let mut p = 1.0;
-        step1(&mut opt, &mut p, 0.5);
-        assert_relative_eq!(p, 1.0 - 0.01 * 0.5 / (0.05 + 1e-8), epsilon = 1e-15);
-    }
+    use crate::optim::tests::trajectory;
 
     #[test]
     fn rmsprop_centered_momentum_weight_decay_over_two_steps() {
-        let mut opt = RmsProp::new(0.01)
+        let opt = RmsProp::new(0.01)
             .alpha(0.9)
             .momentum(0.5)
             .centered(true)
             .weight_decay(0.5);
-        let mut p = 1.0;
         // Step 1: g = 0.5 + 0.5 = 1; s = 0.1, a = 0.1, d = sqrt(0.1 - 0.01) + eps;
         // b = 1 / d; p = 1 - 0.01 b.
-        step1(&mut opt, &mut p, 0.5);
         let d1 = 0.09f64.sqrt() + 1e-8;
         let b1 = 1.0 / d1;
         let p1 = 1.0 - 0.01 * b1;
-        assert_relative_eq!(p, p1, epsilon = 1e-14);
         // Step 2: g = -1 + 0.5 p1; s = 0.09 + 0.1 g^2; a = 0.09 + 0.1 g.
-        step1(&mut opt, &mut p, -1.0);
         let g = -1.0 + 0.5 * p1;
         let (s, a) = (0.09 + 0.1 * g * g, 0.09 + 0.1 * g);
         let b2 = 0.5 * b1 + g / ((s - a * a).sqrt() + 1e-8);
-        assert_relative_eq!(p, p1 - 0.01 * b2, epsilon = 1e-14);
+        trajectory(opt, 1.0, &[(0.5, p1), (-1.0, p1 - 0.01 * b2)], 1e-14);
     }
 
     #[test]

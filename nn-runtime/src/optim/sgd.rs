@@ -1,6 +1,6 @@
 //! Stochastic gradient descent.
 
-use super::{Optimizer, State, check_non_negative, for_each_element, one_minus, with_l2};
+use super::{Optimizer, State, check_non_negative, for_each_element, one_minus, setters, with_l2};
 use crate::real::Real;
 use crate::simd::fast;
 
@@ -49,69 +49,53 @@ impl<T: Real> Sgd<T> {
         }
     }
 
-    /// Sets the momentum factor (torch's `momentum`, default 0).
-    ///
-    /// # Panics
-    /// If `momentum` is negative or NaN, or zero while Nesterov momentum is on.
-    #[must_use]
-    #[track_caller]
-    pub fn momentum(mut self, momentum: T) -> Self {
-        check_non_negative(momentum, "Sgd", "momentum");
-        assert!(
-            !self.nesterov || momentum > T::zero(),
-            "Sgd: Nesterov momentum requires a momentum > 0, got {momentum}"
-        );
-        self.momentum = momentum;
-        self
-    }
+    setters! {
+        /// Sets the momentum factor (torch's `momentum`, default 0).
+        ///
+        /// # Panics
+        /// If `momentum` is negative or NaN, or zero while Nesterov momentum is on.
+        fn momentum(self, T) {
+            check_non_negative(momentum, "Sgd", "momentum");
+            assert!(
+                !self.nesterov || momentum > T::zero(),
+                "Sgd: Nesterov momentum requires a momentum > 0, got {momentum}"
+            );
+        }
 
-    /// Sets the dampening of the momentum (torch's `dampening`, default 0). Torch applies it
-    /// from the second step on: the first step starts the buffer at the plain gradient.
-    ///
-    /// # Panics
-    /// If it is non-zero while Nesterov momentum is on (torch requires zero dampening).
-    #[must_use]
-    #[track_caller]
-    pub fn dampening(mut self, dampening: T) -> Self {
-        assert!(
-            !self.nesterov || dampening == T::zero(),
-            "Sgd: Nesterov momentum requires zero dampening, got {dampening}"
-        );
-        self.dampening = dampening;
-        self
-    }
+        /// Sets the dampening of the momentum (torch's `dampening`, default 0). Torch applies
+        /// it from the second step on: the first step starts the buffer at the plain gradient.
+        ///
+        /// # Panics
+        /// If it is non-zero while Nesterov momentum is on (torch requires zero dampening).
+        fn dampening(self, T) {
+            assert!(
+                !self.nesterov || dampening == T::zero(),
+                "Sgd: Nesterov momentum requires zero dampening, got {dampening}"
+            );
+        }
 
-    /// Turns Nesterov momentum on or off (torch's `nesterov`, default off).
-    ///
-    /// Torch accepts Nesterov momentum only with a positive momentum and zero dampening; so
-    /// set `.momentum(m)` first: `Sgd::new(0.1).momentum(0.9).nesterov(true)`.
-    ///
-    /// # Panics
-    /// If `nesterov` is true while the momentum is zero or the dampening is non-zero.
-    #[must_use]
-    #[track_caller]
-    pub fn nesterov(mut self, nesterov: bool) -> Self {
-        assert!(
-            !nesterov || (self.momentum > T::zero() && self.dampening == T::zero()),
-            "Sgd: Nesterov momentum requires a momentum > 0 and zero dampening \
-             (got momentum {}, dampening {}); call .momentum(m) before .nesterov(true)",
-            self.momentum,
-            self.dampening
-        );
-        self.nesterov = nesterov;
-        self
-    }
+        /// Turns Nesterov momentum on or off (torch's `nesterov`, default off).
+        ///
+        /// Torch accepts Nesterov momentum only with a positive momentum and zero dampening;
+        /// so set `.momentum(m)` first: `Sgd::new(0.1).momentum(0.9).nesterov(true)`.
+        ///
+        /// # Panics
+        /// If `nesterov` is true while the momentum is zero or the dampening is non-zero.
+        fn nesterov(self, bool) {
+            assert!(
+                !nesterov || (self.momentum > T::zero() && self.dampening == T::zero()),
+                "Sgd: Nesterov momentum requires a momentum > 0 and zero dampening \
+                 (got momentum {}, dampening {}); call .momentum(m) before .nesterov(true)",
+                self.momentum,
+                self.dampening
+            );
+        }
 
-    /// Sets the L2 penalty added to the gradient (torch's `weight_decay`, default 0).
-    ///
-    /// # Panics
-    /// If `weight_decay` is negative or NaN.
-    #[must_use]
-    #[track_caller]
-    pub fn weight_decay(mut self, weight_decay: T) -> Self {
-        check_non_negative(weight_decay, "Sgd", "weight_decay");
-        self.weight_decay = weight_decay;
-        self
+        /// Sets the L2 penalty added to the gradient (torch's `weight_decay`, default 0).
+        ///
+        /// # Panics
+        /// If `weight_decay` is negative or NaN.
+        fn weight_decay(self, T) { check_non_negative(weight_decay, "Sgd", "weight_decay") }
     }
 }
 
@@ -191,61 +175,44 @@ impl<T: Real> Optimizer<T> for Sgd<T> {
         self.buffers.fit(params, 1);
         k.first = self.buffers.step == 0;
         self.buffers.step += 1;
-        fast(|| {
-            for_each_element(params, grads, &mut self.buffers.tensors, |p, g, b| {
-                sgd_momentum_element(p, g, b, &k)
-            })
-        });
+        let buffers = &mut self.buffers.tensors;
+        for_each_element(params, grads, buffers, &k, sgd_momentum_element);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::optim::tests::step1;
-    use approx::assert_relative_eq;
+    use crate::optim::tests::trajectory;
 
     #[test]
     fn sgd_plain_step_is_p_minus_lr_g() {
-        let mut opt = Sgd::new(0.1);
-        let mut p = 1.0;
-        step1(&mut opt, &mut p, 0.5);
-        assert_relative_eq!(p, 1.0 - 0.1 * 0.5, epsilon = 1e-15);
+        let (opt, _) = trajectory(Sgd::new(0.1), 1.0, &[(0.5, 1.0 - 0.1 * 0.5)], 1e-15);
         // Without momentum no state is kept.
         assert!(opt.buffers.tensors.is_empty());
     }
 
     #[test]
     fn sgd_weight_decay_adds_wd_p_to_the_gradient() {
-        let mut opt = Sgd::new(0.1).weight_decay(0.2);
-        let mut p = 2.0;
-        step1(&mut opt, &mut p, 0.5);
         // g = 0.5 + 0.2 * 2 = 0.9
-        assert_relative_eq!(p, 2.0 - 0.1 * 0.9, epsilon = 1e-15);
+        let opt = Sgd::new(0.1).weight_decay(0.2);
+        trajectory(opt, 2.0, &[(0.5, 2.0 - 0.1 * 0.9)], 1e-15);
     }
 
     #[test]
     fn sgd_momentum_with_dampening_over_two_steps() {
-        let mut opt = Sgd::new(0.1).momentum(0.9).dampening(0.1);
-        let mut p = 1.0;
         // Step 1: the buffer is the gradient, undampened: b = 0.5, p = 1 - 0.05.
-        step1(&mut opt, &mut p, 0.5);
-        assert_relative_eq!(p, 0.95, epsilon = 1e-15);
         // Step 2: b = 0.9 * 0.5 + 0.9 * 0.2 = 0.63, p = 0.95 - 0.063.
-        step1(&mut opt, &mut p, 0.2);
-        assert_relative_eq!(p, 0.887, epsilon = 1e-15);
+        let opt = Sgd::new(0.1).momentum(0.9).dampening(0.1);
+        trajectory(opt, 1.0, &[(0.5, 0.95), (0.2, 0.887)], 1e-15);
     }
 
     #[test]
     fn sgd_nesterov_over_two_steps() {
-        let mut opt = Sgd::new(0.1).momentum(0.9).nesterov(true);
-        let mut p = 1.0;
         // Step 1: b = 0.5, direction = 0.5 + 0.9 * 0.5 = 0.95, p = 1 - 0.095.
-        step1(&mut opt, &mut p, 0.5);
-        assert_relative_eq!(p, 0.905, epsilon = 1e-15);
         // Step 2: b = 0.45 + 0.2 = 0.65, direction = 0.2 + 0.585 = 0.785, p = 0.905 - 0.0785.
-        step1(&mut opt, &mut p, 0.2);
-        assert_relative_eq!(p, 0.8265, epsilon = 1e-15);
+        let opt = Sgd::new(0.1).momentum(0.9).nesterov(true);
+        trajectory(opt, 1.0, &[(0.5, 0.905), (0.2, 0.8265)], 1e-15);
     }
 
     #[test]
