@@ -150,6 +150,26 @@ impl fmt::Display for DataError {
 
 impl std::error::Error for DataError {}
 
+/// The feature rows of a dataset with `targets` targets or labels, as arrays of `IN`: an error
+/// if there are not as many rows as targets, or a row is not `IN` long (the length is checked
+/// first, as every constructor reports it).
+fn feature_rows<T: Real, R: AsRef<[T]>, const IN: usize>(
+    features: &[R],
+    targets: usize,
+) -> Result<Vec<[T; IN]>, DataError> {
+    if features.len() != targets {
+        return Err(DataError::LengthMismatch {
+            rows: features.len(),
+            targets,
+        });
+    }
+    fixed_rows(features, |row, found| DataError::RowLength {
+        row,
+        expected: IN,
+        found,
+    })
+}
+
 /// The rows of `rows` as arrays of `N`, or the first row of another length.
 fn fixed_rows<T: Real, R: AsRef<[T]>, const N: usize>(
     rows: &[R],
@@ -185,17 +205,7 @@ impl<T: Real, const IN: usize, const OUT: usize> Dataset<T, IN, OUT> {
         features: &[R],
         labels: &[usize],
     ) -> Result<Self, DataError> {
-        if features.len() != labels.len() {
-            return Err(DataError::LengthMismatch {
-                rows: features.len(),
-                targets: labels.len(),
-            });
-        }
-        let features = fixed_rows(features, |row, found| DataError::RowLength {
-            row,
-            expected: IN,
-            found,
-        })?;
+        let features = feature_rows(features, labels.len())?;
         let targets = labels
             .iter()
             .enumerate()
@@ -225,18 +235,8 @@ impl<T: Real, const IN: usize, const OUT: usize> Dataset<T, IN, OUT> {
         features: &[R],
         targets: &[S],
     ) -> Result<Self, DataError> {
-        if features.len() != targets.len() {
-            return Err(DataError::LengthMismatch {
-                rows: features.len(),
-                targets: targets.len(),
-            });
-        }
         Ok(Self {
-            features: fixed_rows(features, |row, found| DataError::RowLength {
-                row,
-                expected: IN,
-                found,
-            })?,
+            features: feature_rows(features, targets.len())?,
             targets: fixed_rows(targets, |row, found| DataError::TargetLength {
                 row,
                 expected: OUT,

@@ -29,17 +29,38 @@
 //! let (last, _grads) = net.gradients(&xs, &ys, &Mse);
 //! assert!(last < first);
 //! ```
+//!
+//! # Floors
+//!
+//! The modules are built in floors, each using only itself and the floors below it (the test
+//! `tests/floors.rs` holds them to it), so that each can be read, and changed, knowing only
+//! what is under it:
+//!
+//! 1. `simd`, the SIMD kernels and the one check of the processor's features;
+//! 2. scalar math, [`real`];
+//! 3. the `Linear` block and its operations, [`layer`], with [`init`], [`heap`], [`tensors`];
+//! 4. what every generated network is, [`net`];
+//! 5. losses, [`loss`];
+//! 6. optimizers, [`optim`];
+//! 7. weight files and datasets, [`weights`] and [`data`].
 #![warn(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
+
+mod simd;
+
+pub mod real;
+
+pub mod layer;
+#[doc(inline)]
+pub use layer::{heap, init, tensors};
+
+pub mod net;
+
+pub mod loss;
+
+pub mod optim;
 
 pub mod data;
-pub mod heap;
-pub mod init;
-pub mod layer;
-pub mod loss;
-pub mod net;
-pub mod optim;
-pub mod real;
-pub mod tensors;
 pub mod weights;
 
 pub use layer::Linear;
@@ -70,19 +91,15 @@ pub mod __private {
     pub use crate::__nested_tensors as nested_tensors;
     pub use crate::heap::{Scratch, Zeroable, assert_zeroable, boxed_zeroed, zeroed};
     pub use crate::init::Init;
-    pub use crate::kernels::*;
+    pub use crate::layer::ops::*;
     pub use crate::layer::{Linear, Params};
     pub use crate::loss::Loss;
-    pub use crate::net::Network;
-    pub use crate::net::{Nested, boxed_seeded};
+    pub use crate::net::{Nested, Network, boxed_seeded};
     pub use crate::optim::{Optimizer, optimizer_step};
     pub use crate::real::Real;
+    pub use crate::simd::{Kernels, has_avx2_fma, simd};
     pub use crate::tensors::{Tensors, Visitor, VisitorMut};
     pub use const_format::concatcp;
     pub use core::{concat, stringify};
     pub use nalgebra::{SMatrix, SVector};
 }
-
-mod gemm;
-mod gemv;
-mod kernels;

@@ -116,26 +116,31 @@ impl<T: Real> Loss<T> for CrossEntropy {
     }
 }
 
+/// Implements [`Loss`] for `$loss`, the mean over every element of `$term(output, target)`,
+/// a closure giving the term and its derivative in the output (see [`elementwise_mean`]).
+macro_rules! elementwise_loss {
+    ($loss:ty, $term:expr) => {
+        impl<T: Real> Loss<T> for $loss {
+            fn value_and_grad<const R: usize, const B: usize>(
+                &self,
+                output: &SMatrix<T, R, B>,
+                target: &SMatrix<T, R, B>,
+            ) -> (T, SMatrix<T, R, B>) {
+                elementwise_mean(output, target, $term)
+            }
+        }
+    };
+}
+
 /// Binary cross-entropy on logits, as `nn.BCEWithLogitsLoss()`:
 /// `(max(x, 0) - x * t + log(1 + exp(-|x|))).mean()` over every element, stable for any `x`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct BceWithLogits;
 
-impl<T: Real> Loss<T> for BceWithLogits {
-    fn value_and_grad<const R: usize, const B: usize>(
-        &self,
-        output: &SMatrix<T, R, B>,
-        target: &SMatrix<T, R, B>,
-    ) -> (T, SMatrix<T, R, B>) {
-        let n = T::cast((R * B) as f64);
-        let mut total = T::zero();
-        let grad = output.zip_map(target, |x, t| {
-            total += x.max(T::zero()) - x * t + (-x.abs()).exp().ln_1p();
-            (sigmoid(x) - t) / n
-        });
-        (total / n, grad)
-    }
-}
+elementwise_loss!(BceWithLogits, |x: T, t: T| {
+    let term = x.max(T::zero()) - x * t + (-x.abs()).exp().ln_1p();
+    (term, sigmoid(x) - t)
+});
 
 /// Hinge loss for targets of `+1` or `-1`, as
 /// `torch.clamp(1 - output * target, min=0).mean()` over every element.
@@ -145,25 +150,30 @@ impl<T: Real> Loss<T> for BceWithLogits {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Hinge;
 
-impl<T: Real> Loss<T> for Hinge {
-    fn value_and_grad<const R: usize, const B: usize>(
-        &self,
-        output: &SMatrix<T, R, B>,
-        target: &SMatrix<T, R, B>,
-    ) -> (T, SMatrix<T, R, B>) {
-        let n = T::cast((R * B) as f64);
-        let mut total = T::zero();
-        let grad = output.zip_map(target, |y, t| {
-            let margin = T::one() - y * t;
-            total += margin.max(T::zero());
-            if margin >= T::zero() {
-                -t / n
-            } else {
-                T::zero()
-            }
-        });
-        (total / n, grad)
-    }
+elementwise_loss!(Hinge, |y: T, t: T| {
+    let margin = T::one() - y * t;
+    // Zero divided by the element count is zero, as torch's gradient is there.
+    let slope = if margin >= T::zero() { -t } else { T::zero() };
+    (margin.max(T::zero()), slope)
+});
+
+/// The mean over every element of a loss whose terms each depend on one output and its
+/// target: `term(y, t)` gives the term and its derivative in `y`, both divided here by the
+/// number of elements. The terms are summed in column-major order.
+#[inline]
+fn elementwise_mean<T: Real, const R: usize, const B: usize>(
+    output: &SMatrix<T, R, B>,
+    target: &SMatrix<T, R, B>,
+    mut term: impl FnMut(T, T) -> (T, T),
+) -> (T, SMatrix<T, R, B>) {
+    let n = T::cast((R * B) as f64);
+    let mut total = T::zero();
+    let grad = output.zip_map(target, |y, t| {
+        let (value, slope) = term(y, t);
+        total += value;
+        slope / n
+    });
+    (total / n, grad)
 }
 
 /// The logistic function, computed without overflow for large `|x|`.

@@ -1,13 +1,18 @@
 //! The scalar types a network can be declared over.
 
+use crate::simd::Kernels;
 use nalgebra::RealField;
 
 /// A floating-point scalar a network computes in: `f32` (the default) or `f64`.
 ///
 /// It adds to nalgebra's [`RealField`] the conversions the runtime needs to state constants
 /// (learning rates, init bounds) once, in `f64`, and use them at either precision.
+///
+/// Scalar math only. The SIMD kernels a type has are the hidden supertrait `Kernels` of the
+/// floor below, so that the layer operations, generic over `T: Real`, reach them without a
+/// bound of their own.
 pub trait Real:
-    RealField + Copy + Default + core::fmt::Debug + core::fmt::Display + 'static
+    RealField + Copy + Default + core::fmt::Debug + core::fmt::Display + Kernels + 'static
 {
     /// Number of bytes of one scalar (4 for `f32`, 8 for `f64`).
     const BYTES: usize;
@@ -34,65 +39,6 @@ pub trait Real:
     #[inline(always)]
     fn fast_exp(self) -> Self {
         self.exp()
-    }
-
-    /// `C = alpha A B` (or `C += alpha A B`) by the SIMD kernels of `gemm.rs`; see `gemm::sgemm` for the
-    /// layout (`A` and `B` with any strides, so transposes are read in place). Returns `false`,
-    /// doing nothing, where this scalar type or processor has no such kernel, and the caller
-    /// uses its portable loops.
-    #[doc(hidden)]
-    #[allow(clippy::too_many_arguments)]
-    fn gemm(
-        _shape: (usize, usize, usize),
-        _a: &[Self],
-        _a_strides: (usize, usize),
-        _b: &[Self],
-        _b_strides: (usize, usize),
-        _c: &mut [Self],
-        _ldc: usize,
-        _alpha: Self,
-        _accumulate: bool,
-    ) -> bool {
-        false
-    }
-
-    /// `y = A x + y` for an `M x K` matrix `A` with contiguous columns, by the constant-size
-    /// kernels of `gemv.rs`; `false`, doing nothing, where there are none (see
-    /// [`Real::gemm`]).
-    #[doc(hidden)]
-    fn gemv<const M: usize, const K: usize>(_a: &[Self], _x: &[Self], _y: &mut [Self]) -> bool {
-        false
-    }
-
-    /// `y = A^T x` for an `M x K` matrix `A` with contiguous columns; see [`Real::gemv`].
-    #[doc(hidden)]
-    fn gemv_t<const M: usize, const K: usize>(_a: &[Self], _x: &[Self], _y: &mut [Self]) -> bool {
-        false
-    }
-
-    /// `y = A^T x`, then `A += alpha x v^T`, in one pass over an `M x K` matrix `A`; see
-    /// [`Real::gemv`].
-    #[doc(hidden)]
-    fn gemv_t_outer<const M: usize, const K: usize>(
-        _a: &mut [Self],
-        _x: &[Self],
-        _v: &[Self],
-        _y: &mut [Self],
-        _alpha: Self,
-    ) -> bool {
-        false
-    }
-
-    /// `A = alpha u v^T` or `A += alpha u v^T` for an `M x K` matrix `A`; see [`Real::gemv`].
-    #[doc(hidden)]
-    fn outer<const M: usize, const K: usize>(
-        _u: &[Self],
-        _v: &[Self],
-        _a: &mut [Self],
-        _alpha: Self,
-        _add: bool,
-    ) -> bool {
-        false
     }
 }
 
@@ -162,48 +108,6 @@ impl Real for f32 {
         }
     }
 
-    #[inline(always)]
-    fn gemm(
-        shape: (usize, usize, usize),
-        a: &[f32],
-        a_strides: (usize, usize),
-        b: &[f32],
-        b_strides: (usize, usize),
-        c: &mut [f32],
-        ldc: usize,
-        alpha: f32,
-        accumulate: bool,
-    ) -> bool {
-        crate::gemm::sgemm(shape, a, a_strides, b, b_strides, c, ldc, alpha, accumulate)
-    }
-    #[inline(always)]
-    fn gemv<const M: usize, const K: usize>(a: &[f32], x: &[f32], y: &mut [f32]) -> bool {
-        crate::gemv::gemv::<M, K>(a, x, y)
-    }
-    #[inline(always)]
-    fn gemv_t<const M: usize, const K: usize>(a: &[f32], x: &[f32], y: &mut [f32]) -> bool {
-        crate::gemv::gemv_t::<M, K>(a, x, y)
-    }
-    #[inline(always)]
-    fn gemv_t_outer<const M: usize, const K: usize>(
-        a: &mut [f32],
-        x: &[f32],
-        v: &[f32],
-        y: &mut [f32],
-        alpha: f32,
-    ) -> bool {
-        crate::gemv::gemv_t_outer::<M, K>(a, x, v, y, alpha)
-    }
-    #[inline(always)]
-    fn outer<const M: usize, const K: usize>(
-        u: &[f32],
-        v: &[f32],
-        a: &mut [f32],
-        alpha: f32,
-        add: bool,
-    ) -> bool {
-        crate::gemv::outer::<M, K>(u, v, a, alpha, add)
-    }
     #[inline(always)]
     fn cast(x: f64) -> Self {
         x as f32

@@ -259,12 +259,16 @@ pub fn from_safetensors_bytes<N: Network>(bytes: &[u8]) -> Result<N, Error> {
 /// Loads a network of type `N` from the safetensors file at `path`; see
 /// [`from_safetensors_bytes`].
 pub fn load_safetensors<N: Network>(path: impl AsRef<Path>) -> Result<N, Error> {
-    let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+    let bytes = read(path.as_ref())?;
+    from_safetensors_bytes(&bytes)
+}
+
+/// The bytes of the file at `path`, or an [`Error::Io`] naming it.
+fn read(path: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
-    })?;
-    from_safetensors_bytes(&bytes)
+    })
 }
 
 /// Like [`from_safetensors_bytes`], building the network directly on the heap: for networks
@@ -281,11 +285,7 @@ pub fn from_safetensors_bytes_boxed<N: Network + Zeroable>(bytes: &[u8]) -> Resu
 pub fn load_safetensors_boxed<N: Network + Zeroable>(
     path: impl AsRef<Path>,
 ) -> Result<Box<N>, Error> {
-    let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = read(path.as_ref())?;
     from_safetensors_bytes_boxed(&bytes)
 }
 

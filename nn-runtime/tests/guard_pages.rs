@@ -5,7 +5,8 @@
 //! segmentation fault and fails the test binary.
 #![cfg(all(unix, target_arch = "x86_64"))]
 
-use nn_runtime::Real;
+// The kernels as the layer operations call them (hidden: not a stable API).
+use nn_runtime::__private::{Kernels, has_avx2_fma};
 
 /// `len` floats in a mapping whose neighbouring pages are inaccessible.
 struct Guarded {
@@ -71,8 +72,9 @@ impl Drop for Guarded {
     }
 }
 
+/// The runtime's own feature check, so that this test and the kernels cannot disagree on it.
 fn has_kernels() -> bool {
-    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    has_avx2_fma()
 }
 
 /// `C (+)= alpha A B` on shapes through every kernel and edge of `gemm.rs`: row tails of one to
@@ -109,7 +111,7 @@ fn gemm_touches_only_its_operands() {
                 let mut b = Guarded::new(k * n, at_end);
                 let mut c = Guarded::new(m * n, at_end);
                 for accumulate in [false, true] {
-                    let ran = <f32 as Real>::gemm(
+                    let ran = <f32 as Kernels>::gemm(
                         (m, k, n),
                         a.slice(),
                         a_strides,
@@ -136,14 +138,18 @@ fn batch_one<const M: usize, const K: usize>() {
         let mut u = Guarded::new(M, at_end);
         let mut y = Guarded::new(M, at_end);
         let mut yt = Guarded::new(K, at_end);
-        assert!(<f32 as Real>::gemv::<M, K>(a.slice(), x.slice(), y.slice()));
-        assert!(<f32 as Real>::gemv_t::<M, K>(
+        assert!(<f32 as Kernels>::gemv::<M, K>(
+            a.slice(),
+            x.slice(),
+            y.slice()
+        ));
+        assert!(<f32 as Kernels>::gemv_t::<M, K>(
             a.slice(),
             u.slice(),
             yt.slice()
         ));
         for add in [false, true] {
-            assert!(<f32 as Real>::outer::<M, K>(
+            assert!(<f32 as Kernels>::outer::<M, K>(
                 u.slice(),
                 x.slice(),
                 a.slice(),
@@ -151,8 +157,13 @@ fn batch_one<const M: usize, const K: usize>() {
                 add
             ));
         }
-        let fused =
-            <f32 as Real>::gemv_t_outer::<M, K>(a.slice(), u.slice(), x.slice(), yt.slice(), -0.5);
+        let fused = <f32 as Kernels>::gemv_t_outer::<M, K>(
+            a.slice(),
+            u.slice(),
+            x.slice(),
+            yt.slice(),
+            -0.5,
+        );
         assert_eq!(fused, M.is_multiple_of(8), "{M}x{K}");
         assert!(
             y.slice()

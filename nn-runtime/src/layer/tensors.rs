@@ -30,7 +30,7 @@ pub trait Tensors<T: Real> {
     fn visit_mut(&mut self, prefix: &str, f: &mut VisitorMut<T>);
 }
 
-impl<T: Real, const IN: usize, const OUT: usize> Tensors<T> for crate::Linear<T, IN, OUT> {
+impl<T: Real, const IN: usize, const OUT: usize> Tensors<T> for super::Linear<T, IN, OUT> {
     fn visit(&self, prefix: &str, f: &mut Visitor<T>) {
         f(
             &format!("{prefix}weight"),

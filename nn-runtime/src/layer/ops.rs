@@ -5,107 +5,20 @@
 //!
 //! Each product is chosen per layer at compile time by its sizes: below [`GEMM_MIN_FLOPS`]
 //! plain loops over compile-time sizes (fully unrolled, best for the tiniest layers, such as
-//! xor's); above it the SIMD kernels of `gemm.rs` (for `f32` where the processor has AVX2 and
-//! FMA), which handle every shape in whole vectors: odd row counts by masked stores, a batch of
-//! one by matrix-vector kernels, `W^T` by packing or by dot products along its rows. A single
-//! sample through a small layer goes to the constant-size kernels of `gemv.rs` instead, inlined
-//! into the network's code. The condition is on const generics, so each monomorphised kernel
-//! keeps only one branch.
+//! xor's); above it the SIMD kernels of the floor below (`simd`, through its `Kernels` trait:
+//! for `f32` where the processor has AVX2 and FMA), which handle every shape in whole
+//! vectors: odd row counts by masked stores, a batch of one by matrix-vector kernels, `W^T` by
+//! packing or by dot products along its rows. A single sample through a small layer goes to
+//! the constant-size kernels of `simd/gemv.rs` instead, inlined into the network's code. The
+//! condition is on const generics, so each monomorphised kernel keeps only one branch.
 //!
 //! With a plain SGD optimizer, `train_step` calls [`linear_backward_sgd`] and
 //! [`linear_update_sgd`]: the step `W -= lr dz x^T` is the weight-gradient product itself,
 //! scaled by `-lr` and added onto the weights, so no gradient is stored or read back.
 
-use crate::layer::Linear;
+use super::Linear;
 use crate::real::Real;
 use nalgebra::{SMatrix, SVector};
-
-/// Whether this processor has AVX2 and FMA, for the generated code's choice between its two
-/// compiled copies (std caches the answer: after the first call this is a load and a test).
-#[inline(always)]
-pub fn has_avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-/// Runs `f` compiled for AVX2 and FMA where the processor has them: `f` is inlined into a
-/// function with those target features, so its loops get 8-lane vectors and fused
-/// multiply-adds even in a crate built with default flags. The optimizers' element loops run
-/// through it.
-#[inline(always)]
-pub(crate) fn fast<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx2,fma")]
-        #[inline]
-        fn with_avx2_fma<R>(f: impl FnOnce() -> R) -> R {
-            f()
-        }
-        if has_avx2_fma() {
-            // SAFETY: the processor has AVX2 and FMA, as just checked.
-            return unsafe { with_avx2_fma(f) };
-        }
-    }
-    f()
-}
-
-/// [`fast`] for the generated networks' entry points, whose bodies are closures marked
-/// `#[inline(always)]`, so that inlining them does not depend on the optimizer's judgement.
-///
-/// It takes `FnMut`, not `FnOnce`: a closure that borrows its captures is called through
-/// `FnOnce` by way of a shim, which is not force-inlined; with the body inlined into it, the
-/// shim is large and would be left a call, compiled for the portable instruction set.
-#[inline(always)]
-pub fn simd<R>(mut f: impl FnMut() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx2,fma")]
-        #[inline]
-        fn with_avx2_fma<R>(mut f: impl FnMut() -> R) -> R {
-            f()
-        }
-        if has_avx2_fma() {
-            // SAFETY: the processor has AVX2 and FMA, as just checked.
-            return unsafe { with_avx2_fma(f) };
-        }
-    }
-    f()
-}
-
-/// Defines a function whose body is compiled twice, for AVX2 and FMA and for the portable
-/// instruction set, and runs the first where the processor has those features. Unlike
-/// [`fast`], it does not depend on the optimizer inlining a closure.
-macro_rules! multiversion {
-    (
-        $(#[$meta:meta])*
-        $vis:vis fn $name:ident<$($generic:ident: $bound:path),*>($($arg:ident: $ty:ty),* $(,)?) $body:block
-    ) => {
-        $(#[$meta])*
-        $vis fn $name<$($generic: $bound),*>($($arg: $ty),*) {
-            #[inline(always)]
-            fn body<$($generic: $bound),*>($($arg: $ty),*) $body
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx2,fma")]
-                fn avx2<$($generic: $bound),*>($($arg: $ty),*) {
-                    body($($arg),*)
-                }
-                if $crate::kernels::has_avx2_fma() {
-                    // SAFETY: the processor has AVX2 and FMA, as just checked.
-                    return unsafe { avx2($($arg),*) };
-                }
-            }
-            body($($arg),*)
-        }
-    };
-}
-pub(crate) use multiversion;
 
 /// Products with at least this many multiply-adds go to the SIMD kernels. Below it (xor's
 /// layers: 64 multiply-adds at most) the call, its feature test and its bounds checks cost
@@ -118,9 +31,9 @@ const fn large(m: usize, k: usize, n: usize) -> bool {
 }
 
 /// Whether a `Linear(IN, OUT)` layer run on a batch of `B` takes the constant-size kernels of
-/// `gemv.rs`: a single sample through a small layer.
+/// `simd/gemv.rs`: a single sample through a small layer.
 const fn one_small(out: usize, input: usize, batch: usize) -> bool {
-    batch == 1 && crate::gemv::fits(out, input)
+    batch == 1 && crate::simd::gemv_fits(out, input)
 }
 
 /// Whether the weight gradient of a `Linear(IN, OUT)` layer on a batch of `B` is better
@@ -147,28 +60,19 @@ const fn weight_grad_transposed(out: usize, input: usize, batch: usize) -> bool 
 /// caller's branch the temporary of a `784 x 512` layer (1.6 MB) would overflow a small stack.
 #[inline]
 fn weight_grad_via_transpose<T: Real, const IN: usize, const OUT: usize, const B: usize>(
-    x: &SMatrix<T, IN, B>,
-    dz: &SMatrix<T, OUT, B>,
-    weight: &mut SMatrix<T, OUT, IN>,
+    x: &[T],
+    dz: &[T],
+    w: &mut [T],
     alpha: T,
     add: bool,
 ) -> bool {
     let mut t = SMatrix::<T, IN, OUT>::zeros();
     // x is `IN x B` with contiguous columns; dz^T's element (b, r) is dz[r + b * OUT].
-    let done = T::gemm(
-        (IN, B, OUT),
-        x.as_slice(),
-        (1, IN),
-        dz.as_slice(),
-        (OUT, 1),
-        t.as_mut_slice(),
-        IN,
-        alpha,
-        false,
-    );
+    let (a, b, c) = ((x, (1, IN)), (dz, (OUT, 1)), (t.as_mut_slice(), IN));
+    // `large` holds, as `weight_grad_transposed` requires: a test of constants, folded away.
+    let done = product((IN, B, OUT), a, b, c, alpha, false);
     if done {
         // W[r, i] = t[i, r].
-        let w = weight.as_mut_slice();
         for (r, column) in t.as_slice().chunks_exact(IN).enumerate() {
             for (i, &g) in column.iter().enumerate() {
                 let at = r + i * OUT;
@@ -177,6 +81,61 @@ fn weight_grad_via_transpose<T: Real, const IN: usize, const OUT: usize, const B
         }
     }
     done
+}
+
+/// `C = alpha A B`, or `C += alpha A B` with `accumulate`, by the SIMD kernels (`A` and `B`
+/// each a slice with its strides, `C` a slice with its column stride), where the product is
+/// [`large`] enough for them; `false`, with nothing done, otherwise.
+#[inline(always)]
+fn product<T: Real>(
+    (m, k, n): (usize, usize, usize),
+    (a, a_strides): (&[T], (usize, usize)),
+    (b, b_strides): (&[T], (usize, usize)),
+    (c, ldc): (&mut [T], usize),
+    alpha: T,
+    accumulate: bool,
+) -> bool {
+    large(m, k, n)
+        && T::gemm(
+            (m, k, n),
+            a,
+            a_strides,
+            b,
+            b_strides,
+            c,
+            ldc,
+            alpha,
+            accumulate,
+        )
+}
+
+/// `W = alpha dz x^T`, or `W += alpha dz x^T` with `add`, by whichever SIMD kernel fits the
+/// layer's sizes (see [`one_small`], [`weight_grad_transposed`], [`large`]); `false`, with
+/// nothing done, where none does: the weight gradient with `alpha = 1`, or a fused SGD step
+/// with `alpha = -lr` and `add`.
+#[inline(always)]
+fn weight_product<T: Real, const IN: usize, const OUT: usize, const B: usize>(
+    x: &SMatrix<T, IN, B>,
+    dz: &SMatrix<T, OUT, B>,
+    weight: &mut SMatrix<T, OUT, IN>,
+    alpha: T,
+    add: bool,
+) -> bool {
+    let (x_all, dz_all) = (x.as_slice(), dz.as_slice());
+    if one_small(OUT, IN, B) {
+        T::outer::<OUT, IN>(dz_all, x_all, weight.as_mut_slice(), alpha, add)
+    } else if weight_grad_transposed(OUT, IN, B) {
+        let w = weight.as_mut_slice();
+        weight_grad_via_transpose::<T, IN, OUT, B>(x_all, dz_all, w, alpha, add)
+    } else {
+        // x^T is read in place: element (b, i) of x^T is x[i + b * IN].
+        let (a, b, c) = (
+            (dz_all, (1, OUT)),
+            (x_all, (IN, 1)),
+            (weight.as_mut_slice(), OUT),
+        );
+        product((OUT, B, IN), a, b, c, alpha, add)
+    }
 }
 
 /// `z = W x + b` for every column of `x`.
@@ -191,18 +150,8 @@ pub fn linear_forward<T: Real, const IN: usize, const OUT: usize, const B: usize
     let done = if one_small(OUT, IN, B) {
         T::gemv::<OUT, IN>(w, x_all, z.as_mut_slice())
     } else {
-        large(OUT, IN, B)
-            && T::gemm(
-                (OUT, IN, B),
-                w,
-                (1, OUT),
-                x_all,
-                (1, IN),
-                z.as_mut_slice(),
-                OUT,
-                T::one(),
-                true,
-            )
+        let (a, b, c) = ((w, (1, OUT)), (x_all, (1, IN)), (z.as_mut_slice(), OUT));
+        product((OUT, IN, B), a, b, c, T::one(), true)
     };
     if !done {
         // Column by column: z[:, b] += W[:, i] x[i, b], each W[:, i] contiguous, so the inner
@@ -231,26 +180,7 @@ pub fn linear_backward_params<T: Real, const IN: usize, const OUT: usize, const 
     grad: &mut Linear<T, IN, OUT>,
 ) {
     let (x_all, dz_all) = (x.as_slice(), dz.as_slice());
-    // x^T is read in place: element (b, i) of x^T is x[i + b * IN].
-    let done = if one_small(OUT, IN, B) {
-        T::outer::<OUT, IN>(dz_all, x_all, grad.weight.as_mut_slice(), T::one(), false)
-    } else if weight_grad_transposed(OUT, IN, B) {
-        weight_grad_via_transpose(x, dz, &mut grad.weight, T::one(), false)
-    } else {
-        large(OUT, B, IN)
-            && T::gemm(
-                (OUT, B, IN),
-                dz_all,
-                (1, OUT),
-                x_all,
-                (IN, 1),
-                grad.weight.as_mut_slice(),
-                OUT,
-                T::one(),
-                false,
-            )
-    };
-    if !done {
+    if !weight_product(x, dz, &mut grad.weight, T::one(), false) {
         // dW[:, i] = sum_b dz[:, b] x[i, b]: the first sample writes, the others add.
         for (i, dw) in grad.weight.as_mut_slice().chunks_exact_mut(OUT).enumerate() {
             for (b, dzc) in dz_all.chunks_exact(OUT).enumerate() {
@@ -306,26 +236,8 @@ pub fn linear_update_sgd<T: Real, const IN: usize, const OUT: usize, const B: us
     rate: T,
 ) {
     let (x_all, dz_all) = (x.as_slice(), dz.as_slice());
-    let done = if one_small(OUT, IN, B) {
-        T::outer::<OUT, IN>(dz_all, x_all, layer.weight.as_mut_slice(), -rate, true)
-    } else if weight_grad_transposed(OUT, IN, B) {
-        // The step -rate dW formed transposed (sums scaled once), then added on.
-        weight_grad_via_transpose(x, dz, &mut layer.weight, -rate, true)
-    } else {
-        large(OUT, B, IN)
-            && T::gemm(
-                (OUT, B, IN),
-                dz_all,
-                (1, OUT),
-                x_all,
-                (IN, 1),
-                layer.weight.as_mut_slice(),
-                OUT,
-                -rate,
-                true,
-            )
-    };
-    if !done {
+    // The step -rate dW by the kernels (sums scaled once), added onto the weights.
+    if !weight_product(x, dz, &mut layer.weight, -rate, true) {
         // One column of the gradient at a time, summed over the batch on the stack, then
         // subtracted: dW[:, i] = sum_b dz[:, b] x[i, b].
         for (i, w) in layer
@@ -353,6 +265,7 @@ pub fn linear_update_sgd<T: Real, const IN: usize, const OUT: usize, const B: us
 /// [`linear_update_sgd`] for a layer whose input gradient the layer below needs: returns
 /// `dx = W^T dz`, computed from the weights before the step.
 #[inline(always)]
+#[must_use]
 pub fn linear_backward_sgd<T: Real, const IN: usize, const OUT: usize, const B: usize>(
     layer: &mut Linear<T, IN, OUT>,
     x: &SMatrix<T, IN, B>,
@@ -388,26 +301,13 @@ fn linear_input_grad<T: Real, const IN: usize, const OUT: usize, const B: usize>
     let done = if one_small(OUT, IN, B) {
         T::gemv_t::<OUT, IN>(w, dz_all, dx.as_mut_slice())
     } else {
-        large(IN, OUT, B)
-            && T::gemm(
-                (IN, OUT, B),
-                w,
-                (OUT, 1),
-                dz_all,
-                (1, OUT),
-                dx.as_mut_slice(),
-                IN,
-                T::one(),
-                false,
-            )
+        let (a, b, c) = ((w, (OUT, 1)), (dz_all, (1, OUT)), (dx.as_mut_slice(), IN));
+        product((IN, OUT, B), a, b, c, T::one(), false)
     };
     if !done {
         // dx[i, b] = W[:, i] . dz[:, b]: a dot product along contiguous columns.
-        for (dxc, dzc) in dx
-            .as_mut_slice()
-            .chunks_exact_mut(IN)
-            .zip(dz_all.chunks_exact(OUT))
-        {
+        let columns = dx.as_mut_slice().chunks_exact_mut(IN);
+        for (dxc, dzc) in columns.zip(dz_all.chunks_exact(OUT)) {
             for (d, wc) in dxc.iter_mut().zip(w.chunks_exact(OUT)) {
                 *d = dot(wc, dzc);
             }

@@ -1,7 +1,19 @@
-//! The parameter block of a fully connected layer.
+//! The layer floor: the parameter block of a fully connected layer and what works on it.
+//!
+//! Above the kernels and the scalar math, below losses, optimizers and networks: the
+//! [`Linear`] block itself, the operations generated code runs on it (forward, backward, fused
+//! SGD step; private to the crate, exported to generated code only), its seeded
+//! [initialisation](init), the heap helpers that build large blocks in place ([`heap`]), and
+//! the names of its tensors ([`tensors`]).
 
-use crate::init::Init;
+pub mod heap;
+pub mod init;
+pub(crate) mod ops;
+pub mod tensors;
+
 use crate::real::Real;
+use heap::Zeroable;
+use init::Init;
 use nalgebra::{SMatrix, SVector};
 
 /// The weight and bias of one `Linear(IN, OUT)` layer, stored as PyTorch stores them.
@@ -61,9 +73,9 @@ impl<T: Real, const IN: usize, const OUT: usize> Linear<T, IN, OUT> {
 
 // SAFETY: a `Linear` of `f32` or `f64` is floats and padding (after the bias, from
 // `align(64)`): all-zero bytes are 0.0 in every float, and padding may hold any bytes.
-unsafe impl<const IN: usize, const OUT: usize> crate::heap::Zeroable for Linear<f32, IN, OUT> {}
+unsafe impl<const IN: usize, const OUT: usize> Zeroable for Linear<f32, IN, OUT> {}
 // SAFETY: as above.
-unsafe impl<const IN: usize, const OUT: usize> crate::heap::Zeroable for Linear<f64, IN, OUT> {}
+unsafe impl<const IN: usize, const OUT: usize> Zeroable for Linear<f64, IN, OUT> {}
 
 impl<T: Real, const IN: usize, const OUT: usize> Default for Linear<T, IN, OUT> {
     fn default() -> Self {

@@ -1,9 +1,9 @@
 //! A register-blocked matrix product for `f32` layers, over nalgebra's static storage.
 //!
 //! nalgebra's static-size product is unrolled code that is fast for small matrices but runs a
-//! `128 x 784 x 64` product at a quarter of this machine's peak (DESIGN.md section 4), and the
-//! compiler's vectorisation of small loops over odd sizes (a 10-class output layer, a batch of
-//! one) assembles vectors element by element. Products of every `Linear` layer of more than a
+//! `128 x 784 x 64` product at a quarter of this machine's peak, and the compiler's
+//! vectorisation of small loops over odd sizes (a 10-class output layer, a batch of one)
+//! assembles vectors element by element. Products of every `Linear` layer of more than a
 //! few dozen multiply-adds come here instead, to AVX2/FMA kernels chosen at run time when the
 //! processor has those instructions:
 //!
@@ -42,7 +42,7 @@
 /// checks and shape tests fold away.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub fn sgemm(
+pub(super) fn sgemm(
     (m, k, n): (usize, usize, usize),
     a: &[f32],
     (rsa, csa): (usize, usize),
@@ -53,48 +53,43 @@ pub fn sgemm(
     alpha: f32,
     accumulate: bool,
 ) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            if m == 0 || n == 0 {
-                return true;
-            }
-            // Every index the kernels form stays below these bounds (the largest index of each
-            // matrix, plus one); checked once here so the inner loops can use unchecked pointer
-            // arithmetic. `ldc >= m` keeps the columns of `C` apart, so its writes are too.
-            // Overflow in these sums would wrap them below the real extent, so it fails the
-            // check as an out-of-bounds shape would.
-            let last_k = k.max(1) - 1;
-            let a_end = extent(&[(m - 1, rsa), (last_k, csa)], 1);
-            let b_end = extent(&[(last_k, rsb), (n - 1, csb)], 1);
-            let c_end = extent(&[(n - 1, ldc)], m);
-            assert!(
-                ldc >= m
-                    && a_end.is_some_and(|end| a.len() >= end)
-                    && b_end.is_some_and(|end| b.len() >= end)
-                    && c_end.is_some_and(|end| c.len() >= end),
-                "sgemm: a matrix is shorter than its shape and strides say"
-            );
-            // SAFETY: the features are present, and the bounds were checked above.
-            unsafe {
-                x86::sgemm(
-                    (m, k, n),
-                    a.as_ptr(),
-                    (rsa, csa),
-                    b.as_ptr(),
-                    (rsb, csb),
-                    c.as_mut_ptr(),
-                    ldc,
-                    alpha,
-                    accumulate,
-                )
-            };
-            return true;
-        }
+    if !crate::simd::has_avx2_fma() {
+        return false;
     }
-    let _ = (m, k, n, a, rsa, csa, b, rsb, csb, c, ldc, alpha, accumulate);
-    false
+    if m == 0 || n == 0 {
+        return true;
+    }
+    // Every index the kernels form stays below these bounds (the largest index of each
+    // matrix, plus one); checked once here so the inner loops can use unchecked pointer
+    // arithmetic. `ldc >= m` keeps the columns of `C` apart, so its writes are too.
+    // Overflow in these sums would wrap them below the real extent, so it fails the
+    // check as an out-of-bounds shape would.
+    let last_k = k.max(1) - 1;
+    let a_end = extent(&[(m - 1, rsa), (last_k, csa)], 1);
+    let b_end = extent(&[(last_k, rsb), (n - 1, csb)], 1);
+    let c_end = extent(&[(n - 1, ldc)], m);
+    assert!(
+        ldc >= m
+            && a_end.is_some_and(|end| a.len() >= end)
+            && b_end.is_some_and(|end| b.len() >= end)
+            && c_end.is_some_and(|end| c.len() >= end),
+        "sgemm: a matrix is shorter than its shape and strides say"
+    );
+    // SAFETY: the features are present, and the bounds were checked above.
+    unsafe {
+        x86::sgemm(
+            (m, k, n),
+            a.as_ptr(),
+            (rsa, csa),
+            b.as_ptr(),
+            (rsb, csb),
+            c.as_mut_ptr(),
+            ldc,
+            alpha,
+            accumulate,
+        )
+    };
+    true
 }
 
 /// `last + sum(index * stride)`, the length a slice needs to hold every index formed from
@@ -106,10 +101,27 @@ fn extent(terms: &[(usize, usize)], last: usize) -> Option<usize> {
     })
 }
 
-#[cfg(target_arch = "x86_64")]
 mod x86 {
+    use crate::simd::x86::{lanes_below, reduce8};
     use core::mem::MaybeUninit;
     use std::arch::x86_64::*;
+
+    /// [`block`] for a width `nr` (at most [`NR`]) known only at run time: one monomorphised
+    /// kernel per width, each with its accumulators in registers. A macro, so that the calls
+    /// stay where they were, inlined into the loops of [`blocked`] and
+    /// [`blocked_by_columns`].
+    macro_rules! block_of_width {
+        ($nr:expr, $($arg:expr),* $(,)?) => {
+            match $nr {
+                6 => block::<6>($($arg),*),
+                5 => block::<5>($($arg),*),
+                4 => block::<4>($($arg),*),
+                3 => block::<3>($($arg),*),
+                2 => block::<2>($($arg),*),
+                _ => block::<1>($($arg),*),
+            }
+        };
+    }
 
     /// Rows of `C` per register block: two 8-lane vectors.
     const MR: usize = 16;
@@ -125,18 +137,15 @@ mod x86 {
     /// Floats of `A` that [`blocked_by_columns`] keeps in L1: 32 KiB, two thirds of it.
     const L1_FLOATS: usize = 8192;
 
-    /// The mask of the lanes of an 8-lane vector below `valid` (all of them from 8 on), for
-    /// `_mm256_maskload_ps` / `_mm256_maskstore_ps`, which touch no memory in the other lanes.
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    fn lanes_below(valid: usize) -> __m256i {
-        let valid = _mm256_set1_epi32(valid.min(8) as i32);
-        _mm256_cmpgt_epi32(valid, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
-    }
-
     /// See [`super::sgemm`]; bounds are the caller's duty. Inlined where the caller is
     /// compiled for AVX2 and FMA too (the generated networks' fast copies), so that the
     /// shape tests fold away for their constant sizes.
+    ///
+    /// # Safety
+    /// The processor has AVX2 and FMA, and every element the shape and strides name lies inside
+    /// its operand: `A(i, p)` at `a + i rsa + p csa` and `B(p, j)` at `b + p rsb + j csb`
+    /// readable, `C(i, j)` at `c + i + j ldc` readable and writable, for `i < m`, `p < k`, `j <
+    /// n`. (What `super::sgemm` checks.)
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     #[allow(clippy::too_many_arguments)]
@@ -154,6 +163,8 @@ mod x86 {
         if k == 0 {
             if !accumulate {
                 for j in 0..n {
+                    // SAFETY: column `j < n` of `C`: its `m` floats are writable by this
+                    // function's contract.
                     unsafe { core::ptr::write_bytes(c.add(j * ldc), 0, m) };
                 }
             }
@@ -163,38 +174,47 @@ mod x86 {
         if k == 1 && rsa == 1 {
             // An outer product (a weight gradient from a batch of one): one multiply per
             // element of C, which the blocked kernel would pack and run one step deep.
+            // SAFETY: this function's contract with `k == 1` and `rsa == 1`: `a` holds the
+            // contiguous column of `m`, `b` the row of `n` at stride `csb`.
             return unsafe { outer(m, n, a, b, csb, c, ldc, store) };
         }
         if n == 1 {
             // A batch of one: a matrix-vector product, which the 16 x 6 block would run with
             // five of its six columns idle.
             if rsa == 1 {
-                return unsafe { gemv_n(m, k, a, csa, b, rsb, c, store) };
+                // SAFETY: this function's contract with `n == 1` and `rsa == 1`: columns of `A`
+                // contiguous, `csa` apart, `x` at stride `rsb`, `y` the one column of `C`.
+                return unsafe { gemv_n((m, k), (a, csa), (b, rsb), c, store) };
             }
             if csa == 1 && rsb == 1 {
+                // SAFETY: this function's contract with `n == 1`, `csa == 1` and `rsb == 1`:
+                // rows of `A` contiguous, `rsa` apart, `x` contiguous.
                 return unsafe { gemv_t(m, k, a, rsa, b, c, store) };
             }
         }
-        unsafe { blocked((m, k, n), a, (rsa, csa), b, (rsb, csb), c, ldc, store) }
+        // SAFETY: `blocked` has this function's contract.
+        unsafe { blocked((m, k, n), (a, rsa, csa), (b, rsb, csb), (c, ldc), store) }
     }
 
     /// [`sgemm`]'s general case, in a function of its own so that the matrix-vector cases do
     /// not pay for its 16 KiB stack frame (a stack probe per page on every call).
+    ///
+    /// # Safety
+    /// As [`sgemm`].
     #[target_feature(enable = "avx2,fma")]
     #[inline(never)]
-    #[allow(clippy::too_many_arguments)]
     unsafe fn blocked(
         (m, k, n): (usize, usize, usize),
-        a: *const f32,
-        (rsa, csa): (usize, usize),
-        b: *const f32,
-        (rsb, csb): (usize, usize),
-        c: *mut f32,
-        ldc: usize,
+        (a, rsa, csa): (*const f32, usize, usize),
+        (b, rsb, csb): (*const f32, usize, usize),
+        (c, ldc): (*mut f32, usize),
         store: Store,
     ) {
         if rsa == 1 && m.is_multiple_of(MR) && m <= L1_FLOATS / 32 && n > 2 * NR {
-            return unsafe { blocked_by_columns((m, k, n), a, csa, b, (rsb, csb), c, ldc, store) };
+            let (a, b, c) = ((a, csa), (b, rsb, csb), (c, ldc));
+            // SAFETY: this function's contract, with `rsa == 1` and `m` a multiple of 16, as
+            // `blocked_by_columns` needs.
+            return unsafe { blocked_by_columns((m, k, n), a, b, c, store) };
         }
         // The packed panel: only the first `kc` columns of it are written, and only those are
         // read, so it needs no initialisation (16 KiB of zeroes per call would cost more than
@@ -204,36 +224,33 @@ mod x86 {
         let mut p0 = 0;
         while p0 < k {
             let kc = KC.min(k - p0);
-            // The first pass over k writes C (unless asked to add); later passes add.
-            let store = Store {
-                add: store.add || p0 > 0,
-                ..store
-            };
+            let store = store.pass(p0);
             let mut i0 = 0;
             while i0 < m {
                 let rows = MR.min(m - i0);
                 // A full block of contiguous columns is read in place; anything else is packed.
                 let (ap, lda) = if rsa == 1 && rows == MR {
+                    // SAFETY: `i0 < m` and `p0 < k`: the element `A(i0, p0)`, inside `A`.
                     (unsafe { a.add(i0 + p0 * csa) }, csa)
                 } else {
+                    // SAFETY: `A(i0, p0)` and the `rows x kc` block from it lie inside `A`
+                    // (`i0 + rows <= m`, `p0 + kc <= k`), and `panel` holds `MR x KC` floats,
+                    // of which `MR x kc` are written.
                     unsafe { pack(a.add(i0 * rsa + p0 * csa), rows, kc, (rsa, csa), panel) };
                     (panel.cast_const(), MR)
                 };
                 let mut j0 = 0;
                 while j0 < n {
                     let nr = NR.min(n - j0);
+                    // SAFETY: `B(p0, j0)` and `C(i0, j0)` are inside their operands; the block
+                    // reads `kc` steps of `nr` columns of `B` and 16 rows of `ap` (in place
+                    // only where the block has 16 rows of `A`, else the zero-padded panel) and
+                    // stores `rows` rows of `nr` columns of `C`, all inside.
                     unsafe {
                         let b = b.add(p0 * rsb + j0 * csb);
                         let c = c.add(j0 * ldc + i0);
                         let s = (rsb, csb);
-                        match nr {
-                            6 => block::<6>(kc, ap, lda, b, s, c, ldc, store, rows),
-                            5 => block::<5>(kc, ap, lda, b, s, c, ldc, store, rows),
-                            4 => block::<4>(kc, ap, lda, b, s, c, ldc, store, rows),
-                            3 => block::<3>(kc, ap, lda, b, s, c, ldc, store, rows),
-                            2 => block::<2>(kc, ap, lda, b, s, c, ldc, store, rows),
-                            _ => block::<1>(kc, ap, lda, b, s, c, ldc, store, rows),
-                        }
+                        block_of_width!(nr, kc, ap, lda, b, s, c, ldc, store, rows);
                     }
                     j0 += nr;
                 }
@@ -255,12 +272,27 @@ mod x86 {
             Store { alpha, add }
         }
 
+        /// How the pass over `k` from `p0` stores: the first writes `C` (unless asked to
+        /// add), later passes add to what the earlier ones stored.
+        #[inline(always)]
+        fn pass(self, p0: usize) -> Self {
+            Store {
+                add: self.add || p0 > 0,
+                ..self
+            }
+        }
+
         /// Stores eight sums at `out`: one multiply (exact for `alpha = 1`), or one fused
         /// multiply-add onto what is there.
+        ///
+        /// # Safety
+        /// The processor has AVX2 and FMA, and `out` is valid for reads and writes of 8 floats.
         #[target_feature(enable = "avx2,fma")]
         #[inline]
         unsafe fn full(self, out: *mut f32, sum: __m256) {
             let alpha = _mm256_set1_ps(self.alpha);
+            // SAFETY: the 8 floats at `out` are readable and writable by this function's
+            // contract.
             unsafe {
                 let value = if self.add {
                     _mm256_fmadd_ps(sum, alpha, _mm256_loadu_ps(out))
@@ -272,9 +304,14 @@ mod x86 {
         }
 
         /// [`Store::full`] for one sum.
+        ///
+        /// # Safety
+        /// The processor has AVX2 and FMA, and `out` is valid for reads and writes of one
+        /// float.
         #[target_feature(enable = "avx2,fma")]
         #[inline]
         unsafe fn one(self, out: *mut f32, sum: f32) {
+            // SAFETY: the float at `out` is readable and writable by this function's contract.
             unsafe {
                 *out = if self.add {
                     sum.mul_add(self.alpha, *out)
@@ -286,10 +323,16 @@ mod x86 {
 
         /// [`Store::full`] for the lanes of `mask` only: the others are neither read nor
         /// written.
+        ///
+        /// # Safety
+        /// The processor has AVX2 and FMA, and `out` is valid for reads and writes of the lanes
+        /// of `mask`.
         #[target_feature(enable = "avx2,fma")]
         #[inline]
         unsafe fn masked(self, out: *mut f32, mask: __m256i, sum: __m256) {
             let alpha = _mm256_set1_ps(self.alpha);
+            // SAFETY: the masked load and store touch only the lanes of `mask`, which this
+            // function's contract makes readable and writable.
             unsafe {
                 let value = if self.add {
                     _mm256_fmadd_ps(sum, alpha, _mm256_maskload_ps(out, mask))
@@ -306,6 +349,11 @@ mod x86 {
     /// the last `m % 8` one by one. (Not masked: the columns of a short `C` lie a few floats
     /// apart, and a load overlapping the masked store just before it cannot be forwarded
     /// from it, which stalled every column.)
+    ///
+    /// # Safety
+    /// The processor has AVX2 and FMA; `a` is valid for reads of `m` floats, `b` of the `n`
+    /// floats `incb` apart, and `c` for reads and writes of `m` floats in each of `n` columns
+    /// `ldc` apart.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     #[allow(clippy::too_many_arguments)]
@@ -320,6 +368,8 @@ mod x86 {
         store: Store,
     ) {
         for j in 0..n {
+            // SAFETY: `j < n`: `b(j)` and column `j` of `C` are inside; whole vectors at `i`
+            // with `i + 8 <= m`, then single floats at `i < m`, inside `a` and the column.
             unsafe {
                 let bj = *b.add(j * incb);
                 let bv = _mm256_set1_ps(bj);
@@ -343,49 +393,36 @@ mod x86 {
     /// outer, as in [`blocked`], read all of `B` once per block of 16 rows, and a 256-deep
     /// slice of 16 rows with columns 512 bytes apart does not even stay in L1.) Measured on
     /// mnist's forward product and fused SGD step: 7-10% faster.
+    ///
+    /// # Safety
+    /// As [`sgemm`] with `rsa == 1` (`lda` for `csa`), and `m` a multiple of 16.
     #[target_feature(enable = "avx2,fma")]
     #[inline(never)]
-    #[allow(clippy::too_many_arguments)]
     unsafe fn blocked_by_columns(
         (m, k, n): (usize, usize, usize),
-        a: *const f32,
-        lda: usize,
-        b: *const f32,
-        (rsb, csb): (usize, usize),
-        c: *mut f32,
-        ldc: usize,
+        (a, lda): (*const f32, usize),
+        (b, rsb, csb): (*const f32, usize, usize),
+        (c, ldc): (*mut f32, usize),
         store: Store,
     ) {
         let depth = (L1_FLOATS / m).min(KC);
         let mut p0 = 0;
         while p0 < k {
             let kc = depth.min(k - p0);
-            let store = Store {
-                add: store.add || p0 > 0,
-                ..store
-            };
-            let mut j0 = 0;
-            while j0 < n {
+            let store = store.pass(p0);
+            for j0 in (0..n).step_by(NR) {
                 let nr = NR.min(n - j0);
-                let mut i0 = 0;
-                while i0 < m {
+                for i0 in (0..m).step_by(MR) {
+                    // SAFETY: `i0 < m`, `p0 < k`, `j0 < n`: the blocks start inside `A`, `B`
+                    // and `C`, and as `m` is a multiple of 16 every block has its 16 rows of
+                    // `A` and `C`, read in place; `kc` steps and `nr` columns stay inside `k`
+                    // and `n`.
                     unsafe {
-                        let ap = a.add(i0 + p0 * lda);
-                        let bp = b.add(p0 * rsb + j0 * csb);
+                        let (ap, bp) = (a.add(i0 + p0 * lda), b.add(p0 * rsb + j0 * csb));
                         let c = c.add(j0 * ldc + i0);
-                        let s = (rsb, csb);
-                        match nr {
-                            6 => block::<6>(kc, ap, lda, bp, s, c, ldc, store, MR),
-                            5 => block::<5>(kc, ap, lda, bp, s, c, ldc, store, MR),
-                            4 => block::<4>(kc, ap, lda, bp, s, c, ldc, store, MR),
-                            3 => block::<3>(kc, ap, lda, bp, s, c, ldc, store, MR),
-                            2 => block::<2>(kc, ap, lda, bp, s, c, ldc, store, MR),
-                            _ => block::<1>(kc, ap, lda, bp, s, c, ldc, store, MR),
-                        }
+                        block_of_width!(nr, kc, ap, lda, bp, (rsb, csb), c, ldc, store, MR);
                     }
-                    i0 += MR;
                 }
-                j0 += nr;
             }
             p0 += kc;
         }
@@ -398,6 +435,10 @@ mod x86 {
     /// masked loads and two stores, and otherwise its zero rows are two vector stores before
     /// the scalar copies. (Element by element, the compiler turned each column's zero rows into
     /// a `memset` call: half the time of a 10-row layer's product.)
+    ///
+    /// # Safety
+    /// The processor has AVX2 and FMA; the `rows x kc` block at `a` (strides `rsa`, `csa`) is
+    /// readable, `rows <= 16`, and `panel` is valid for writes of `16 kc` floats.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     unsafe fn pack(
@@ -410,6 +451,9 @@ mod x86 {
         if rsa == 1 {
             let (low, high) = (lanes_below(rows), lanes_below(rows.saturating_sub(8)));
             for p in 0..kc {
+                // SAFETY: `p < kc`: column `p` of the block (its `rows` floats, masked to them)
+                // and of the panel (16 floats) are inside; `source + 8` is formed only where
+                // `rows > 8`.
                 unsafe {
                     let (source, column) = (a.add(p * csa), panel.add(p * MR));
                     _mm256_storeu_ps(column, _mm256_maskload_ps(source, low));
@@ -425,6 +469,8 @@ mod x86 {
             }
         } else {
             for p in 0..kc {
+                // SAFETY: `p < kc` and `r < rows`: `A(r, p)` is inside the block, and the 16
+                // floats of panel column `p` inside the panel.
                 unsafe {
                     let column = panel.add(p * MR);
                     _mm256_storeu_ps(column, _mm256_setzero_ps());
@@ -439,6 +485,12 @@ mod x86 {
 
     /// One `16 x NR` block of `C` over `kc` steps of `k`, held in registers throughout; `A`
     /// has 16 readable rows (in place or packed), of which the first `rows` are stored.
+    ///
+    /// # Safety
+    /// The processor has AVX2 and FMA; `a` holds 16 readable rows in each of `kc` columns `lda`
+    /// apart; `B` at `b` (strides `rsb`, `csb`) is readable over `kc` rows and `NR` columns;
+    /// `c` is valid for reads and writes of `rows` floats (at most 16) in each of `NR` columns
+    /// `ldc` apart.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     #[allow(clippy::too_many_arguments)]
@@ -455,6 +507,8 @@ mod x86 {
     ) {
         let mut acc = [[_mm256_setzero_ps(); 2]; NR];
         for p in 0..kc {
+            // SAFETY: `p < kc` and `j < NR`: both vectors of column `p` of `a` and `B(p, j)`
+            // are inside, by this function's contract.
             unsafe {
                 let column = a.add(p * lda);
                 let (a0, a1) = (_mm256_loadu_ps(column), _mm256_loadu_ps(column.add(8)));
@@ -468,6 +522,7 @@ mod x86 {
         }
         if rows == MR {
             for (j, acc) in acc.iter().enumerate() {
+                // SAFETY: `rows == 16` here: both vectors of column `j < NR` of `C` are inside.
                 unsafe {
                     let out = c.add(j * ldc);
                     store.full(out, acc[0]);
@@ -482,6 +537,8 @@ mod x86 {
             let halves = if rows > 8 { 2 } else { 1 };
             for (j, acc) in acc.iter().enumerate() {
                 for (h, (&sum, &mask)) in acc.iter().zip(&masks).take(halves).enumerate() {
+                    // SAFETY: the masked store touches only rows below `rows` of column `j <
+                    // NR`, and the second half is formed only where `rows > 8`.
                     unsafe {
                         store.masked(c.add(j * ldc + 8 * h), mask, sum);
                     }
@@ -491,29 +548,32 @@ mod x86 {
     }
 
     /// `y (+)= A x`, `A` `m x k` with contiguous columns `lda` apart, `x(p)` at `x[p * incx]`.
+    ///
+    /// # Safety
+    /// The processor has AVX2 and FMA; `a` holds `m` readable rows in each of `k` columns `lda`
+    /// apart, `x` `k` readable floats `incx` apart, and `y` `m` floats valid for reads and
+    /// writes.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    #[allow(clippy::too_many_arguments)]
     unsafe fn gemv_n(
-        m: usize,
-        k: usize,
-        a: *const f32,
-        lda: usize,
-        x: *const f32,
-        incx: usize,
+        (m, k): (usize, usize),
+        (a, lda): (*const f32, usize),
+        (x, incx): (*const f32, usize),
         y: *mut f32,
         store: Store,
     ) {
         let mut i0 = 0;
         while i0 < m {
             let rows = GEMV_ROWS.min(m - i0);
+            // SAFETY: `i0 < m`, and the `rows` rows from it lie below `m`: the contract of
+            // `gemv_n_rows` for the block.
             unsafe {
                 let (a, y) = (a.add(i0), y.add(i0));
                 match rows.div_ceil(8) {
-                    4 => gemv_n_rows::<4>(k, a, lda, x, incx, y, store, rows),
-                    3 => gemv_n_rows::<3>(k, a, lda, x, incx, y, store, rows),
-                    2 => gemv_n_rows::<2>(k, a, lda, x, incx, y, store, rows),
-                    _ => gemv_n_rows::<1>(k, a, lda, x, incx, y, store, rows),
+                    4 => gemv_n_rows::<4>(k, (a, lda), (x, incx), y, store, rows),
+                    3 => gemv_n_rows::<3>(k, (a, lda), (x, incx), y, store, rows),
+                    2 => gemv_n_rows::<2>(k, (a, lda), (x, incx), y, store, rows),
+                    _ => gemv_n_rows::<1>(k, (a, lda), (x, incx), y, store, rows),
                 }
             }
             i0 += rows;
@@ -522,15 +582,15 @@ mod x86 {
 
     /// [`gemv_n`] for `rows` rows (more than `8 (V - 1)`, at most `8 V`): `V` vectors, the
     /// last one masked when `rows` is not a multiple of 8; even and odd `p` summed apart.
+    ///
+    /// # Safety
+    /// As [`gemv_n`] for `rows` rows (more than `8 (V - 1)`, at most `8 V`).
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    #[allow(clippy::too_many_arguments)]
     unsafe fn gemv_n_rows<const V: usize>(
         k: usize,
-        a: *const f32,
-        lda: usize,
-        x: *const f32,
-        incx: usize,
+        (a, lda): (*const f32, usize),
+        (x, incx): (*const f32, usize),
         y: *mut f32,
         store: Store,
         rows: usize,
@@ -538,6 +598,8 @@ mod x86 {
         let last = lanes_below(rows - 8 * (V - 1));
         let full = rows == 8 * V;
         // Loads of one column's `V` vectors of A; only the last may be partial.
+        // SAFETY: called with a column of `a` and `v < V`: whole vectors lie below `rows`, and
+        // the last, where short, is masked to the rows below `rows`.
         let load = |column: *const f32, v: usize| unsafe {
             if full || v + 1 < V {
                 _mm256_loadu_ps(column.add(8 * v))
@@ -549,6 +611,7 @@ mod x86 {
         let mut p = 0;
         while p + 2 <= k {
             for (h, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: `p + h < k`: `x(p + h)` and its column of `a` are inside.
                 unsafe {
                     let xp = _mm256_broadcast_ss(&*x.add((p + h) * incx));
                     let column = a.add((p + h) * lda);
@@ -560,6 +623,7 @@ mod x86 {
             p += 2;
         }
         if p < k {
+            // SAFETY: `p < k`: `x(p)` and column `p` of `a` are inside.
             unsafe {
                 let xp = _mm256_broadcast_ss(&*x.add(p * incx));
                 let column = a.add(p * lda);
@@ -569,6 +633,8 @@ mod x86 {
             }
         }
         for (v, (&even, &odd)) in acc[0].iter().zip(&acc[1]).enumerate() {
+            // SAFETY: vector `v` of `y`: whole, or masked to the rows below `rows`, all inside
+            // `y`.
             unsafe {
                 let sum = _mm256_add_ps(even, odd);
                 let out = y.add(8 * v);
@@ -584,6 +650,10 @@ mod x86 {
     /// `y (+)= A x` for `A(i, p)` at `a[i * lda + p]` (rows contiguous: `W^T` read in place)
     /// and contiguous `x`: eight rows at a time, eight dot products along the rows reduced
     /// together at the end.
+    ///
+    /// # Safety
+    /// The processor has AVX2 and FMA; `a` holds `m` readable rows of `k` contiguous floats,
+    /// `lda` apart, `x` `k` readable floats, and `y` `m` floats valid for reads and writes.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     #[allow(clippy::too_many_arguments)]
@@ -604,9 +674,13 @@ mod x86 {
             let rows = 8.min(m - i0);
             // Rows past the end of A repeat its last row: their sums are computed and dropped.
             let row: [*const f32; 8] =
+                // SAFETY: row `i0 + min(r, rows - 1)` is below `m`: each pointer is the start
+                // of a row of `A`.
                 core::array::from_fn(|r| unsafe { a.add((i0 + r.min(rows - 1)) * lda) });
             let mut acc = [_mm256_setzero_ps(); 8];
             for q in 0..chunks {
+                // SAFETY: `q < k / 8`: the 8 floats at `8 q` are inside `x` and inside each of
+                // the 8 rows.
                 unsafe {
                     let xv = _mm256_loadu_ps(x.add(8 * q));
                     for (acc, row) in acc.iter_mut().zip(&row) {
@@ -615,6 +689,8 @@ mod x86 {
                 }
             }
             if tail > 0 {
+                // SAFETY: the masked loads read only the `k % 8` floats at `8 (k / 8)`, the
+                // last of `x` and of each row.
                 unsafe {
                     let at = 8 * chunks;
                     let xv = _mm256_maskload_ps(x.add(at), tail_mask);
@@ -625,6 +701,8 @@ mod x86 {
                 }
             }
             let sum = reduce8(acc);
+            // SAFETY: `y + i0` with `i0 < m`: a whole vector where 8 rows remain, else
+            // masked to the `rows` left.
             unsafe {
                 let out = y.add(i0);
                 if rows == 8 {
@@ -635,22 +713,6 @@ mod x86 {
             }
             i0 += rows;
         }
-    }
-
-    /// The sums of the lanes of `a[0]`, ..., `a[7]`, in order, in one vector: a transpose by
-    /// horizontal adds (7 shuffling adds and a final add for eight sums).
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    fn reduce8(a: [__m256; 8]) -> __m256 {
-        let t0 = _mm256_hadd_ps(a[0], a[1]);
-        let t1 = _mm256_hadd_ps(a[2], a[3]);
-        let t2 = _mm256_hadd_ps(a[4], a[5]);
-        let t3 = _mm256_hadd_ps(a[6], a[7]);
-        let u0 = _mm256_hadd_ps(t0, t1);
-        let u1 = _mm256_hadd_ps(t2, t3);
-        let lo = _mm256_permute2f128_ps::<0x20>(u0, u1);
-        let hi = _mm256_permute2f128_ps::<0x31>(u0, u1);
-        _mm256_add_ps(lo, hi)
     }
 }
 
@@ -690,9 +752,7 @@ mod tests {
     /// columns of `C` untouched.
     #[test]
     fn matches_the_definition_on_awkward_shapes() {
-        if !(std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma"))
-        {
+        if !crate::simd::has_avx2_fma() {
             return; // the portable path is nalgebra's, tested through the networks
         }
         let mut shapes = vec![
@@ -782,9 +842,7 @@ mod tests {
         assert_eq!(extent(&[(3, usize::MAX / 2), (0, 1)], 1), None);
         assert_eq!(extent(&[(1, usize::MAX), (0, 1)], 1), None);
         assert_eq!(extent(&[(2, 3), (4, 5)], 1), Some(27));
-        if !(std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma"))
-        {
+        if !crate::simd::has_avx2_fma() {
             return;
         }
         let a = [1.0f32; 4];
@@ -812,9 +870,7 @@ mod tests {
     /// would fail the bounds check or corrupt nothing it may not.
     #[test]
     fn writes_nothing_past_the_last_row() {
-        if !(std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma"))
-        {
+        if !crate::simd::has_avx2_fma() {
             return;
         }
         for &(m, k, n) in &[

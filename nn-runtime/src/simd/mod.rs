@@ -1,0 +1,241 @@
+//! The bottom floor: the SIMD kernels and their dispatch on the processor's features.
+//!
+//! Everything above reaches the kernels through [`Kernels`], implemented for `f32` by the
+//! AVX2/FMA kernels of [`gemm`] and [`gemv`] and for `f64` by nothing (every method answers
+//! `false` and the caller runs its portable loops). Whether the processor has those features
+//! is asked in one place only, [`has_avx2_fma`], so that every kernel and every
+//! multiversioned loop agree on it.
+
+// The kernels are x86 code; elsewhere `f32` has no kernels, as `f64` has none.
+#[cfg(target_arch = "x86_64")]
+mod gemm;
+#[cfg(target_arch = "x86_64")]
+mod gemv;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+/// Whether an `M x K` layer at batch one takes the constant-size kernels of `gemv.rs`: small
+/// enough that unrolled code stays small (at most 64 rows, 4096 weights), large enough to be
+/// worth the feature check.
+pub(crate) const fn gemv_fits(m: usize, k: usize) -> bool {
+    m <= 64 && m * k <= 4096 && m * k >= 64
+}
+
+/// Whether this processor has AVX2 and FMA, for the generated code's choice between its two
+/// compiled copies and for every kernel here (std caches the answer: after the first call
+/// this is a load and a test).
+#[inline(always)]
+pub fn has_avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Runs `f` compiled for AVX2 and FMA where the processor has them: `f` is inlined into a
+/// function with those target features, so its loops get 8-lane vectors and fused
+/// multiply-adds even in a crate built with default flags. The optimizers' element loops and
+/// the generated networks' entry points run through it; the latter pass closures marked
+/// `#[inline(always)]`, so that inlining them does not depend on the optimizer's judgement.
+///
+/// It takes `FnMut`, not `FnOnce`: a closure that borrows its captures is called through
+/// `FnOnce` by way of a shim, which is not force-inlined. With the body inlined into it, the
+/// shim was large and left a call, compiled for the portable instruction set: the AVX2 entry
+/// only jumped to portable code (measured: a batch-one forward at 1.64x its baseline, 0.96x
+/// through `FnMut`).
+#[inline(always)]
+pub fn simd<R>(mut f: impl FnMut() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2,fma")]
+        #[inline]
+        fn with_avx2_fma<R>(mut f: impl FnMut() -> R) -> R {
+            f()
+        }
+        if has_avx2_fma() {
+            // SAFETY: `with_avx2_fma` is only unsafe to call because of its target features,
+            // and the processor has AVX2 and FMA, as just checked.
+            return unsafe { with_avx2_fma(f) };
+        }
+    }
+    f()
+}
+
+/// Defines a function whose body is compiled twice, for AVX2 and FMA and for the portable
+/// instruction set, and runs the first where the processor has those features. Unlike
+/// [`simd`], it does not depend on the optimizer inlining a closure.
+macro_rules! multiversion {
+    (
+        $(#[$meta:meta])*
+        $vis:vis fn $name:ident<$($generic:ident: $bound:path),*>($($arg:ident: $ty:ty),* $(,)?) $body:block
+    ) => {
+        $(#[$meta])*
+        $vis fn $name<$($generic: $bound),*>($($arg: $ty),*) {
+            #[inline(always)]
+            fn body<$($generic: $bound),*>($($arg: $ty),*) $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2<$($generic: $bound),*>($($arg: $ty),*) {
+                    body($($arg),*)
+                }
+                if $crate::simd::has_avx2_fma() {
+                    // SAFETY: `avx2` is only unsafe to call because of its target features,
+                    // and the processor has AVX2 and FMA, as just checked.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            body($($arg),*)
+        }
+    };
+}
+pub(crate) use multiversion;
+
+/// `true` after running `$kernel` where the processor has AVX2 and FMA, having asserted
+/// `$lengths_fit` (the operands' lengths against the kernel's shape); `false`, with nothing
+/// run, elsewhere. The two conditions every batch-one kernel's `unsafe` call rests on, tested
+/// in one place. A macro rather than a function taking a closure, so that the kernel call
+/// stays a direct call, inlined as before into the generated network's AVX2 copy.
+#[cfg(target_arch = "x86_64")]
+macro_rules! on_avx2_fma {
+    ($lengths_fit:expr, $kernel:expr) => {
+        if has_avx2_fma() {
+            assert!($lengths_fit);
+            $kernel;
+            true
+        } else {
+            false
+        }
+    };
+}
+
+/// Defines [`Kernels`] from one list of its methods, each with its signature and its `f32`
+/// body: the trait, whose default bodies answer `false` (no kernel), and its implementation
+/// for `f32`, so that each signature is written once.
+macro_rules! kernels {
+    ($(
+        $(#[$doc:meta])*
+        fn $name:ident$(<$(const $c:ident: usize),*>)?($($arg:ident: $ty:ty),* $(,)?) $f32:block
+    )*) => {
+        /// The SIMD kernels a scalar type has, as the layer operations call them: each method
+        /// returns `false`, doing nothing, where this scalar type or this processor has no such
+        /// kernel, and the caller then runs its portable loops. The defaults are that answer,
+        /// so a type without kernels (`f64`) implements this trait with an empty block.
+        ///
+        /// A separate trait from [`Real`](crate::real::Real), which is scalar math only;
+        /// `Real` has it as a supertrait, so that code generic over `T: Real` reaches the
+        /// kernels with no bound of its own.
+        #[doc(hidden)]
+        pub trait Kernels: Sized {
+            $(
+                $(#[$doc])*
+                #[inline(always)]
+                #[allow(clippy::too_many_arguments)]
+                fn $name$(<$(const $c: usize),*>)?($($arg: $ty),*) -> bool {
+                    let _ = ($($arg),*);
+                    false
+                }
+            )*
+        }
+
+        /// `f32`: the AVX2/FMA kernels, where the processor has them.
+        #[cfg(target_arch = "x86_64")]
+        impl Kernels for f32 {
+            $(
+                #[inline(always)]
+                fn $name$(<$(const $c: usize),*>)?($($arg: $ty),*) -> bool $f32
+            )*
+        }
+    };
+}
+
+kernels! {
+    /// `C = alpha A B` (or `C += alpha A B`) by the kernels of `gemm.rs`; see `gemm::sgemm`
+    /// for the layout (`A` and `B` with any strides, so transposes are read in place).
+    fn gemm(
+        shape: (usize, usize, usize),
+        a: &[Self],
+        a_strides: (usize, usize),
+        b: &[Self],
+        b_strides: (usize, usize),
+        c: &mut [Self],
+        ldc: usize,
+        alpha: Self,
+        accumulate: bool,
+    ) {
+        gemm::sgemm(shape, a, a_strides, b, b_strides, c, ldc, alpha, accumulate)
+    }
+
+    /// `y = A x + y` for an `M x K` matrix `A` with contiguous columns, by the constant-size
+    /// kernels of `gemv.rs` (the bias is already in `y`).
+    fn gemv<const M: usize, const K: usize>(a: &[Self], x: &[Self], y: &mut [Self]) {
+        on_avx2_fma!(
+            a.len() >= const { M * K } && x.len() >= K && y.len() >= M,
+            // SAFETY: run only with AVX2 and FMA present and the lengths asserted, which is
+            // all the kernel requires.
+            unsafe { gemv::gemv::<M, K>(a.as_ptr(), x.as_ptr(), y.as_mut_ptr()) }
+        )
+    }
+
+    /// `y = A^T x` for an `M x K` matrix `A` with contiguous columns (`y` has `K` entries, `x`
+    /// `M`): the input gradient `W^T dz`.
+    fn gemv_t<const M: usize, const K: usize>(a: &[Self], x: &[Self], y: &mut [Self]) {
+        on_avx2_fma!(
+            a.len() >= const { M * K } && x.len() >= M && y.len() >= K,
+            // SAFETY: as in `gemv`: the features present, the lengths asserted.
+            unsafe { gemv::gemv_t::<M, K>(a.as_ptr(), x.as_ptr(), y.as_mut_ptr()) }
+        )
+    }
+
+    /// `y = A^T x` and then `A += alpha x v^T`, in one pass over an `M x K` matrix `A` (`x`
+    /// has `M` entries, `v` and `y` `K`): a layer's input gradient `W^T dz` from the old
+    /// weights and an SGD step `W -= lr dz x^T`, each column of `W` loaded once for both.
+    /// Only for `M` a multiple of 8 (whole vectors); `false` otherwise, and the caller runs
+    /// `gemv_t` and `outer`.
+    fn gemv_t_outer<const M: usize, const K: usize>(
+        a: &mut [Self],
+        x: &[Self],
+        v: &[Self],
+        y: &mut [Self],
+        alpha: Self,
+    ) {
+        M.is_multiple_of(8)
+            && on_avx2_fma!(
+                a.len() >= const { M * K } && x.len() >= M && v.len() >= K && y.len() >= K,
+                // SAFETY: as in `gemv`: the features present, the lengths asserted (and `M`
+                // a multiple of 8, as the kernel's whole vectors need).
+                unsafe {
+                    let (a, y) = (a.as_mut_ptr(), y.as_mut_ptr());
+                    gemv::gemv_t_outer::<M, K>(a, x.as_ptr(), v.as_ptr(), y, alpha)
+                }
+            )
+    }
+
+    /// `A = alpha u v^T`, or `A += alpha u v^T` with `add`, for an `M x K` matrix `A` (`u` has
+    /// `M` entries, `v` `K`): the weight gradient `dz x^T` of one sample, or with
+    /// `alpha = -lr` an SGD step on the weights.
+    fn outer<const M: usize, const K: usize>(
+        u: &[Self],
+        v: &[Self],
+        a: &mut [Self],
+        alpha: Self,
+        add: bool,
+    ) {
+        on_avx2_fma!(
+            a.len() >= const { M * K } && u.len() >= M && v.len() >= K,
+            // SAFETY: as in `gemv`: the features present, the lengths asserted.
+            unsafe { gemv::outer::<M, K>(u.as_ptr(), v.as_ptr(), a.as_mut_ptr(), alpha, add) }
+        )
+    }
+}
+
+/// `f32` on other processors: no kernels, the portable loops.
+#[cfg(not(target_arch = "x86_64"))]
+impl Kernels for f32 {}
+
+/// `f64`: no kernels; the layer operations' portable loops serve it.
+impl Kernels for f64 {}
