@@ -91,8 +91,8 @@ pub mod __private {
     pub use crate::__nested_tensors as nested_tensors;
     pub use crate::heap::{Scratch, Zeroable, assert_zeroable, boxed_zeroed, zeroed};
     pub use crate::init::Init;
+    pub use crate::layer::Linear;
     pub use crate::layer::ops::*;
-    pub use crate::layer::{Linear, Params};
     pub use crate::loss::Loss;
     pub use crate::net::{Nested, Network, boxed_seeded};
     pub use crate::optim::{Optimizer, optimizer_step};

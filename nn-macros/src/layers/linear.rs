@@ -136,7 +136,7 @@ impl Params for Linear {
                 mutable: true,
             } => quote!(#rt::Tensors::visit_mut(&mut #place, #name, f);),
             Access::Paired { grad } => {
-                quote!(#rt::Params::pair(&mut #place, &#grad, params, grads, at);)
+                quote!(#place.pair(&#grad, params, grads, at);)
             }
         }
     }

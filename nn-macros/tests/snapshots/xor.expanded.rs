@@ -245,8 +245,8 @@ const _: () = {
             grads: &mut [&'a [f32]],
             at: &mut usize,
         ) {
-            __nn::Params::pair(&mut self.l0, &gradients.l0, params, grads, at);
-            __nn::Params::pair(&mut self.l2, &gradients.l2, params, grads, at);
+            self.l0.pair(&gradients.l0, params, grads, at);
+            self.l2.pair(&gradients.l2, params, grads, at);
         }
     }
 };

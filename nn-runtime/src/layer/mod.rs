@@ -83,23 +83,12 @@ impl<T: Real, const IN: usize, const OUT: usize> Default for Linear<T, IN, OUT> 
     }
 }
 
-/// A parameter block as generated code hands it to an optimizer: each tensor beside its
-/// gradient, in declaration order.
-#[doc(hidden)]
-pub trait Params<T: Real> {
-    /// Puts each tensor and its gradient (from `gradients`, a block of the same shapes) into
-    /// `params[*at..]` and `grads[*at..]`, advancing `at`.
-    fn pair<'a>(
-        &'a mut self,
-        gradients: &'a Self,
-        params: &mut [&'a mut [T]],
-        grads: &mut [&'a [T]],
-        at: &mut usize,
-    );
-}
-
-impl<T: Real, const IN: usize, const OUT: usize> Params<T> for Linear<T, IN, OUT> {
-    fn pair<'a>(
+impl<T: Real, const IN: usize, const OUT: usize> Linear<T, IN, OUT> {
+    /// Puts the weight and the bias into `params[*at..]`, each beside its gradient (from
+    /// `gradients`) in `grads[*at..]`, advancing `at`: the flat view an optimizer works on, as
+    /// the generated `Network::tensors` assembles it layer by layer.
+    #[doc(hidden)]
+    pub fn pair<'a>(
         &'a mut self,
         gradients: &'a Self,
         params: &mut [&'a mut [T]],
