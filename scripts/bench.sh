@@ -18,8 +18,10 @@ which="${1:-both}"
 shift || true
 
 WORKLOADS=(xor digits mnist infer online)
-DEFAULT_DIR="target"
-NATIVE_DIR="target/native"
+# Absolute: cargo runs the bench binary in its package's folder (benches/), and criterion reads
+# CRITERION_HOME relative to that.
+DEFAULT_DIR="$PWD/target"
+NATIVE_DIR="$PWD/target/native"
 
 # Criterion writes its estimates under $CRITERION_HOME (default: <target dir>/criterion).
 run_config() { # name target_dir rustflags [criterion args]
