@@ -1,7 +1,8 @@
-//! The five workloads of issue 4 (see `benches/common/mod.rs`), each a criterion group of two
-//! functions measured in the same run: `generated` (a `network!` network through its public
-//! API) and `baseline` (the hand-written code of `benches/baseline/`), so each figure is a
-//! ratio. Run with `cargo bench --bench workloads`, or `scripts/bench.sh` for the table.
+//! The five workloads of issue 4 (see `benches/baseline/src/workloads.rs`), each a criterion
+//! group of two functions measured in the same run: `generated` (a `network!` network through
+//! its public API) and `baseline` (the hand-written code of the `nn-baseline` crate in
+//! `benches/baseline/`), so each figure is a ratio. Run with
+//! `cargo bench -p nn-benches --bench workloads`, or `scripts/bench.sh` for the table.
 //!
 //! Training workloads train continuously on one fixed batch and every [`RESET_EVERY`] steps
 //! go back to the initial weights and a fresh optimizer (outside the timed region): every
@@ -14,12 +15,8 @@ use nn_runtime::prelude::*;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-#[allow(dead_code)]
-mod baseline;
-#[allow(dead_code)]
-mod common;
-
-use common::*;
+use nn_baseline as baseline;
+use nn_baseline::workloads::*;
 
 /// Training steps between resets to the initial weights.
 const RESET_EVERY: u64 = 1000;

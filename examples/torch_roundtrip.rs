@@ -37,7 +37,10 @@ network! {
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // The workspace's root: this package is its examples/ folder.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or("the examples package has no parent folder")?;
     let fixtures = root.join("tests/fixtures/weights");
 
     // 1. PyTorch's network and PyTorch's outputs.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the workload benchmarks (benches/workloads.rs) with default flags and with
+# Runs the workload benchmarks (benches/workloads.rs, package nn-benches) with default flags and with
 # `-C target-cpu=native`, and prints a markdown report: the machine, the table of generated
 # time, baseline time and ratio per workload for each configuration, and the compile time of
 # the benchmark crate. Times are criterion's median estimates (new/estimates.json).
@@ -18,16 +18,18 @@ which="${1:-both}"
 shift || true
 
 WORKLOADS=(xor digits mnist infer online)
-DEFAULT_DIR="target"
-NATIVE_DIR="target/native"
+# Absolute: cargo runs the bench binary in its package's folder (benches/), and criterion reads
+# CRITERION_HOME relative to that.
+DEFAULT_DIR="$PWD/target"
+NATIVE_DIR="$PWD/target/native"
 
 # Criterion writes its estimates under $CRITERION_HOME (default: <target dir>/criterion).
 run_config() { # name target_dir rustflags [criterion args]
     local name="$1" dir="$2" flags="$3"
     shift 3
-    echo ">>> cargo bench --bench workloads (${name}: RUSTFLAGS='${flags}')" >&2
+    echo ">>> cargo bench -p nn-benches --bench workloads (${name}: RUSTFLAGS='${flags}')" >&2
     RUSTFLAGS="$flags" CARGO_TARGET_DIR="$dir" CRITERION_HOME="$dir/criterion" \
-        cargo bench --bench workloads -- "$@" >&2
+        cargo bench -p nn-benches --bench workloads -- "$@" >&2
 }
 
 # Median of one benchmark in nanoseconds, from criterion's estimates.
@@ -65,11 +67,11 @@ compile_time() { # dir rustflags
     local dir="$1" flags="$2"
     # Everything else is built; only the benchmark crate (the four network! declarations and
     # the baselines) is rebuilt.
-    RUSTFLAGS="$flags" CARGO_TARGET_DIR="$dir" cargo build --release --benches >&2 2>/dev/null || true
+    RUSTFLAGS="$flags" CARGO_TARGET_DIR="$dir" cargo build --release -p nn-benches --benches >&2 2>/dev/null || true
     touch benches/workloads.rs
     local start end
     start=$(date +%s.%N)
-    RUSTFLAGS="$flags" CARGO_TARGET_DIR="$dir" cargo build --release --benches >&2
+    RUSTFLAGS="$flags" CARGO_TARGET_DIR="$dir" cargo build --release -p nn-benches --benches >&2
     end=$(date +%s.%N)
     awk -v s="$start" -v e="$end" 'BEGIN { printf "%.1f s", e - s }'
 }
@@ -104,7 +106,7 @@ fi
 echo
 echo "#### Compile time of the benchmark crate"
 echo
-echo "\`touch benches/workloads.rs && cargo build --release --benches\` (dependencies already built):"
+echo "\`touch benches/workloads.rs && cargo build --release -p nn-benches --benches\` (dependencies already built):"
 [[ -n "${compile_default:-}" ]] && echo "- default flags: ${compile_default}"
 [[ -n "${compile_native:-}" ]] && echo "- native: ${compile_native}"
 exit 0

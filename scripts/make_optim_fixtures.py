@@ -4,7 +4,7 @@
 What it writes
     tests/fixtures/optim/<config>.json, one file per entry of CONFIGS below. Each holds a few
     parameter tensors, the gradients fed to a `torch.optim` optimizer over STEPS steps and the
-    parameters after each step. `nn-runtime/tests/optim_parity.rs` replays the gradients
+    parameters after each step. `tests/optim_parity.rs` replays the gradients
     through our optimizer and compares every parameter after every step.
 
 How to run

@@ -3,15 +3,9 @@
 //! gives the same loss and the same updated parameters, and their kernels and `tanh` are
 //! checked against plain definitions.
 
-#[allow(dead_code)]
-#[path = "../benches/baseline/mod.rs"]
-mod baseline;
-#[allow(dead_code)]
-#[path = "../benches/common/mod.rs"]
-mod common;
-
-use baseline::Dense;
-use common::*;
+use nn_baseline as baseline;
+use nn_baseline::Dense;
+use nn_baseline::workloads::*;
 use nn_runtime::prelude::*;
 
 /// Relative tolerance on losses and parameters after a step.

@@ -181,13 +181,7 @@ network! {
 
 #[test]
 fn composed_and_residual_networks_learn_xor() {
-    let xs = SMatrix::<f32, 2, 4>::from_columns(&[
-        SVector::from([0.0, 0.0]),
-        SVector::from([0.0, 1.0]),
-        SVector::from([1.0, 0.0]),
-        SVector::from([1.0, 1.0]),
-    ]);
-    let ys = SMatrix::<f32, 1, 4>::from_row_slice(&[0.0, 1.0, 1.0, 0.0]);
+    let (xs, ys) = nn_testkit::xor::xor_data();
     let mut net = XorDeep::seeded(7);
     let mut opt = Adam::new(0.01);
     let first = net.train_step(&xs, &ys, &Mse, &mut opt);

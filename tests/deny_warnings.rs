@@ -167,13 +167,7 @@ fn zeros_give_zero_output_and_grads_mirror_params() {
     assert_eq!(seeded.clone(), seeded);
     assert_eq!(public::Xor::seeded(1), seeded);
 
-    let xs = SMatrix::<f32, 2, 4>::from_columns(&[
-        SVector::from([0.0, 0.0]),
-        SVector::from([0.0, 1.0]),
-        SVector::from([1.0, 0.0]),
-        SVector::from([1.0, 1.0]),
-    ]);
-    let ys = SMatrix::<f32, 1, 4>::from_row_slice(&[0.0, 1.0, 1.0, 0.0]);
+    let (xs, ys) = nn_testkit::xor::xor_data();
     let (loss, grads): (f32, public::XorGrads) = seeded.gradients(&xs, &ys, &Mse);
     assert!(loss.is_finite() && loss > 0.0);
     let _: &SMatrix<f32, 8, 2> = &grads.l0.weight;

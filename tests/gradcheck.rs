@@ -352,31 +352,8 @@ checked_net!(Single, SingleGrads, [l0], |net, xs| {
 // ------------------------------------------------------------------------------------------------
 // Data.
 
-/// SplitMix64: a tiny, fixed generator, so the test data does not depend on another crate.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[lo, hi)`.
-    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-
-    fn matrix<const R: usize, const C: usize>(&mut self, lo: f64, hi: f64) -> SMatrix<f64, R, C> {
-        SMatrix::from_fn(|_, _| self.uniform(lo, hi))
-    }
-}
+// SplitMix64: a tiny, fixed generator, so the test data never changes.
+use nn_testkit::rng::SplitMix64 as Rng;
 
 /// Asserts that no value lies within [`KINK_MARGIN`] of `kink`.
 fn assert_away_from(what: &str, kink: f64, values: impl IntoIterator<Item = f64>) {
@@ -436,7 +413,7 @@ fn check_every_loss<N, const I: usize, const O: usize, const B: usize>(
 ) where
     N: CheckedNet<I, O>,
 {
-    let mut rng = Rng(data_seed);
+    let mut rng = Rng::new(data_seed);
     let xs: SMatrix<f64, I, B> = rng.matrix(-1.0, 1.0);
 
     // The reference pass agrees with forward_batch, and keeps every kink at a distance.
@@ -590,7 +567,7 @@ fn losses_alone_including_large_logits() {
         assert_report(what, &report, 12);
     }
 
-    let mut rng = Rng(60);
+    let mut rng = Rng::new(60);
     let small: SMatrix<f64, 3, 4> = rng.matrix(-2.0, 2.0);
     // Logits of magnitude up to 60 in each column, with different gaps between them.
     let large = SMatrix::<f64, 3, 4>::from_columns(&[
@@ -643,7 +620,7 @@ fn losses_alone_including_large_logits() {
 #[test]
 fn checker_catches_wrong_gradients() {
     let net = Stacked::seeded(3);
-    let mut rng = Rng(70);
+    let mut rng = Rng::new(70);
     let xs: SMatrix<f64, 2, 5> = rng.matrix(-1.0, 1.0);
     let ys: SMatrix<f64, 3, 5> = rng.matrix(-1.0, 1.0);
     assert_away_from("checker", 0.0, net.reference(&xs).1);

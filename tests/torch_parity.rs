@@ -21,10 +21,11 @@
 
 use approx::relative_eq;
 use nn_runtime::prelude::*;
+use nn_testkit::fixtures::{fixture_names, list, load, matrix, samples, torch_value, vector};
+use nn_testkit::optim::from_torch;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 
 // ------------------------------------------------------------------------------------------------
 // Tolerances.
@@ -152,86 +153,6 @@ const CONFIGS: [&str; 11] = [
 // ------------------------------------------------------------------------------------------------
 // Reading fixtures.
 
-/// The stems of the `.json` files in `tests/fixtures/<kind>`.
-fn fixture_names(kind: &str) -> BTreeSet<String> {
-    let dir = fixture_dir(kind);
-    std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
-        .map(|entry| entry.expect("directory entry").path())
-        .filter(|path| path.extension().is_some_and(|e| e == "json"))
-        .map(|path| path.file_stem().unwrap().to_string_lossy().into_owned())
-        .collect()
-}
-
-fn fixture_dir(kind: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(kind)
-}
-
-fn load(kind: &str, name: &str) -> Value {
-    let path = fixture_dir(kind).join(format!("{name}.json"));
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: bad JSON: {e}", path.display()))
-}
-
-/// `value` as a list of exactly `len` entries.
-fn list<'a>(value: &'a Value, what: &str, len: usize) -> &'a [Value] {
-    let items = value
-        .as_array()
-        .unwrap_or_else(|| panic!("{what}: expected a list, got {value}"));
-    assert_eq!(items.len(), len, "{what}: expected {len} entries");
-    items
-}
-
-fn number(value: &Value, what: &str) -> f64 {
-    value
-        .as_f64()
-        .unwrap_or_else(|| panic!("{what}: {value} is not a number"))
-}
-
-/// A torch value of dtype `T`, read as `T` and widened exactly for comparison.
-///
-/// Every fixture number is an exact value of the fixture's dtype, written as the shortest
-/// decimal that round-trips. serde_json's default float parsing (without `float_roundtrip`) may
-/// miss the nearest `f64` by a unit in the last place; rounding to `f32` removes that error for
-/// the `f32` fixtures, and for `f64` it is about `1e-16` relative, far below the tolerance.
-fn torch_value<T: Real>(value: &Value, what: &str) -> f64 {
-    T::cast(number(value, what)).widen()
-}
-
-/// A matrix from torch's row-major nested lists `[R][C]`: entry `[r][c]` goes to `(r, c)`.
-fn matrix<T: Real, const R: usize, const C: usize>(value: &Value, what: &str) -> SMatrix<T, R, C> {
-    let mut m = SMatrix::<T, R, C>::zeros();
-    for (r, row) in list(value, what, R).iter().enumerate() {
-        for (c, x) in list(row, what, C).iter().enumerate() {
-            m[(r, c)] = T::cast(number(x, what));
-        }
-    }
-    m
-}
-
-/// A vector from a flat list of `R` numbers.
-fn vector<T: Real, const R: usize>(value: &Value, what: &str) -> SVector<T, R> {
-    let mut v = SVector::<T, R>::zeros();
-    for (r, x) in list(value, what, R).iter().enumerate() {
-        v[r] = T::cast(number(x, what));
-    }
-    v
-}
-
-/// A batch from a list of `B` samples of `R` numbers each: sample `b` becomes column `b`.
-fn samples<T: Real, const R: usize, const B: usize>(value: &Value, what: &str) -> SMatrix<T, R, B> {
-    let mut m = SMatrix::<T, R, B>::zeros();
-    for (b, sample) in list(value, what, B).iter().enumerate() {
-        for (r, x) in list(sample, what, R).iter().enumerate() {
-            m[(r, b)] = T::cast(number(x, what));
-        }
-    }
-    m
-}
-
 /// Sets one `Linear` layer's weight and bias from a state_dict-like map (`"0.weight"`, ...).
 fn set_linear<T: Real, const IN: usize, const OUT: usize>(
     layer: &mut Linear<T, IN, OUT>,
@@ -307,107 +228,13 @@ fn optimizer<T: Real>(config: &str, entry: &Value) -> AnyOptimizer<T> {
     let args: &Map<String, Value> = entry["args"]
         .as_object()
         .unwrap_or_else(|| panic!("{config}: no args"));
-    // The same configuration as the optimizer fixtures, which nn-runtime/tests/optim_parity.rs
+    // The same configuration as the optimizer fixtures, which tests/optim_parity.rs
     // replays step by step.
     let reference = load("optim", config);
     assert_eq!(reference["optimizer"], class, "{config}: optimizer class");
     assert_eq!(&reference["args"], &entry["args"], "{config}: arguments");
 
-    let known: &[&str] = match class {
-        "SGD" => &["lr", "momentum", "dampening", "nesterov", "weight_decay"],
-        "Adam" | "AdamW" => &["lr", "betas", "eps", "weight_decay"],
-        "RMSprop" => &["lr", "alpha", "eps", "weight_decay", "momentum", "centered"],
-        other => panic!("{config}: unknown optimizer class {other}"),
-    };
-    for key in args.keys() {
-        assert!(
-            known.contains(&key.as_str()),
-            "{config}: {class} argument {key} is not passed on"
-        );
-    }
-    let num = |key: &str| args.get(key).map(|v| T::cast(number(v, key)));
-    let flag = |key: &str| {
-        args.get(key).map(|v| {
-            v.as_bool()
-                .unwrap_or_else(|| panic!("{config}: {key} = {v} is not a bool"))
-        })
-    };
-    let betas = || {
-        args.get("betas").map(|v| {
-            let b = list(v, "betas", 2);
-            (
-                T::cast(number(&b[0], "betas")),
-                T::cast(number(&b[1], "betas")),
-            )
-        })
-    };
-    let lr = num("lr").unwrap_or_else(|| panic!("{config}: no lr"));
-    let opt: Box<dyn Optimizer<T>> = match class {
-        "SGD" => {
-            let mut opt = Sgd::new(lr);
-            // Momentum before Nesterov: the builder checks Nesterov against the momentum set.
-            if let Some(m) = num("momentum") {
-                opt = opt.momentum(m);
-            }
-            if let Some(d) = num("dampening") {
-                opt = opt.dampening(d);
-            }
-            if let Some(n) = flag("nesterov") {
-                opt = opt.nesterov(n);
-            }
-            if let Some(wd) = num("weight_decay") {
-                opt = opt.weight_decay(wd);
-            }
-            Box::new(opt)
-        }
-        "Adam" => {
-            let mut opt = Adam::new(lr);
-            if let Some((b1, b2)) = betas() {
-                opt = opt.betas(b1, b2);
-            }
-            if let Some(eps) = num("eps") {
-                opt = opt.eps(eps);
-            }
-            if let Some(wd) = num("weight_decay") {
-                opt = opt.weight_decay(wd);
-            }
-            Box::new(opt)
-        }
-        "AdamW" => {
-            let mut opt = AdamW::new(lr);
-            if let Some((b1, b2)) = betas() {
-                opt = opt.betas(b1, b2);
-            }
-            if let Some(eps) = num("eps") {
-                opt = opt.eps(eps);
-            }
-            if let Some(wd) = num("weight_decay") {
-                opt = opt.weight_decay(wd);
-            }
-            Box::new(opt)
-        }
-        "RMSprop" => {
-            let mut opt = RmsProp::new(lr);
-            if let Some(a) = num("alpha") {
-                opt = opt.alpha(a);
-            }
-            if let Some(eps) = num("eps") {
-                opt = opt.eps(eps);
-            }
-            if let Some(wd) = num("weight_decay") {
-                opt = opt.weight_decay(wd);
-            }
-            if let Some(m) = num("momentum") {
-                opt = opt.momentum(m);
-            }
-            if let Some(c) = flag("centered") {
-                opt = opt.centered(c);
-            }
-            Box::new(opt)
-        }
-        other => unreachable!("{other} was rejected above"),
-    };
-    AnyOptimizer(opt)
+    AnyOptimizer(from_torch(config, class, args))
 }
 
 // ------------------------------------------------------------------------------------------------

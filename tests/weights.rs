@@ -2,15 +2,12 @@
 //! parity with a network trained and saved by PyTorch, and one test per way a file can be
 //! wrong, each asserting the exact error.
 
-#[path = "../examples/xor.rs"]
-#[allow(dead_code)]
-mod xor;
-
 use nn_runtime::prelude::*;
 use nn_runtime::weights::{self, Error};
+use nn_testkit::rng::SplitMix64;
+use nn_testkit::xor::Xor;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use xor::Xor;
 
 network! {
     /// An f64 encoder, nested in `Big`.
@@ -465,15 +462,9 @@ fn never_half_loaded() {
 #[test]
 fn no_bytes_make_it_panic() {
     // Deterministic pseudo-random mutations of a valid file and random strings: each load
-    // returns Ok or Err, never panics. (A splitmix64 generator keeps the test dependency-free.)
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = move || {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    };
+    // returns Ok or Err, never panics. (A splitmix64 generator keeps the test data fixed.)
+    let mut rng = SplitMix64::new(0x9e37_79b9_7f4a_7c15);
+    let mut next = move || rng.next_u64();
     let valid = Xor::seeded(0).to_safetensors_bytes();
     let mut outcomes = [0usize; 2];
     for _ in 0..3000 {

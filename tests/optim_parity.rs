@@ -9,10 +9,12 @@
 
 use approx::relative_eq;
 use nn_runtime::{Adam, AdamW, Optimizer, Real, RmsProp, Sgd};
-use serde_json::{Map, Value};
+use nn_testkit::fixtures::{fixture_dir, tensors};
+use nn_testkit::optim::from_torch;
+use serde_json::Value;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Fixtures that must exist: a missing or renamed file fails the test instead of shrinking it.
 const REQUIRED: &[&str] = &[
@@ -35,135 +37,12 @@ const F32_EPSILON: f64 = 1e-7;
 const F64_MAX_RELATIVE: f64 = 1e-10;
 const F64_EPSILON: f64 = 1e-12;
 
-fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/optim")
-}
-
-/// A JSON list of lists of numbers as one `Vec<T>` per tensor.
-fn tensors<T: Real>(value: &Value, what: &str) -> Vec<Vec<T>> {
-    let lists = value
-        .as_array()
-        .unwrap_or_else(|| panic!("{what}: expected a list of tensors"));
-    lists
-        .iter()
-        .map(|list| {
-            let list = list
-                .as_array()
-                .unwrap_or_else(|| panic!("{what}: expected a list"));
-            list.iter()
-                .map(|x| {
-                    T::cast(
-                        x.as_f64()
-                            .unwrap_or_else(|| panic!("{what}: {x} is not a number")),
-                    )
-                })
-                .collect()
-        })
-        .collect()
-}
-
-/// Our optimizer for a fixture's `optimizer` and `args`, built through the public builders.
-fn build<T: Real>(optimizer: &str, args: &Map<String, Value>) -> Box<dyn Optimizer<T>> {
-    let known: &[&str] = match optimizer {
-        "SGD" => &["lr", "momentum", "dampening", "nesterov", "weight_decay"],
-        "Adam" | "AdamW" => &["lr", "betas", "eps", "weight_decay"],
-        "RMSprop" => &["lr", "alpha", "eps", "weight_decay", "momentum", "centered"],
-        other => panic!("unknown optimizer {other}"),
-    };
-    for key in args.keys() {
-        // An argument we do not replay would make the comparison meaningless.
-        assert!(
-            known.contains(&key.as_str()),
-            "{optimizer}: argument {key} is not replayed"
-        );
-    }
-    let num = |key: &str| {
-        args.get(key)
-            .map(|v| T::cast(v.as_f64().unwrap_or_else(|| panic!("{key}: {v}"))))
-    };
-    let flag = |key: &str| {
-        args.get(key)
-            .map(|v| v.as_bool().unwrap_or_else(|| panic!("{key}: {v}")))
-    };
-    let betas = || {
-        args.get("betas")
-            .map(|v| match v.as_array().map(Vec::as_slice) {
-                Some([b1, b2]) => (T::cast(b1.as_f64().unwrap()), T::cast(b2.as_f64().unwrap())),
-                _ => panic!("betas: expected two numbers, got {v}"),
-            })
-    };
-    let lr = num("lr").expect("every fixture states lr");
-    match optimizer {
-        "SGD" => {
-            let mut opt = Sgd::new(lr);
-            if let Some(m) = num("momentum") {
-                opt = opt.momentum(m);
-            }
-            if let Some(d) = num("dampening") {
-                opt = opt.dampening(d);
-            }
-            if let Some(n) = flag("nesterov") {
-                opt = opt.nesterov(n);
-            }
-            if let Some(wd) = num("weight_decay") {
-                opt = opt.weight_decay(wd);
-            }
-            Box::new(opt)
-        }
-        "Adam" => {
-            let mut opt = Adam::new(lr);
-            if let Some((b1, b2)) = betas() {
-                opt = opt.betas(b1, b2);
-            }
-            if let Some(eps) = num("eps") {
-                opt = opt.eps(eps);
-            }
-            if let Some(wd) = num("weight_decay") {
-                opt = opt.weight_decay(wd);
-            }
-            Box::new(opt)
-        }
-        "AdamW" => {
-            let mut opt = AdamW::new(lr);
-            if let Some((b1, b2)) = betas() {
-                opt = opt.betas(b1, b2);
-            }
-            if let Some(eps) = num("eps") {
-                opt = opt.eps(eps);
-            }
-            if let Some(wd) = num("weight_decay") {
-                opt = opt.weight_decay(wd);
-            }
-            Box::new(opt)
-        }
-        _ => {
-            let mut opt = RmsProp::new(lr);
-            if let Some(a) = num("alpha") {
-                opt = opt.alpha(a);
-            }
-            if let Some(eps) = num("eps") {
-                opt = opt.eps(eps);
-            }
-            if let Some(wd) = num("weight_decay") {
-                opt = opt.weight_decay(wd);
-            }
-            if let Some(m) = num("momentum") {
-                opt = opt.momentum(m);
-            }
-            if let Some(c) = flag("centered") {
-                opt = opt.centered(c);
-            }
-            Box::new(opt)
-        }
-    }
-}
-
 /// Replays one fixture at precision `T`; returns the mismatches and the largest relative error.
 fn replay<T: Real>(fixture: &Value, max_relative: f64, epsilon: f64) -> (Vec<String>, f64) {
     let name = fixture["name"].as_str().expect("name");
     let optimizer = fixture["optimizer"].as_str().expect("optimizer");
     let args = fixture["args"].as_object().expect("args");
-    let mut opt = build::<T>(optimizer, args);
+    let mut opt = from_torch::<T>(name, optimizer, args);
     let mut params = tensors::<T>(&fixture["initial"], "initial");
     let shapes = fixture["shapes"].as_array().expect("shapes");
     assert_eq!(shapes.len(), params.len(), "{name}: one shape per tensor");
@@ -210,7 +89,7 @@ fn replay<T: Real>(fixture: &Value, max_relative: f64, epsilon: f64) -> (Vec<Str
 
 #[test]
 fn optimizers_match_torch_fixtures() {
-    let dir = fixture_dir();
+    let dir = fixture_dir("optim");
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| {
             panic!(

@@ -1,6 +1,6 @@
 //! The five workloads of issue 4, shared by `benches/workloads.rs` and
 //! `tests/baseline_agrees.rs`: the generated networks, their data, and the copy of a generated
-//! network's weights into its hand-written baseline.
+//! network's weights into its hand-written baseline (the rest of this crate).
 //!
 //! Workloads (f32, one thread):
 //! - xor: Linear(2,8) ReLU Linear(8,1), MSE, Adam lr 1e-2, batch 4: one training step.
@@ -9,8 +9,9 @@
 //! - infer: Linear(16,32) Tanh Linear(32,32) Tanh Linear(32,4): one single-sample forward.
 //! - online: the infer network, MSE, SGD lr 1e-2, batch 1: one training step.
 
-use crate::baseline::{self, Dense};
+use crate::{Dense, Mlp2, Mlp3};
 use nn_runtime::prelude::*;
+use nn_testkit::rng::SplitMix64;
 
 network! {
     /// xor: the classic 2-8-1 network.
@@ -41,30 +42,25 @@ pub const MNIST_LR: f32 = 1e-2;
 pub const ONLINE_LR: f32 = 1e-2;
 
 /// Baseline of xor: Adam (2 slots per parameter), batch 4.
-pub type XorBase = baseline::Mlp2<2, 8, 1, 4, 2>;
+pub type XorBase = Mlp2<2, 8, 1, 4, 2>;
 /// Baseline of digits: Adam, batch 32.
-pub type DigitsBase = baseline::Mlp2<64, 32, 10, 32, 2>;
+pub type DigitsBase = Mlp2<64, 32, 10, 32, 2>;
 /// Baseline of mnist: SGD (no state), batch 64.
-pub type MnistBase = baseline::Mlp2<784, 128, 10, 64, 0>;
+pub type MnistBase = Mlp2<784, 128, 10, 64, 0>;
 /// Baseline of online: SGD, batch 1 (its `forward` is the infer baseline).
-pub type TanhBase = baseline::Mlp3<16, 32, 32, 4, 1, 0>;
+pub type TanhBase = Mlp3<16, 32, 32, 4, 1, 0>;
 
 /// A reproducible stream of uniform floats (SplitMix64).
-pub struct Stream(u64);
+pub struct Stream(SplitMix64);
 
 impl Stream {
     pub fn new(seed: u64) -> Self {
-        Stream(seed)
+        Stream(SplitMix64::new(seed))
     }
 
     /// Uniform in `[lo, hi)`.
     pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        lo + (hi - lo) * ((z >> 40) as f32 / (1u64 << 24) as f32)
+        self.0.uniform_f32(lo, hi)
     }
 
     /// Uniform below `n`.
@@ -100,13 +96,7 @@ impl Stream {
 
 /// The four XOR inputs, one column each, and their targets.
 pub fn xor_data() -> (Box<SMatrix<f32, 2, 4>>, Box<SMatrix<f32, 1, 4>>) {
-    let xs = SMatrix::<f32, 2, 4>::from_columns(&[
-        SVector::from([0.0, 0.0]),
-        SVector::from([0.0, 1.0]),
-        SVector::from([1.0, 0.0]),
-        SVector::from([1.0, 1.0]),
-    ]);
-    let ys = SMatrix::<f32, 1, 4>::from_row_slice(&[0.0, 1.0, 1.0, 0.0]);
+    let (xs, ys) = nn_testkit::xor::xor_data();
     (Box::new(xs), Box::new(ys))
 }
 

@@ -31,6 +31,7 @@
 pub mod gemm;
 #[cfg(target_arch = "x86_64")]
 mod small;
+pub mod workloads;
 
 pub use gemm::has_avx2_fma;
 

@@ -1,7 +1,6 @@
-//! What the data examples share: reading the CSV files of `examples/data/`, a training loop
-//! with a progress bar per epoch, and a PNG chart of the training history.
-//!
-//! Each example includes this file with `#[path = "common/mod.rs"] mod common;`.
+//! What the data examples (`digits.rs`, `tabular.rs` beside this crate) share: reading the
+//! CSV files of `examples/data/`, a training loop with a progress bar per epoch, and a PNG
+//! chart of the training history.
 
 use indicatif::{ProgressBar, ProgressStyle};
 use nn_runtime::data::Dataset;
@@ -21,18 +20,19 @@ pub struct Table {
     pub class_names: Vec<String>,
 }
 
-/// The path of a file in `examples/data/`, found from the package's directory, so the
-/// examples run from any working directory.
+/// The path of a file in `examples/data/` (this package's directory), so the examples run
+/// from any working directory.
 pub fn data_path(file: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples")
-        .join("data")
-        .join(file)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(file)
 }
 
 /// Where the examples write what they make (charts, weights): the workspace's `target/`.
 pub fn output_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("target")
+    // This package is examples/data/ of the workspace.
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2);
+    workspace
+        .expect("examples/data/ lies two folders below the workspace")
+        .join("target")
 }
 
 /// Reads `examples/data/<file>`: gzip-compressed if it ends in `.gz`. Every line holds the
@@ -283,4 +283,52 @@ pub fn chart(history: &History, title: &str, path: &Path) -> Result<(), Box<dyn 
         .draw()?;
     root.present()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{load, parse};
+
+    #[test]
+    fn the_shipped_files_read_as_their_readme_says() {
+        let digits = load("digits.csv.gz").unwrap();
+        assert_eq!((digits.rows.len(), digits.rows[0].len()), (1797, 64));
+        assert!(digits.labels.iter().all(|&l| l < 10));
+        assert!(
+            digits
+                .rows
+                .iter()
+                .flatten()
+                .all(|&p| (0.0..=16.0).contains(&p))
+        );
+        let iris = load("iris.csv").unwrap();
+        assert_eq!((iris.rows.len(), iris.rows[0].len()), (150, 4));
+        let cancer = load("breast_cancer.csv").unwrap();
+        assert_eq!((cancer.rows.len(), cancer.rows[0].len()), (569, 30));
+        assert_eq!(cancer.class_names, ["malignant", "benign"]);
+    }
+
+    #[test]
+    fn bad_csv_is_an_error_naming_the_line() {
+        let err = |text: &str| parse(text).err().unwrap();
+        assert_eq!(err("1,2,0\n1,x,1\n"), "line 2: \"x\" is not a number");
+        assert_eq!(
+            err("1,2,0\n1,2,3,1\n"),
+            "line 2: 3 features, but the first row has 2"
+        );
+        assert_eq!(
+            err("1,2,0.5\n"),
+            "line 1: label \"0.5\" is not a class index"
+        );
+        assert_eq!(
+            err("3,2,a,b\n1,2,0\n"),
+            "the header promises 3 rows of 2 features, the file has 1 of 2"
+        );
+        assert!(
+            load("no-such-file.csv")
+                .unwrap_err()
+                .to_string()
+                .contains("cannot read")
+        );
+    }
 }

@@ -1,0 +1,11 @@
+//! What the workspace's tests share, so that each is written once: readers of the JSON
+//! fixtures in `tests/fixtures/`, the optimizer a fixture names built from its `torch.optim`
+//! arguments, the XOR network and data, and a deterministic generator of test values.
+//!
+//! A dev-only crate (`publish = false`): the tests of the workspace depend on it, the product
+//! does not.
+
+pub mod fixtures;
+pub mod optim;
+pub mod rng;
+pub mod xor;
