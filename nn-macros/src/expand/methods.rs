@@ -307,8 +307,11 @@ fn entry_points(model: &Network) -> TokenStream {
         },
         quote! {
             #fused
+            // The passes themselves, not `gradients_into`: this body is already the right copy.
             let mut grads = self.__scratch.take();
-            let value = self.gradients_into(xs, ys, loss, &mut grads);
+            let cache = self.__forward(xs);
+            let (value, top) = loss.value_and_grad(&cache.#last, ys);
+            self.__backward::<__B, false>(xs, &cache, top, &mut grads);
             const TENSORS: usize = <#ident as #rt::Network>::TENSORS;
             #rt::optimizer_step::<_, _, TENSORS>(self, &grads, optimizer);
             self.__scratch.put(grads);

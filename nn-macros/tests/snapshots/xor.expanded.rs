@@ -139,7 +139,9 @@ const _: () = {
                         return value;
                     }
                     let mut grads = self.__scratch.take();
-                    let value = self.gradients_into(xs, ys, loss, &mut grads);
+                    let cache = self.__forward(xs);
+                    let (value, top) = loss.value_and_grad(&cache.2, ys);
+                    self.__backward::<__B, false>(xs, &cache, top, &mut grads);
                     const TENSORS: usize = <Xor as __nn::Network>::TENSORS;
                     __nn::optimizer_step::<_, _, TENSORS>(self, &grads, optimizer);
                     self.__scratch.put(grads);

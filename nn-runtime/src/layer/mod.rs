@@ -88,6 +88,7 @@ impl<T: Real, const IN: usize, const OUT: usize> Linear<T, IN, OUT> {
     /// `gradients`) in `grads[*at..]`, advancing `at`: the flat view an optimizer works on, as
     /// the generated `Network::tensors` assembles it layer by layer.
     #[doc(hidden)]
+    #[inline]
     pub fn pair<'a>(
         &'a mut self,
         gradients: &'a Self,
