@@ -230,7 +230,7 @@ fn backward_skips_the_input_gradient_of_the_first_layer() {
     let (common, rest) = backward.split_at(backward.find("if __INPUT").expect("two modes"));
     let (with_input, without_input) = rest.split_at(rest.find("} else {").expect("else"));
     // Above the first Linear both modes are the same chain rule.
-    has(common, "let d2 = d3.zip_map(x3");
+    has(common, "let d2 = __nn::chain(d3, x3");
     // Without the input's gradient (`gradients`), the first Linear stops the chain rule: no
     // gradient ever reaches the input or the Tanh in front of it.
     has(
@@ -243,7 +243,7 @@ fn backward_skips_the_input_gradient_of_the_first_layer() {
     );
     // A network nesting this one does need the input's gradient: its backward goes on to d0.
     has(with_input, "let d1 = __nn::linear_backward(");
-    has(with_input, "let d0 = d1.zip_map(x1");
+    has(with_input, "let d0 = __nn::chain(d1, x1");
     let gradients = section(&code, "pub fn gradients_into<", "pub fn train_step");
     has(gradients, "__backward::<__B, false>");
 }
@@ -256,7 +256,7 @@ fn residual_blocks_add_both_paths() {
     // Forward: y = x + f(x) on the block's input x1, every activation cached.
     has(forward, "let x1_0 = &x1;");
     has(forward, "let x2 = x1_2 + x1_0;");
-    has(forward, "(x1, x1_1, x1_2, x2, x3)");
+    has(forward, "(&x1, &x1_1, &x1_2, &x2, &x3)");
     // Backward: the skip path's gradient is added to the block's.
     let backward = section(&code, "fn __backward<", "fn __backward_sgd");
     has(backward, "let d1_2 = d2;");
@@ -276,7 +276,7 @@ fn nested_networks_are_fields_and_calls() {
         "pub l0: <Encoder as ::nn_runtime::__private::Network>::Grads,",
     );
     let forward = section(&code, "fn __forward<", "fn __backward<");
-    has(forward, ">>::nested_forward(&self.l0, x0);");
+    has(forward, ">>::nested_forward(&this.l0, x0);");
     let backward = section(&code, "fn __backward<", "impl BigGrads");
     has(
         backward,

@@ -88,7 +88,10 @@ pub mod prelude {
 /// Items the generated code refers to by absolute path. Not a stable API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::__nested_tensors as nested_tensors;
+    pub use crate::__constructors as constructors;
+    pub use crate::__nested_impl as nested_impl;
+    pub use crate::__network_consts as network_consts;
+    pub use crate::__zeros as zeros;
     pub use crate::heap::{Scratch, Zeroable, assert_zeroable, boxed_zeroed, zeroed};
     pub use crate::init::Init;
     pub use crate::layer::Linear;

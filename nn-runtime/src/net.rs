@@ -110,13 +110,42 @@ pub trait Nested<T: Real, const IN: usize, const OUT: usize>: Network {
     fn nested_visit_mut(&mut self, prefix: &str, f: &mut crate::tensors::VisitorMut<T>);
 }
 
-/// The methods of [`Nested`] that only see a network's tensors with the surrounding network's
-/// scalar type `$scalar`, which is the network's own wherever `network!` implements `Nested`:
-/// written once here instead of in every expansion.
+/// The body of every generated network's [`Nested`] impl, the same for all of them but for the
+/// scalar type, the sizes and the gradient type: written once here instead of in every
+/// expansion. Its generic parameter is `__B`, not `B`: it expands among the user's names, and a
+/// network may be called `B` (user names may not start with `__`).
+///
+/// It relies on what `network!` generates beside it: `forward_batch`, and the passes
+/// `__forward(this, x0, then)` (the forward pass, handing `this` and references to the
+/// activations it keeps to `then`) and `__backward::<B, INPUT>(x0, cache, top, grads)` (the
+/// backward pass from the output's gradient `top`, with `INPUT` down to the input's).
 #[doc(hidden)]
 #[macro_export]
-macro_rules! __nested_tensors {
-    ($scalar:ty, $grads:ty) => {
+macro_rules! __nested_impl {
+    ($scalar:ty, $input:expr, $output:expr, $grads:ty) => {
+        #[inline(always)]
+        fn nested_forward<const __B: usize>(
+            &self,
+            x: &$crate::nalgebra::SMatrix<$scalar, { $input }, __B>,
+        ) -> $crate::nalgebra::SMatrix<$scalar, { $output }, __B> {
+            self.forward_batch(x)
+        }
+
+        #[inline(always)]
+        fn nested_backward<const __B: usize>(
+            &self,
+            x: &$crate::nalgebra::SMatrix<$scalar, { $input }, __B>,
+            d_output: &$crate::nalgebra::SMatrix<$scalar, { $output }, __B>,
+            grads: &mut $grads,
+        ) -> $crate::nalgebra::SMatrix<$scalar, { $input }, __B> {
+            Self::__forward(
+                self,
+                x,
+                #[inline(always)]
+                |this, cache| this.__backward::<__B, true>(x, cache, *d_output, grads),
+            )
+        }
+
         fn nested_tensors<'a>(
             &'a mut self,
             gradients: &'a $grads,
@@ -134,6 +163,60 @@ macro_rules! __nested_tensors {
         fn nested_visit_mut(&mut self, prefix: &str, f: &mut $crate::tensors::VisitorMut<$scalar>) {
             $crate::Tensors::visit_mut(self, prefix, f);
         }
+    };
+}
+
+/// `zeros` and `boxed_zeros` of a struct `network!` generates (a network or its gradients),
+/// which is `Zeroable`: written once here instead of in every expansion.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __zeros {
+    () => {
+        /// Every parameter (or gradient) zero.
+        pub fn zeros() -> Self {
+            $crate::heap::zeroed()
+        }
+
+        /// Like [`zeros`](Self::zeros), built directly on the heap: for values too large for
+        /// the stack.
+        pub fn boxed_zeros() -> ::std::boxed::Box<Self> {
+            $crate::heap::boxed_zeroed()
+        }
+    };
+}
+
+/// The constructors of every generated network: `zeros`, `seeded` and their boxed forms.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __constructors {
+    () => {
+        $crate::__zeros!();
+
+        /// PyTorch's default initialisation of every layer (`Linear`: uniform in
+        /// `+-1/sqrt(in_features)`), reproducibly from `seed`.
+        pub fn seeded(seed: u64) -> Self {
+            $crate::Network::init(&mut $crate::init::Init::new(seed))
+        }
+
+        /// Like [`seeded`](Self::seeded) (the same parameters for the same seed), built and
+        /// initialised directly on the heap.
+        pub fn boxed_seeded(seed: u64) -> ::std::boxed::Box<Self> {
+            $crate::net::boxed_seeded(seed)
+        }
+    };
+}
+
+/// The consts of a generated network's [`Network`] impl that equal its inherent ones.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __network_consts {
+    () => {
+        const IN: usize = Self::IN;
+        const OUT: usize = Self::OUT;
+        const PARAMS: usize = Self::PARAMS;
+        const FLOPS_FORWARD: usize = Self::FLOPS_FORWARD;
+        const FLOPS_BACKWARD: usize = Self::FLOPS_BACKWARD;
+        const ACTIVATION_BYTES: usize = Self::ACTIVATION_BYTES;
     };
 }
 

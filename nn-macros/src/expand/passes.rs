@@ -73,20 +73,25 @@ impl<'a> Pass<'a> {
     }
 
     fn site<'s>(&'s self, layer: &'s Layer, prefix: &str, j: usize) -> Site<'s> {
-        let (input, input_ref) = self.var_ref(prefix, j);
+        let (_, input_ref) = self.var_ref(prefix, j);
         let (output, output_ref) = self.var_ref(prefix, j + 1);
         let field = &layer.field;
         Site {
             rt: &self.rt,
             scalar: self.model.scalar,
             layer,
-            input,
             input_ref,
             output,
             output_ref,
             grad_output: d(prefix, j + 1),
             grad_input: None,
-            param: quote!(self.#field),
+            // The forward pass reads the parameters through `this`, the `&Self` or `&mut Self`
+            // that `__forward` hands on to its continuation.
+            param: if self.backward {
+                quote!(self.#field)
+            } else {
+                quote!(this.#field)
+            },
             grad: quote!(grads.#field),
             sgd_rate: self.sgd_rate.as_ref(),
             chain: self,

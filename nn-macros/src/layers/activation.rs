@@ -134,8 +134,8 @@ impl Kind for Activation {
     fn forward(&self, s: &Site) -> TokenStream {
         match (self.value)(&quote!(x), s.scalar, &self.numbers) {
             Some(body) => {
-                let input = &s.input;
-                s.bind(quote!(#input.map(|x| #body)))
+                let (rt, input) = (s.rt, &s.input_ref);
+                s.bind(quote!(#rt::map(#input, |x| #body)))
             }
             None => {
                 let input = &s.input_ref;
@@ -156,7 +156,8 @@ impl Kind for Activation {
             Derivative::One => return quote!(let #dx = #dy;),
         };
         let d = derivative(&var, s.scalar, &self.numbers);
-        quote!(let #dx = #dy.zip_map(#from, |g, #var| g * (#d));)
+        let rt = s.rt;
+        quote!(let #dx = #rt::chain(#dy, #from, |#var| #d);)
     }
 
     fn forward_flops(&self, layer: &Layer) -> Count {

@@ -201,8 +201,6 @@ pub struct Site<'a> {
     pub scalar: Scalar,
     /// The layer.
     pub layer: &'a Layer,
-    /// The variable holding the layer's input matrix (or a reference to it), for method calls.
-    pub input: Ident,
     /// A reference to the layer's input.
     pub input_ref: TokenStream,
     /// The variable to bind the output to (forward) or holding it (backward).

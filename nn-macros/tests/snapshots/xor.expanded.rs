@@ -34,7 +34,11 @@ const _: () = {
     const _: () = __nn::assert_zeroable::<::nn_runtime::__private::Linear<f32, 2, 8>>();
     const _: () = __nn::assert_zeroable::<::nn_runtime::__private::Linear<f32, 8, 1>>();
     type __M<const __R: usize, const __B: usize> = __nn::SMatrix<f32, __R, __B>;
-    type __Cache<const __B: usize> = (__M<8, __B>, __M<8, __B>, __M<1, __B>);
+    type __Cache<'a, const __B: usize> = (
+        &'a __M<8, __B>,
+        &'a __M<8, __B>,
+        &'a __M<1, __B>,
+    );
     impl Xor {
         /// Number of input features: the rows of an input batch.
         pub const IN: usize = 2;
@@ -58,22 +62,7 @@ const _: () = {
         pub const fn optimizer_state_bytes(slots_per_param: usize) -> usize {
             slots_per_param * Self::PARAM_BYTES
         }
-        /// A network whose weights and biases are all zero.
-        pub fn zeros() -> Self {
-            __nn::zeroed()
-        }
-        /// PyTorch's default initialisation of every layer (`Linear`: uniform in `+-1/sqrt(in)`), from `seed`.
-        pub fn seeded(seed: u64) -> Self {
-            __nn::Network::init(&mut __nn::Init::new(seed))
-        }
-        /// Like [`zeros`](Self::zeros), built directly on the heap: for large networks.
-        pub fn boxed_zeros() -> ::std::boxed::Box<Self> {
-            __nn::boxed_zeroed()
-        }
-        /// Like [`seeded`](Self::seeded), built and initialised directly on the heap.
-        pub fn boxed_seeded(seed: u64) -> ::std::boxed::Box<Self> {
-            __nn::boxed_seeded(seed)
-        }
+        __nn::constructors!();
         /// Runs one sample (`IN` features) through the network, giving `OUT` features.
         pub fn forward(&self, x: &__nn::SVector<f32, 2>) -> __nn::SVector<f32, 1> {
             self.forward_batch(x)
@@ -83,7 +72,10 @@ const _: () = {
             &self,
             xs: &__nn::SMatrix<f32, 2, __B>,
         ) -> __nn::SMatrix<f32, 1, __B> {
-            __nn::simd(#[inline(always)] || { self.__forward(xs).2 })
+            __nn::simd(
+                #[inline(always)]
+                || { Self::__forward(self, xs, #[inline(always)] |_, c| *c.2) },
+            )
         }
         /// The loss of a batch (one sample per column) and its gradient with respect to every
         /// parameter, by the backward pass `network!` derived through the chain rule.
@@ -108,10 +100,16 @@ const _: () = {
             __nn::simd(
                 #[inline(always)]
                 || {
-                    let cache = self.__forward(xs);
-                    let (value, top) = loss.value_and_grad(&cache.2, ys);
-                    self.__backward::<__B, false>(xs, &cache, top, grads);
-                    value
+                    Self::__forward(
+                        self,
+                        xs,
+                        #[inline(always)]
+                        |this, c| {
+                            let (value, top) = loss.value_and_grad(c.2, ys);
+                            this.__backward::<__B, false>(xs, c, top, grads);
+                            value
+                        },
+                    )
                 },
             )
         }
@@ -133,15 +131,28 @@ const _: () = {
                 || {
                     let rate = optimizer.plain_sgd_rate();
                     if let ::core::option::Option::Some(rate) = rate {
-                        let cache = self.__forward(xs);
-                        let (value, top) = loss.value_and_grad(&cache.2, ys);
-                        self.__backward_sgd(xs, &cache, top, rate);
-                        return value;
+                        return Self::__forward(
+                            &mut *self,
+                            xs,
+                            #[inline(always)]
+                            |this, c| {
+                                let (value, top) = loss.value_and_grad(c.2, ys);
+                                this.__backward_sgd(xs, c, top, rate);
+                                value
+                            },
+                        );
                     }
                     let mut grads = self.__scratch.take();
-                    let cache = self.__forward(xs);
-                    let (value, top) = loss.value_and_grad(&cache.2, ys);
-                    self.__backward::<__B, false>(xs, &cache, top, &mut grads);
+                    let value = Self::__forward(
+                        &*self,
+                        xs,
+                        #[inline(always)]
+                        |this, c| {
+                            let (value, top) = loss.value_and_grad(c.2, ys);
+                            this.__backward::<__B, false>(xs, c, top, &mut grads);
+                            value
+                        },
+                    );
                     const TENSORS: usize = <Xor as __nn::Network>::TENSORS;
                     __nn::optimizer_step::<_, _, TENSORS>(self, &grads, optimizer);
                     self.__scratch.put(grads);
@@ -150,23 +161,30 @@ const _: () = {
             )
         }
         #[cfg_attr(not(debug_assertions), inline(always))]
-        fn __forward<const __B: usize>(&self, x0: &__M<2, __B>) -> __Cache<__B> {
-            let x1 = __nn::linear_forward(&self.l0, x0);
-            let x2 = x1.map(|x| if x > 0f32 { x } else { 0f32 });
-            let x3 = __nn::linear_forward(&self.l2, &x2);
-            (x1, x2, x3)
+        fn __forward<__S, __R, const __B: usize>(
+            this: __S,
+            x0: &__M<2, __B>,
+            mut then: impl FnMut(__S, __Cache<'_, __B>) -> __R,
+        ) -> __R
+        where
+            __S: ::core::ops::Deref<Target = Self>,
+        {
+            let x1 = __nn::linear_forward(&this.l0, x0);
+            let x2 = __nn::map(&x1, |x| if x > 0f32 { x } else { 0f32 });
+            let x3 = __nn::linear_forward(&this.l2, &x2);
+            then(this, (&x1, &x2, &x3))
         }
         #[cfg_attr(not(debug_assertions), inline(always))]
         fn __backward<const __B: usize, const __INPUT: bool>(
             &self,
             x0: &__M<2, __B>,
-            cache: &__Cache<__B>,
+            cache: __Cache<'_, __B>,
             d3: __M<1, __B>,
             grads: &mut XorGrads,
         ) -> __M<2, __B> {
             let (x1, x2, _) = cache;
             let d2 = __nn::linear_backward(&self.l2, x2, &d3, &mut grads.l2);
-            let d1 = d2.zip_map(x1, |g, x| g * (if x > 0f32 { 1f32 } else { 0f32 }));
+            let d1 = __nn::chain(d2, x1, |x| if x > 0f32 { 1f32 } else { 0f32 });
             if __INPUT {
                 let d0 = __nn::linear_backward(&self.l0, x0, &d1, &mut grads.l0);
                 d0
@@ -179,25 +197,18 @@ const _: () = {
         fn __backward_sgd<const __B: usize>(
             &mut self,
             x0: &__M<2, __B>,
-            cache: &__Cache<__B>,
+            cache: __Cache<'_, __B>,
             d3: __M<1, __B>,
             rate: f32,
         ) {
             let (x1, x2, _) = cache;
             let d2 = __nn::linear_backward_sgd(&mut self.l2, x2, &d3, rate);
-            let d1 = d2.zip_map(x1, |g, x| g * (if x > 0f32 { 1f32 } else { 0f32 }));
+            let d1 = __nn::chain(d2, x1, |x| if x > 0f32 { 1f32 } else { 0f32 });
             __nn::linear_update_sgd(&mut self.l0, x0, &d1, rate);
         }
     }
     impl XorGrads {
-        /// All gradients zero.
-        pub fn zeros() -> Self {
-            __nn::zeroed()
-        }
-        /// All gradients zero, built directly on the heap (for `gradients_into` of large networks).
-        pub fn boxed_zeros() -> ::std::boxed::Box<Self> {
-            __nn::boxed_zeroed()
-        }
+        __nn::zeros!();
     }
     impl __nn::Tensors<f32> for Xor {
         fn visit(&self, prefix: &str, f: &mut __nn::Visitor<f32>) {
@@ -210,32 +221,14 @@ const _: () = {
         }
     }
     impl __nn::Nested<f32, 2, 1> for Xor {
-        #[inline(always)]
-        fn nested_forward<const __B: usize>(&self, x: &__M<2, __B>) -> __M<1, __B> {
-            self.forward_batch(x)
-        }
-        #[inline(always)]
-        fn nested_backward<const __B: usize>(
-            &self,
-            x: &__M<2, __B>,
-            d_output: &__M<1, __B>,
-            grads: &mut XorGrads,
-        ) -> __M<2, __B> {
-            self.__backward::<__B, true>(x, &self.__forward(x), *d_output, grads)
-        }
-        __nn::nested_tensors!(f32, XorGrads);
+        __nn::nested_impl!(f32, 2, 1, XorGrads);
     }
     impl __nn::Network for Xor {
         type Scalar = f32;
         type Grads = XorGrads;
-        const IN: usize = Self::IN;
-        const OUT: usize = Self::OUT;
-        const PARAMS: usize = Self::PARAMS;
+        __nn::network_consts!();
         const TENSORS: usize = 4;
-        const FLOPS_FORWARD: usize = Self::FLOPS_FORWARD;
-        const FLOPS_BACKWARD: usize = Self::FLOPS_BACKWARD;
         const FLOPS_NESTED_BACKWARD: usize = 177;
-        const ACTIVATION_BYTES: usize = Self::ACTIVATION_BYTES;
         fn reset(&mut self, init: &mut __nn::Init) {
             self.l0.reset(init);
             self.l2.reset(init);

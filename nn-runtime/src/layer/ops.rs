@@ -138,6 +138,40 @@ fn weight_product<T: Real, const IN: usize, const OUT: usize, const B: usize>(
     }
 }
 
+/// `f(x)` for every element of `x`: an elementwise activation's forward pass. Force-inlined
+/// (nalgebra's `map` is only a hint) so that it is compiled with the caller's target features:
+/// in a large AVX2 entry point the optimizer left `map` a call to portable code.
+#[inline(always)]
+pub fn map<T: Real, const R: usize, const C: usize>(
+    x: &SMatrix<T, R, C>,
+    f: impl Fn(T) -> T,
+) -> SMatrix<T, R, C> {
+    let mut y = *x;
+    // Slices, not nalgebra's iterators, which step by strides the loop cannot see through.
+    y.as_mut_slice().iter_mut().for_each(|v| *v = f(*v));
+    y
+}
+
+/// `dy * f'` element by element, with `f'` computed by `d` from each element of `at` (the
+/// activation's input or output): an elementwise activation's chain-rule step. Force-inlined
+/// as [`map`] is.
+#[inline(always)]
+pub fn chain<T: Real, const R: usize, const C: usize>(
+    dy: SMatrix<T, R, C>,
+    at: &SMatrix<T, R, C>,
+    d: impl Fn(T) -> T,
+) -> SMatrix<T, R, C> {
+    // `dy` by value: the gradient of the output is dead after this step, so it is updated in
+    // place rather than copied.
+    let mut dx = dy;
+    let at = at.as_slice();
+    dx.as_mut_slice()
+        .iter_mut()
+        .zip(at)
+        .for_each(|(g, &a)| *g *= d(a));
+    dx
+}
+
 /// `z = W x + b` for every column of `x`.
 #[inline(always)]
 pub fn linear_forward<T: Real, const IN: usize, const OUT: usize, const B: usize>(
