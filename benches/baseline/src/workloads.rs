@@ -11,7 +11,6 @@
 
 use crate::{Dense, Mlp2, Mlp3};
 use nn_runtime::prelude::*;
-use nn_testkit::rng::SplitMix64;
 
 network! {
     /// xor: the classic 2-8-1 network.
@@ -50,17 +49,23 @@ pub type MnistBase = Mlp2<784, 128, 10, 64, 0>;
 /// Baseline of online: SGD, batch 1 (its `forward` is the infer baseline).
 pub type TanhBase = Mlp3<16, 32, 32, 4, 1, 0>;
 
-/// A reproducible stream of uniform floats (SplitMix64).
-pub struct Stream(SplitMix64);
+/// A reproducible stream of uniform floats: SplitMix64, the same stream as nn-testkit's, which
+/// this crate cannot depend on (`cargo package --workspace` cannot resolve one `publish =
+/// false` crate's dependency on another).
+pub struct Stream(u64);
 
 impl Stream {
     pub fn new(seed: u64) -> Self {
-        Stream(SplitMix64::new(seed))
+        Stream(seed)
     }
 
     /// Uniform in `[lo, hi)`.
     pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
-        self.0.uniform_f32(lo, hi)
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        lo + (hi - lo) * (((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32)
     }
 
     /// Uniform below `n`.
@@ -96,7 +101,8 @@ impl Stream {
 
 /// The four XOR inputs, one column each, and their targets.
 pub fn xor_data() -> (Box<SMatrix<f32, 2, 4>>, Box<SMatrix<f32, 1, 4>>) {
-    let (xs, ys) = nn_testkit::xor::xor_data();
+    let xs = SMatrix::<f32, 2, 4>::from_column_slice(&[0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0]);
+    let ys = SMatrix::<f32, 1, 4>::from_row_slice(&[0.0, 1.0, 1.0, 0.0]);
     (Box::new(xs), Box::new(ys))
 }
 
