@@ -91,22 +91,28 @@ def big_network():
 BIG_INPUTS = [[0.5, -1.0, 2.0], [0.0, 0.0, 0.0], [-1.5, 0.25, 1.0], [3.0, 2.0, -2.0]]
 
 
-def export_big():
-    torch.manual_seed(1)
-    model = big_network()
-    save_file(model.state_dict(), str(OUT_DIR / "big_torch.safetensors"))
+def export(stem, model, inputs, dtype, what):
+    """Writes `stem`_torch.safetensors (the model's state_dict) and `stem`_torch_outputs.json
+    (its tensor names, and its outputs on `inputs`)."""
+    save_file(model.state_dict(), str(OUT_DIR / f"{stem}_torch.safetensors"))
     with torch.no_grad():
-        outputs = model(torch.tensor(BIG_INPUTS, dtype=torch.float64)).tolist()
+        outputs = model(torch.tensor(inputs, dtype=dtype)).tolist()
     record = {
         "torch_version": torch.__version__,
-        "what": "nn.Sequential(nn.Sequential(Linear(3, 4), Tanh), Residual(Linear(4, 4), ReLU), "
-        "Linear(4, 2)), float64, torch.manual_seed(1) default init",
+        "what": what,
         "names": list(model.state_dict().keys()),
-        "inputs": BIG_INPUTS,
+        "inputs": inputs,
         "outputs": outputs,
     }
-    (OUT_DIR / "big_torch_outputs.json").write_text(json.dumps(record, indent=1) + "\n")
-    print(f"wrote big_torch.safetensors and big_torch_outputs.json ({', '.join(record['names'])})")
+    (OUT_DIR / f"{stem}_torch_outputs.json").write_text(json.dumps(record, indent=1) + "\n")
+    print(f"wrote {stem}_torch.safetensors and {stem}_torch_outputs.json ({', '.join(record['names'])})")
+
+
+def export_big():
+    torch.manual_seed(1)
+    what = ("nn.Sequential(nn.Sequential(Linear(3, 4), Tanh), Residual(Linear(4, 4), ReLU), "
+            "Linear(4, 2)), float64, torch.manual_seed(1) default init")
+    export("big", big_network(), BIG_INPUTS, torch.float64, what)
 
 
 class Named(nn.Module):
@@ -134,19 +140,9 @@ def export_named():
         opt.zero_grad()
         nn.functional.mse_loss(model(xs), ys).backward()
         opt.step()
-    save_file(model.state_dict(), str(OUT_DIR / "named_torch.safetensors"))
-    with torch.no_grad():
-        outputs = model(torch.tensor(NAMED_INPUTS, dtype=torch.float32)).tolist()
-    record = {
-        "torch_version": torch.__version__,
-        "what": "Named: encoder = Sequential(Linear(3, 6), Tanh, Linear(6, 4)), act = ReLU, "
-        "head = Linear(4, 2); 20 Adam(lr=0.01) steps on randn data, torch.manual_seed(2)",
-        "names": list(model.state_dict().keys()),
-        "inputs": NAMED_INPUTS,
-        "outputs": outputs,
-    }
-    (OUT_DIR / "named_torch_outputs.json").write_text(json.dumps(record, indent=1) + "\n")
-    print(f"wrote named_torch.safetensors and named_torch_outputs.json ({', '.join(record['names'])})")
+    what = ("Named: encoder = Sequential(Linear(3, 6), Tanh, Linear(6, 4)), act = ReLU, "
+            "head = Linear(4, 2); 20 Adam(lr=0.01) steps on randn data, torch.manual_seed(2)")
+    export("named", model, NAMED_INPUTS, torch.float32, what)
 
 
 def xor_network():

@@ -49,15 +49,7 @@ fn named_submodules_load_and_give_pytorchs_outputs() {
 fn fields_and_tensor_names_follow_the_declared_names() {
     let net = Named::from_safetensors_bytes(TORCH_NAMED).unwrap();
     let record = record();
-    let names: Vec<&str> = record["names"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n.as_str().unwrap())
-        .collect();
-    let mut ours = Vec::new();
-    nn_runtime::Tensors::visit(&net, "", &mut |name, _, _| ours.push(name.to_string()));
-    assert_eq!(ours, names);
+    nn_testkit::fixtures::assert_tensor_names(&net, &record);
     // The fields are the declared names: `net.head` is the head's `Linear`.
     assert_eq!(net.head.weight.shape(), (2, 4));
     assert_eq!(net.encoder.l2.weight.shape(), (4, 6));

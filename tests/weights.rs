@@ -242,15 +242,7 @@ fn nested_and_residual_parts_load_by_pytorchs_module_tree_names() {
         .unwrap();
     let record: Value =
         serde_json::from_str(include_str!("fixtures/weights/big_torch_outputs.json")).unwrap();
-    let names: Vec<&str> = record["names"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n.as_str().unwrap())
-        .collect();
-    let mut ours = Vec::new();
-    nn_runtime::Tensors::visit(&net, "", &mut |name, _, _| ours.push(name.to_string()));
-    assert_eq!(ours, names);
+    nn_testkit::fixtures::assert_tensor_names(&net, &record);
     let inputs = record["inputs"].as_array().unwrap();
     let outputs = record["outputs"].as_array().unwrap();
     let mut worst = 0f64;

@@ -106,3 +106,17 @@ pub fn tensors<T: Real>(value: &Value, what: &str) -> Vec<Vec<T>> {
         })
         .collect()
 }
+
+/// Asserts that `net`'s tensors are named, in order, as the fixture `record`'s `names` list
+/// says (the `state_dict` keys of the PyTorch model that wrote it).
+pub fn assert_tensor_names<T: Real>(net: &impl nn_runtime::Tensors<T>, record: &Value) {
+    let names: Vec<&str> = record["names"]
+        .as_array()
+        .expect("the fixture lists its tensors' names")
+        .iter()
+        .map(|n| n.as_str().expect("names are strings"))
+        .collect();
+    let mut ours = Vec::new();
+    net.visit("", &mut |name, _, _| ours.push(name.to_string()));
+    assert_eq!(ours, names);
+}
