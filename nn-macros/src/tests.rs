@@ -469,6 +469,16 @@ fn random_tokens(rng: &mut Rng, depth: usize, out: &mut String) {
         "_",
         "r#type",
         "self",
+        // Layer names and keyword arguments.
+        "encoder",
+        "l1",
+        "__x",
+        "negative_slope",
+        "in_features",
+        "out_features",
+        "encoder: Linear(2, 8)",
+        "LeakyReLU(negative_slope = 0.2)",
+        "Linear(in_features = 2, 8)",
     ];
     const NUMBERS: &[&str] = &[
         "0",
