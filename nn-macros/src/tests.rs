@@ -338,6 +338,14 @@ fn name_and_keyword_mistakes_are_reported() {
             quote!(struct N { l1: Linear(2, 4), Linear(4, 1) }),
             "unnamed layers get",
         ),
+        (
+            quote!(struct N { b_0: Linear(2, 4), b: Residual(Linear(4, 4)) }),
+            "but a layer is already named `b_0`",
+        ),
+        (
+            quote!(struct N { b: Residual(Linear(2, 2)), b_0: Linear(2, 1) }),
+            "`b_0` is the field of an unnamed layer",
+        ),
         (quote!(struct N { __x: Linear(2, 4) }), "reserved"),
         (quote!(struct __N { Linear(2, 4) }), "reserved"),
         (

@@ -38,6 +38,7 @@ pub fn check(input: NetworkInput) -> syn::Result<Network> {
         errors,
         size_checks: Vec::new(),
         fields: HashSet::new(),
+        generated: HashSet::new(),
     };
     check_derives(&attrs, &mut cx.errors);
     check_reserved(&ident, "network", &mut cx.errors);
@@ -86,6 +87,8 @@ struct Checker {
     size_checks: Vec<SizeCheck>,
     /// The fields named so far, to catch a name given twice.
     fields: HashSet<String>,
+    /// The fields of unnamed layers inside named blocks (`block_0`), which a name could take.
+    generated: HashSet<String>,
 }
 
 /// Where a list of layers sits: the field and `state_dict` prefix of the block holding it.
@@ -172,7 +175,19 @@ impl Checker {
                 self.check_label(label);
                 label.clone()
             }
-            (None, Some(p)) => quote::format_ident!("{}_{index}", p.field),
+            (None, Some(p)) => {
+                let field = quote::format_ident!("{}_{index}", p.field);
+                // Inside a named block the field is `{name}_{i}`, which a layer may be named.
+                if self.fields.contains(&field.to_string())
+                    || !self.generated.insert(field.to_string())
+                {
+                    self.errors.at(
+                        syntax.name.span(),
+                        format!("this layer's field is `{field}`, after its place in the block, but a layer is already named `{field}`; rename that layer"),
+                    );
+                }
+                field
+            }
             (None, None) => quote::format_ident!("l{index}"),
         };
         (field, prefix)
@@ -194,6 +209,8 @@ impl Checker {
             self.errors.at(label.span(), format!("`{text}` is the name unnamed layers get from their position; choose another, e.g. `encoder`"));
         } else if !check_reserved(label, "layer", &mut self.errors) {
             // Reported.
+        } else if self.generated.contains(&text) {
+            self.errors.at(label.span(), format!("`{text}` is the field of an unnamed layer of a named block (`{{block}}_{{i}}`); choose another name"));
         } else if !self.fields.insert(text.clone()) {
             self.errors.at(label.span(), format!("a layer is already named `{text}`; each layer's name must be unique (it names a field and a `state_dict` prefix)"));
         }
