@@ -184,16 +184,22 @@ fn parse_piece(tokens: TokenStream, layers: &mut Vec<LayerSyntax>, errors: &mut 
 
 impl Parse for LayerSyntax {
     fn parse(input: ParseStream) -> syn::Result<Self> {
+        let mut colon = None;
         let label = if input.peek(Ident) && input.peek2(Token![:]) && !input.peek2(Token![::]) {
             let label: Ident = input.parse()?;
-            input.parse::<Token![:]>()?;
+            colon = Some(input.parse::<Token![:]>()?.span);
             Some(label)
         } else {
             None
         };
         let name: Ident = input.parse().map_err(|e| {
             syn::Error::new(
-                e.span(),
+                // A name with nothing after its colon: the error goes on the colon.
+                if input.is_empty() {
+                    colon.unwrap_or(e.span())
+                } else {
+                    e.span()
+                },
                 "expected a layer, such as `Linear(2, 8)` or `ReLU`",
             )
         })?;
@@ -251,10 +257,18 @@ impl Parse for Arg {
             Arg::Str(input.parse()?)
         } else {
             let minus: Option<Token![-]> = input.parse()?;
+            // At the end of the argument the parser's error has no place of its own: it goes on
+            // the minus sign, else on the whole macro call.
+            let here = |e: syn::Error| minus.map_or(e.span(), |m| m.span);
             match input.parse() {
-                Ok(lit @ (Lit::Int(_) | Lit::Float(_))) => Arg::Number(Number { minus, lit }),
+                // syn reads a literal with its own leading minus: `--1` is not a number.
+                Ok(lit @ (Lit::Int(_) | Lit::Float(_)))
+                    if !(minus.is_some() && lit.to_token_stream().to_string().starts_with('-')) =>
+                {
+                    Arg::Number(Number { minus, lit })
+                }
                 Ok(other) => return Err(syn::Error::new(other.span(), "expected a number")),
-                Err(e) => return Err(syn::Error::new(e.span(), "expected a number")),
+                Err(e) => return Err(syn::Error::new(here(e), "expected a number")),
             }
         };
         if !input.is_empty() {

@@ -21,6 +21,11 @@ impl Errors {
         self.found.push(error);
     }
 
+    /// Whether nothing has been recorded.
+    pub fn is_empty(&self) -> bool {
+        self.found.is_empty()
+    }
+
     /// Records `message` at `span`.
     pub fn at(&mut self, span: Span, message: impl Display) {
         self.push(syn::Error::new(span, message));

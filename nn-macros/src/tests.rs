@@ -195,6 +195,24 @@ fn rejects_malformed_lists_and_sizes() {
 }
 
 #[test]
+fn errors_at_the_end_of_a_layer_go_on_its_last_token() {
+    // A layer that did not parse is the one error: no "needs at least one layer" beside it.
+    let errors = messages(quote!(struct N { Linear[2, 2] }));
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    // `-` with nothing after it, and a name with nothing after its colon: the error is spanned
+    // on that token, not on the whole call (parsed from text, so that tokens have columns).
+    for (text, column) in [
+        ("struct N { Linear(2, -) }", 21),
+        ("struct N { Linear(2, 2), ReLU: }", 29),
+    ] {
+        let tokens: TokenStream = text.parse().expect("tokens");
+        let error = check(tokens).err().expect("rejected");
+        let spans: Vec<_> = error.into_iter().map(|e| e.span().start().column).collect();
+        assert_eq!(spans, [column], "{text}");
+    }
+}
+
+#[test]
 fn rejects_broken_headers() {
     for tokens in [
         quote!(pub Xor { Linear(2, 8) }),
@@ -337,6 +355,10 @@ fn name_and_keyword_mistakes_are_reported() {
         (
             quote!(struct N { l1: Linear(2, 4), Linear(4, 1) }),
             "unnamed layers get",
+        ),
+        (
+            quote!(struct N { Linear(2, 2), LeakyReLU(--1) }),
+            "expected a number",
         ),
         (
             quote!(struct N { b_0: Linear(2, 4), b: Residual(Linear(4, 4)) }),

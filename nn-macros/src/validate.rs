@@ -45,10 +45,13 @@ pub fn check(input: NetworkInput) -> syn::Result<Network> {
     cx.scalar = check_scalar(scalar.as_ref(), &mut cx.errors);
     let mut checked = cx.list(&layers, None);
     if layers.is_empty() {
-        cx.errors.at(
-            body_span,
-            "a network needs at least one layer, e.g. `{ Linear(2, 8), ReLU, Linear(8, 1) }`",
-        );
+        // Layers that did not parse were reported already: "no layer" is for an empty list.
+        if cx.errors.is_empty() {
+            cx.errors.at(
+                body_span,
+                "a network needs at least one layer, e.g. `{ Linear(2, 8), ReLU, Linear(8, 1) }`",
+            );
+        }
     } else {
         match declared_input(&checked) {
             Some(input) => {
