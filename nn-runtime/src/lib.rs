@@ -99,7 +99,7 @@ pub mod __private {
     pub use crate::loss::Loss;
     pub use crate::net::{Nested, Network, boxed_seeded};
     pub use crate::optim::{Optimizer, optimizer_step};
-    pub use crate::real::Real;
+    pub use crate::real::{Real, math};
     pub use crate::simd::{Kernels, has_avx2_fma, simd};
     pub use crate::tensors::{Tensors, Visitor, VisitorMut};
     pub use const_format::concatcp;

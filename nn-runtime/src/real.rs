@@ -1,4 +1,6 @@
 //! The scalar types a network can be declared over.
+//!
+//! [`Real`] and its fast scalar functions, and [`math`], the names generated code calls them by.
 
 use crate::simd::Kernels;
 use nalgebra::RealField;
@@ -40,6 +42,46 @@ pub trait Real:
     fn fast_exp(self) -> Self {
         self.exp()
     }
+
+    /// The logistic sigmoid `1 / (1 + exp(-self))`, as the generated code computes it: through
+    /// [`fast_exp`](Real::fast_exp), so branch-free and vectorisable for `f32`, and the standard
+    /// library's `exp` for `f64`.
+    ///
+    /// Formed as `1 / (1 + e)` for `self >= 0` and `e / (1 + e)` below, with `e = exp(-|self|)`:
+    /// the same function, but the exponential never overflows, so a large negative input
+    /// gives its tiny (subnormal, down to 0 near `-104` in `f32`) value rather than 0.
+    /// Accuracy: within 3 units in the last place of the exact value for `f32` (1 of `exp`,
+    /// the rest from one division and one multiplication) wherever the result is normal;
+    /// within 1 unit of the smallest subnormal below that. For `f64` a few units of the
+    /// standard library's `exp`.
+    #[inline(always)]
+    fn fast_sigmoid(self) -> Self {
+        let e = (-self.abs()).fast_exp();
+        let s = Self::one() / (Self::one() + e);
+        if self >= Self::zero() { s } else { e * s }
+    }
+
+    /// `softplus(self) = ln(1 + exp(self))`, torch's `nn.Softplus()` with `beta = 1`, computed
+    /// as `max(self, 0) + ln_1p(exp(-|self|))` so that it never overflows: `softplus(100)` is
+    /// `100`, not infinity, and `softplus(-100)` is `exp(-100)`, not 0 from `ln(1 + tiny)`.
+    ///
+    /// The exponential is [`fast_exp`](Real::fast_exp) (branch-free for `f32`), the logarithm
+    /// the standard library's `ln_1p`. Accuracy: within 4 units in the last place of the exact
+    /// value for `f32` where the result is normal (1 of `exp`, 1 of `ln_1p`, the final
+    /// addition), within 1 unit of the smallest subnormal where it is not; for `f64`, a few
+    /// units.
+    #[inline(always)]
+    fn softplus(self) -> Self {
+        let zero = Self::zero();
+        let e = (-self.abs()).fast_exp();
+        self.max(zero) + <Self as nalgebra::ComplexField>::ln_1p(e)
+    }
+
+    /// The error function `erf(self) = 2/sqrt(pi) * integral of exp(-t^2) from 0 to self`,
+    /// which GELU's exact form (torch's default `approximate='none'`) needs and which the
+    /// standard library does not offer on stable Rust: `libm`'s `erff` for `f32` and `erf`
+    /// for `f64` (ports of FreeBSD's msun), each within 1 unit in the last place.
+    fn erf(self) -> Self;
 }
 
 impl Real for f32 {
@@ -108,6 +150,12 @@ impl Real for f32 {
         }
     }
 
+    /// `libm::erff`: within 1 unit in the last place.
+    #[inline(always)]
+    fn erf(self) -> f32 {
+        libm::erff(self)
+    }
+
     #[inline(always)]
     fn cast(x: f64) -> Self {
         x as f32
@@ -121,6 +169,11 @@ impl Real for f32 {
 impl Real for f64 {
     const BYTES: usize = 8;
     const MIN_NORMAL: f64 = f64::MIN_POSITIVE;
+    /// `libm::erf`: within 1 unit in the last place.
+    #[inline(always)]
+    fn erf(self) -> f64 {
+        libm::erf(self)
+    }
     #[inline(always)]
     fn cast(x: f64) -> Self {
         x
@@ -128,6 +181,110 @@ impl Real for f64 {
     #[inline(always)]
     fn widen(self) -> f64 {
         self
+    }
+}
+
+/// The scalar functions generated code calls, one name each, as
+/// `__nn::math::erf(x)`: free functions generic over [`Real`], so that the macro writes the same
+/// tokens at either precision and never meets an ambiguity between nalgebra's traits
+/// ([`ComplexField`](nalgebra::ComplexField) and [`RealField`] both reach some of these names)
+/// or a method the standard library may add to `f32` later (`erf` is one, unstable today).
+///
+/// Where the runtime has its own fast form (`exp`, `tanh`, `sigmoid`, `softplus`) these are it,
+/// so an activation the macro writes through `math` vectorises like the built-in ones; each
+/// states its accuracy. The others are the standard library's (through nalgebra), correctly
+/// rounded or within an ulp or so of it.
+pub mod math {
+    use super::Real;
+    use nalgebra::ComplexField;
+
+    /// `e^x` by [`Real::fast_exp`]: within 1 ulp for `f32`, branch-free; std's for `f64`.
+    #[inline(always)]
+    pub fn exp<T: Real>(x: T) -> T {
+        x.fast_exp()
+    }
+
+    /// The natural logarithm (std's `ln`, through nalgebra), NaN below 0: for activations
+    /// and losses written as formulas.
+    #[inline(always)]
+    pub fn ln<T: Real>(x: T) -> T {
+        <T as ComplexField>::ln(x)
+    }
+
+    /// The square root (std's, correctly rounded), NaN below 0: for formulas such as GELU's
+    /// `sqrt(2 / pi)`.
+    #[inline(always)]
+    pub fn sqrt<T: Real>(x: T) -> T {
+        <T as ComplexField>::sqrt(x)
+    }
+
+    /// `tanh(x)` by [`Real::fast_tanh`]: within 8 ulp for `f32`, branch-free; std's for `f64`.
+    #[inline(always)]
+    pub fn tanh<T: Real>(x: T) -> T {
+        x.fast_tanh()
+    }
+
+    /// The logistic sigmoid by [`Real::fast_sigmoid`]: within 3 ulp for `f32`, branch-free,
+    /// no overflow at any input.
+    #[inline(always)]
+    pub fn sigmoid<T: Real>(x: T) -> T {
+        x.fast_sigmoid()
+    }
+
+    /// `ln(1 + e^x)` by [`Real::softplus`]: within 4 ulp for `f32`, no overflow at any input.
+    #[inline(always)]
+    pub fn softplus<T: Real>(x: T) -> T {
+        x.softplus()
+    }
+
+    /// The error function by [`Real::erf`] (`libm`): within 1 ulp. For GELU's exact form.
+    #[inline(always)]
+    pub fn erf<T: Real>(x: T) -> T {
+        Real::erf(x)
+    }
+
+    /// The sine (std's), for periodic activations such as SIREN's.
+    #[inline(always)]
+    pub fn sin<T: Real>(x: T) -> T {
+        <T as ComplexField>::sin(x)
+    }
+
+    /// The cosine (std's), the sine's derivative.
+    #[inline(always)]
+    pub fn cos<T: Real>(x: T) -> T {
+        <T as ComplexField>::cos(x)
+    }
+
+    /// The absolute value (exact), named here so generated code has one spelling for it.
+    #[inline(always)]
+    pub fn abs<T: Real>(x: T) -> T {
+        <T as ComplexField>::abs(x)
+    }
+
+    /// `ln(1 + x)` (std's), accurate for small `x` where `ln(1 + x)` would lose it.
+    #[inline(always)]
+    pub fn ln_1p<T: Real>(x: T) -> T {
+        <T as ComplexField>::ln_1p(x)
+    }
+
+    /// `e^x - 1` (std's), accurate for small `x` where `exp(x) - 1` would lose it (ELU, SELU
+    /// below 0).
+    #[inline(always)]
+    pub fn exp_m1<T: Real>(x: T) -> T {
+        <T as ComplexField>::exp_m1(x)
+    }
+
+    /// `x^n` for an integer `n` (std's `powi`: repeated multiplication, exact for small `n`
+    /// up to a few roundings).
+    #[inline(always)]
+    pub fn powi<T: Real>(x: T, n: i32) -> T {
+        <T as ComplexField>::powi(x, n)
+    }
+
+    /// `x^c` for a real exponent `c` (std's `powf`), NaN for negative `x` and non-integer `c`.
+    #[inline(always)]
+    pub fn powf<T: Real>(x: T, c: T) -> T {
+        <T as ComplexField>::powf(x, c)
     }
 }
 
@@ -183,5 +340,150 @@ mod tests {
         assert_eq!(f32::INFINITY.fast_exp(), f32::INFINITY);
         assert!(f32::NAN.fast_exp().is_nan());
         assert_eq!(1.0f64.fast_exp(), 1.0f64.exp());
+    }
+
+    /// The error of `got` against `exact` (computed in `f64`), in units in the last place of
+    /// `f32` where `exact` rounds to a normal `f32`; where it is subnormal, in units of the
+    /// smallest subnormal (an absolute error: there is no relative accuracy left to have).
+    fn ulps(got: f32, exact: f64) -> u64 {
+        let rounded = exact as f32;
+        if got == rounded {
+            return 0;
+        }
+        if (exact.abs()) < f32::MIN_POSITIVE as f64 {
+            let smallest = f32::from_bits(1) as f64;
+            return ((got as f64 - exact).abs() / smallest).ceil() as u64;
+        }
+        assert_eq!(
+            got.is_sign_negative(),
+            rounded.is_sign_negative(),
+            "{got} vs {exact}"
+        );
+        (got.to_bits() as i64 - rounded.to_bits() as i64).unsigned_abs()
+    }
+
+    /// The worst error of `fast` against `exact` over `n + 1` points evenly from `lo` to `hi`.
+    fn worst(
+        lo: f32,
+        hi: f32,
+        n: u32,
+        fast: impl Fn(f32) -> f32,
+        exact: impl Fn(f64) -> f64,
+    ) -> u64 {
+        (0..=n)
+            .map(|i| {
+                let x = lo + (hi - lo) * (i as f32 / n as f32);
+                let e = ulps(fast(x), exact(x as f64));
+                assert!(e < 1000, "x = {x}: {} vs {}", fast(x), exact(x as f64));
+                e
+            })
+            .max()
+            .unwrap()
+    }
+
+    /// `ln(1 + e^x)` in `f64`, stable: the reference for `softplus`.
+    fn softplus64(x: f64) -> f64 {
+        x.max(0.0) + (-x.abs()).exp().ln_1p()
+    }
+
+    #[test]
+    fn fast_sigmoid_is_within_a_few_ulp() {
+        let exact = |x: f64| 1.0 / (1.0 + (-x).exp());
+        let e = worst(-110.0, 110.0, 2_000_000, Real::fast_sigmoid, exact);
+        assert!(e <= 3, "worst error {e} ulp");
+        let e = worst(-1e-3, 1e-3, 100_000, Real::fast_sigmoid, exact);
+        assert!(e <= 3, "worst error {e} ulp near 0");
+        assert_eq!(0.0f32.fast_sigmoid(), 0.5);
+        assert_eq!(f32::INFINITY.fast_sigmoid(), 1.0);
+        assert_eq!(f32::NEG_INFINITY.fast_sigmoid(), 0.0);
+        assert!(f32::NAN.fast_sigmoid().is_nan());
+        assert!((-100.0f32).fast_sigmoid() > 0.0, "subnormal, not 0");
+        let x = 3.5f64;
+        assert!((x.fast_sigmoid() - exact(x)).abs() <= 1e-15);
+        assert!(((-700.0f64).fast_sigmoid() / (-700.0f64).exp() - 1.0).abs() < 1e-14);
+    }
+
+    #[test]
+    fn softplus_is_within_a_few_ulp_and_never_overflows() {
+        let e = worst(-110.0, 110.0, 2_000_000, Real::softplus, softplus64);
+        assert!(e <= 4, "worst error {e} ulp");
+        let e = worst(-1e-3, 1e-3, 100_000, Real::softplus, softplus64);
+        assert!(e <= 4, "worst error {e} ulp near 0");
+        // Large inputs: the input itself, not infinity.
+        assert_eq!(100.0f32.softplus(), 100.0);
+        assert_eq!(1e30f32.softplus(), 1e30);
+        assert_eq!(f32::INFINITY.softplus(), f32::INFINITY);
+        // Large negative inputs: e^x, not 0 (subnormal in f32, within 1 smallest subnormal).
+        let tiny = (-100.0f32).softplus();
+        assert!(tiny > 0.0);
+        let smallest = f32::from_bits(1) as f64;
+        assert!((tiny as f64 - (-100.0f64).exp()).abs() <= smallest);
+        assert!(((-100.0f64).softplus() / (-100.0f64).exp() - 1.0).abs() < 1e-15);
+        assert!(((-80.0f32).softplus() as f64 / (-80.0f64).exp() - 1.0).abs() < 1e-6);
+        assert_eq!(100.0f64.softplus(), 100.0);
+        assert_eq!(1000.0f64.softplus(), 1000.0);
+        assert!(f32::NAN.softplus().is_nan());
+        assert!((0.0f64.softplus() - core::f64::consts::LN_2).abs() < 1e-16);
+    }
+
+    #[test]
+    fn erf_is_within_an_ulp_of_libm_in_f64() {
+        let e = worst(-10.0, 10.0, 2_000_000, Real::erf, libm::erf);
+        assert!(e <= 1, "worst error {e} ulp");
+        assert_eq!(Real::erf(100.0f32), 1.0);
+        assert_eq!(Real::erf(-100.0f32), -1.0);
+        assert_eq!(Real::erf(0.0f32), 0.0);
+        assert_eq!(Real::erf(0.5f64), libm::erf(0.5));
+        // A value known to 17 digits: erf(1) = 0.8427007929497149.
+        assert!((Real::erf(1.0f64) - 0.842_700_792_949_714_9).abs() < 1e-16);
+    }
+
+    /// Each function of `math` against its `f64` reference, over a sweep to `|x| = 100` where
+    /// its domain allows, in `f32` ulps.
+    #[test]
+    fn math_functions_agree_with_f64() {
+        use super::math;
+        let all = |f: fn(f32) -> f32, g: fn(f64) -> f64, tolerance: u64| {
+            let e = worst(-100.0, 100.0, 400_000, f, g);
+            assert!(e <= tolerance, "worst error {e} ulp");
+        };
+        let positive = |f: fn(f32) -> f32, g: fn(f64) -> f64, tolerance: u64| {
+            let e = worst(1e-6, 100.0, 400_000, f, g);
+            assert!(e <= tolerance, "worst error {e} ulp");
+        };
+        all(math::exp, f64::exp, 1);
+        all(math::tanh, f64::tanh, 8);
+        all(math::sigmoid, |x| 1.0 / (1.0 + (-x).exp()), 3);
+        all(math::softplus, softplus64, 4);
+        all(math::erf, libm::erf, 1);
+        all(math::sin, f64::sin, 1);
+        all(math::cos, f64::cos, 1);
+        all(math::abs, f64::abs, 0);
+        all(math::exp_m1, f64::exp_m1, 1);
+        positive(math::ln, f64::ln, 1);
+        positive(math::sqrt, f64::sqrt, 0);
+        positive(math::ln_1p, f64::ln_1p, 1);
+        let e = worst(-0.999, 100.0, 400_000, math::ln_1p, f64::ln_1p);
+        assert!(e <= 1, "ln_1p: worst error {e} ulp");
+        for n in -3..=5 {
+            let e = worst(0.1, 10.0, 10_000, |x| math::powi(x, n), |x| x.powi(n));
+            assert!(e <= 4, "powi {n}: worst error {e} ulp");
+        }
+        for c in [-1.5f32, 0.5, 2.5] {
+            let e = worst(
+                0.1,
+                10.0,
+                10_000,
+                |x| math::powf(x, c),
+                |x| x.powf(c as f64),
+            );
+            assert!(e <= 1, "powf {c}: worst error {e} ulp");
+        }
+        // In f64 each is its reference (or the runtime's f64 form).
+        assert_eq!(math::exp(1.25f64), 1.25f64.exp());
+        assert_eq!(math::tanh(1.25f64), 1.25f64.tanh());
+        assert_eq!(math::ln(1.25f64), 1.25f64.ln());
+        assert_eq!(math::powi(1.25f64, 3), 1.25f64.powi(3));
+        assert_eq!(math::powf(1.25f64, 0.3), 1.25f64.powf(0.3));
     }
 }
