@@ -96,6 +96,7 @@ pub mod __private {
     pub use crate::init::Init;
     pub use crate::layer::Linear;
     pub use crate::layer::ops::*;
+    pub use crate::layer::softmax::*;
     pub use crate::loss::Loss;
     pub use crate::net::{Nested, Network, boxed_seeded};
     pub use crate::optim::{Optimizer, optimizer_step};

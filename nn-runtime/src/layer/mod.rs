@@ -4,11 +4,13 @@
 //! [`Linear`] block itself, the operations generated code runs on it (forward, backward, fused
 //! SGD step; private to the crate, exported to generated code only), its seeded
 //! [initialisation](init), the heap helpers that build large blocks in place ([`heap`]), and
-//! the names of its tensors ([`tensors`]).
+//! the names of its tensors ([`tensors`]). Beside it, the per-sample kernels of the softmax
+//! layers (private to the crate, exported to generated code only).
 
 pub mod heap;
 pub mod init;
 pub(crate) mod ops;
+pub(crate) mod softmax;
 pub mod tensors;
 
 use crate::real::Real;
