@@ -38,7 +38,8 @@
 //!
 //! 1. `simd`, the SIMD kernels and the one check of the processor's features;
 //! 2. scalar math, [`real`];
-//! 3. the `Linear` block and its operations, [`layer`], with [`init`], [`heap`], [`tensors`];
+//! 3. the `Linear` and `PRelu` blocks and their operations, [`layer`], with [`init`], [`heap`],
+//!    [`tensors`];
 //! 4. what every generated network is, [`net`];
 //! 5. losses, [`loss`];
 //! 6. optimizers, [`optim`];
@@ -64,6 +65,7 @@ pub mod data;
 pub mod weights;
 
 pub use layer::Linear;
+pub use layer::prelu::PRelu;
 pub use loss::{BceWithLogits, CrossEntropy, Hinge, Loss, Mse, one_hot};
 pub use nalgebra;
 pub use net::Network;
@@ -96,6 +98,7 @@ pub mod __private {
     pub use crate::init::Init;
     pub use crate::layer::Linear;
     pub use crate::layer::ops::*;
+    pub use crate::layer::prelu::PRelu;
     pub use crate::layer::softmax::*;
     pub use crate::loss::Loss;
     pub use crate::net::{Nested, Network, boxed_seeded};

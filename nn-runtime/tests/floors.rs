@@ -19,7 +19,9 @@ const FLOORS: &[(&str, &[&str], &[&str])] = &[
     (
         "layer",
         &["layer/"],
-        &["layer", "heap", "init", "tensors", "Linear", "Tensors"],
+        &[
+            "layer", "heap", "init", "tensors", "Linear", "PRelu", "Tensors",
+        ],
     ),
     (
         "net",

@@ -2,14 +2,17 @@
 //!
 //! Above the kernels and the scalar math, below losses, optimizers and networks: the
 //! [`Linear`] block itself, the operations generated code runs on it (forward, backward, fused
-//! SGD step; private to the crate, exported to generated code only), its seeded
+//! SGD step; with the elementwise kernels of activations, private to the crate, exported to
+//! generated code only), its seeded
 //! [initialisation](init), the heap helpers that build large blocks in place ([`heap`]), and
-//! the names of its tensors ([`tensors`]). Beside it, the per-sample kernels of the softmax
+//! the names of its tensors ([`tensors`]). Beside it, the slopes of a PReLU layer
+//! ([`prelu`], the block [`PRelu`](prelu::PRelu)) and the per-sample kernels of the softmax
 //! layers (private to the crate, exported to generated code only).
 
 pub mod heap;
 pub mod init;
 pub(crate) mod ops;
+pub mod prelu;
 pub(crate) mod softmax;
 pub mod tensors;
 

@@ -172,6 +172,138 @@ pub fn chain<T: Real, const R: usize, const C: usize>(
     dx
 }
 
+/// `f(x, a)` for every element of `x`, with `a` the element's parameter in `w`: its row's
+/// (`w[r]`) where there is one per feature (`P == R`), the only one (`w[0]`) where `P == 1`.
+/// An elementwise activation with learnable parameters (PReLU) in the forward pass.
+/// Force-inlined as [`map`] is.
+///
+/// The macro only generates `P == 1` or `P == R`; anything else fails to compile here.
+#[inline(always)]
+pub fn map_param<T: Real, const R: usize, const C: usize, const P: usize>(
+    x: &SMatrix<T, R, C>,
+    w: &SVector<T, P>,
+    f: impl Fn(T, T) -> T,
+) -> SMatrix<T, R, C> {
+    const { assert!(P == 1 || P == R, "one parameter in all, or one per row") };
+    let mut y = *x;
+    if R == 0 {
+        return y;
+    }
+    let (columns, _) = y.as_mut_slice().as_chunks_mut::<R>();
+    if P == 1 {
+        let a = w[0];
+        columns.iter_mut().flatten().for_each(|v| *v = f(*v, a));
+    } else {
+        let w = w.as_slice();
+        for column in columns {
+            column.iter_mut().zip(w).for_each(|(v, &a)| *v = f(*v, a));
+        }
+    }
+    y
+}
+
+/// The gradient of a parameterised elementwise step (see [`map_param`]) with respect to its
+/// parameters, from `dy` and, per element, `fa`, the derivative with respect to the parameter
+/// that `each(x, a, dy)` returns after whatever else it does: `dw[k] = sum of dy fa` over
+/// every element (all rows and samples) that uses parameter `k`. Overwrites `dw`.
+#[inline(always)]
+fn param_grad<T: Real, const R: usize, const C: usize, const P: usize>(
+    x: &SMatrix<T, R, C>,
+    w: &SVector<T, P>,
+    dw: &mut SVector<T, P>,
+    dy: &mut SMatrix<T, R, C>,
+    each: impl Fn(T, T, &mut T) -> T,
+) {
+    const { assert!(P == 1 || P == R, "one parameter in all, or one per row") };
+    if R == 0 {
+        *dw = SVector::zeros();
+        return;
+    }
+    let (inputs, _) = x.as_slice().as_chunks::<R>();
+    let (gradients, _) = dy.as_mut_slice().as_chunks_mut::<R>();
+    // Summed in a local of constant size (registers), stored once: the gradient is
+    // overwritten, as `linear_backward_params` overwrites its own.
+    let mut sum = [T::zero(); P];
+    if P == 1 {
+        let a = w[0];
+        let mut s = T::zero();
+        for (g, &x) in gradients.iter_mut().flatten().zip(inputs.iter().flatten()) {
+            s += each(x, a, g);
+        }
+        sum[0] = s;
+    } else {
+        let w = w.as_slice();
+        for (gc, xc) in gradients.iter_mut().zip(inputs) {
+            for (((g, &x), &a), s) in gc.iter_mut().zip(xc).zip(w).zip(sum.iter_mut()) {
+                *s += each(x, a, g);
+            }
+        }
+    }
+    *dw = SVector::from(sum);
+}
+
+/// The chain-rule step of a parameterised elementwise activation (see [`map_param`]): with
+/// `(fx, fa) = d(x, a)` its derivatives with respect to the input and to the parameter at each
+/// element, returns `dx = dy * fx` element by element and overwrites `dw` with the sum of
+/// `dy * fa` over every element that uses each parameter (all rows with `P == 1`, row `r` for
+/// parameter `r` otherwise, over all samples). Both from one call of `d`, which for PReLU
+/// shares its one comparison.
+///
+/// `dy` by value, updated in place into `dx`. Force-inlined as [`chain`] is.
+#[inline(always)]
+pub fn chain_param<T: Real, const R: usize, const C: usize, const P: usize>(
+    dy: SMatrix<T, R, C>,
+    x: &SMatrix<T, R, C>,
+    w: &SVector<T, P>,
+    dw: &mut SVector<T, P>,
+    d: impl Fn(T, T) -> (T, T),
+) -> SMatrix<T, R, C> {
+    let mut dx = dy;
+    param_grad(x, w, dw, &mut dx, |x, a, g| {
+        let (fx, fa) = d(x, a);
+        let dyv = *g;
+        *g = dyv * fx;
+        dyv * fa
+    });
+    dx
+}
+
+/// Like [`chain_param`] but only the parameters' gradient, overwriting `dw`, with `d(x, a)`
+/// the derivative with respect to the parameter alone: for a parameterised activation with
+/// nothing below it to pass a gradient to (the first layer of a network not nested in
+/// another), so no `dx` is formed.
+#[inline(always)]
+pub fn chain_param_only<T: Real, const R: usize, const C: usize, const P: usize>(
+    dy: &SMatrix<T, R, C>,
+    x: &SMatrix<T, R, C>,
+    w: &SVector<T, P>,
+    dw: &mut SVector<T, P>,
+    d: impl Fn(T, T) -> T,
+) {
+    const { assert!(P == 1 || P == R, "one parameter in all, or one per row") };
+    let mut sum = [T::zero(); P];
+    if R != 0 {
+        let (inputs, _) = x.as_slice().as_chunks::<R>();
+        let (gradients, _) = dy.as_slice().as_chunks::<R>();
+        if P == 1 {
+            let a = w[0];
+            let mut s = T::zero();
+            for (&g, &x) in gradients.iter().flatten().zip(inputs.iter().flatten()) {
+                s += g * d(x, a);
+            }
+            sum[0] = s;
+        } else {
+            let w = w.as_slice();
+            for (gc, xc) in gradients.iter().zip(inputs) {
+                for (((&g, &x), &a), s) in gc.iter().zip(xc).zip(w).zip(sum.iter_mut()) {
+                    *s += g * d(x, a);
+                }
+            }
+        }
+    }
+    *dw = SVector::from(sum);
+}
+
 /// `z = W x + b` for every column of `x`.
 #[inline(always)]
 pub fn linear_forward<T: Real, const IN: usize, const OUT: usize, const B: usize>(
