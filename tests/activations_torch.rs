@@ -84,9 +84,9 @@ struct Row {
 }
 
 /// `Name: f32 [LAYER];` declares `network! { struct Name: f32 { Linear(8, 8), LAYER } }` and
-/// its row; `Name: f32 [PReLU] l1;` also names the field of the PReLU's slopes.
+/// its row; `Name: f32 [PReLU] slopes l1;` also names the field of the PReLU's slopes.
 macro_rules! table {
-    ($($net:ident : $t:ident [$($layer:tt)*] $($field:ident)?;)*) => {
+    ($($net:ident : $t:ident [$($layer:tt)*] $(slopes $field:ident)?;)*) => {
         $(
             network! {
                 struct $net: $t {
@@ -164,12 +164,12 @@ table! {
     LogSigmoid64:      f64    [LogSigmoid];
     Tanhshrink32:      f32    [Tanhshrink];
     Tanhshrink64:      f64    [Tanhshrink];
-    Prelu32:           f32    [PReLU] l1;
-    Prelu64:           f64    [PReLU] l1;
-    PreluEach32:       f32    [PReLU(8)] l1;
-    PreluEach64:       f64    [PReLU(8)] l1;
-    PreluInit32:       f32    [PReLU(init = 0.1)] l1;
-    PreluInit64:       f64    [PReLU(init = 0.1)] l1;
+    Prelu32:           f32    [PReLU] slopes l1;
+    Prelu64:           f64    [PReLU] slopes l1;
+    PreluEach32:       f32    [PReLU(8)] slopes l1;
+    PreluEach64:       f64    [PReLU(8)] slopes l1;
+    PreluInit32:       f32    [PReLU(init = 0.1)] slopes l1;
+    PreluInit64:       f64    [PReLU(init = 0.1)] slopes l1;
     Softmax32:         f32    [Softmax(dim = 1)];
     Softmax64:         f64    [Softmax(dim = 1)];
     LogSoftmax32:      f32    [LogSoftmax(dim = 1)];
