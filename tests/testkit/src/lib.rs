@@ -1,10 +1,12 @@
 //! What the workspace's tests share, so that each is written once: readers of the JSON
 //! fixtures in `tests/fixtures/`, the optimizer a fixture names built from its `torch.optim`
-//! arguments, the XOR network and data, and a deterministic generator of test values.
+//! arguments, the XOR network and data, a deterministic generator of test values, and the
+//! probe that measures an activation through a network (with its PyTorch fixture's reader).
 //!
 //! A dev-only crate (`publish = false`): the tests of the workspace depend on it, the product
 //! does not.
 
+pub mod activations;
 pub mod fixtures;
 pub mod optim;
 pub mod rng;
