@@ -193,6 +193,10 @@ def run(layer, torch_expr, make, extra, columns, dtype):
     case = {"layer": layer, "torch": torch_expr, "dtype": str(dtype).removeprefix("torch.")}
     prelu = isinstance(module, nn.PReLU)
     if prelu:
+        # As `nn.PReLU(init=.., dtype=torch.float64)` makes it: `.to(float64)` of a float32
+        # module would carry float32's rounding of `init` (0.1 -> 0.10000000149011612).
+        with torch.no_grad():
+            module.weight.fill_(module.init)
         init = flat(module.weight)
         if module.num_parameters == ROWS:
             with torch.no_grad():

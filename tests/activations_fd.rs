@@ -54,6 +54,9 @@ const SLOPES: [f64; N] = [0.3, -0.5, 0.0, 1.0, 1.5, 0.1, -0.05, 2.0];
 // ------------------------------------------------------------------------------------------------
 // The table.
 
+/// Checks one network: `(name, kinks, reference, seed)` to the fraction of its tolerance used.
+type Check = fn(&str, &[f64], Option<fn(f64) -> f64>, u64) -> f64;
+
 /// One network to check.
 struct Row {
     /// The network's name.
@@ -61,7 +64,7 @@ struct Row {
     /// The activation as written (`stringify!`).
     layer: &'static str,
     /// Checks it; returns the fraction of its tolerance used.
-    check: fn(&str, &[f64], Option<fn(f64) -> f64>, u64) -> f64,
+    check: Check,
     /// Where the activation or its derivative jumps: `X` keeps [`KINK_MARGIN`] away.
     kinks: &'static [f64],
     /// The activation written here, for a user-defined one: `Y` is compared with it.

@@ -1,5 +1,8 @@
 //! The declaration as written: syntax only, every token kept with its span.
 //!
+//! A `network!` holds activation definitions (`activation Swish(beta = 1.0) = |x| ..;`), which
+//! any network of the same invocation may use by name, then one or more networks.
+//!
 //! The header (`#[attrs] vis struct Name [: f64]`) is parsed strictly, since nothing sensible can
 //! follow a broken header. The layer list is parsed tolerantly: it is split at top-level commas
 //! and each piece parsed on its own, so one malformed layer yields one error and the layers
@@ -11,6 +14,27 @@ use syn::parse::{Parse, ParseStream};
 use syn::{Attribute, Ident, Lit, Token, Visibility, braced, parenthesized};
 
 use crate::errors::Errors;
+
+/// Everything in one `network! { ... }`.
+pub struct Input {
+    /// Named activations, in the order declared.
+    pub definitions: Vec<Definition>,
+    /// The networks.
+    pub networks: Vec<NetworkInput>,
+}
+
+syn::custom_keyword!(activation);
+
+/// `activation Name(constant = value, ..) = |x| expression;`: an activation any network of the
+/// invocation uses by name, its constants overridable where it is used (`Name(beta = 2.0)`).
+pub struct Definition {
+    /// Its name.
+    pub name: Ident,
+    /// Its named constants with their default values.
+    pub constants: Vec<(Ident, Arg)>,
+    /// The expression.
+    pub closure: syn::ExprClosure,
+}
 
 /// `network! { ... }`: one network declaration.
 pub struct NetworkInput {
@@ -30,15 +54,18 @@ pub struct NetworkInput {
     pub errors: Errors,
 }
 
-/// One layer as written: `Name` or `Name(arg, ...)`, optionally named: `encoder: Name(..)`.
+/// One layer as written: `Name` or `Name(arg, ...)`, or an activation written as a closure
+/// (`|x| x * sigmoid(x)`), optionally named: `encoder: Name(..)`.
 pub struct LayerSyntax {
     /// The name the user gave the layer (`encoder` in `encoder: Linear(2, 8)`): its field and
     /// `state_dict` prefix.
     pub label: Option<Ident>,
-    /// The layer kind's name, e.g. `Linear`.
+    /// The layer kind's name, e.g. `Linear`; for a closure, `activation` on its first `|`.
     pub name: Ident,
     /// The parenthesised arguments, if any.
     pub args: Option<Args>,
+    /// The closure, for an activation written as one.
+    pub closure: Option<Box<syn::ExprClosure>>,
 }
 
 /// `( arg, arg, ... )` after a layer name.
@@ -70,9 +97,90 @@ pub struct Number {
     pub lit: Lit,
 }
 
-impl Parse for NetworkInput {
+impl Parse for Input {
     fn parse(input: ParseStream) -> syn::Result<Self> {
-        let attrs = input.call(Attribute::parse_outer)?;
+        let mut definitions = Vec::new();
+        let mut networks = Vec::new();
+        while !input.is_empty() {
+            let attrs = input.call(Attribute::parse_outer)?;
+            if input.peek(activation) && !input.peek2(Token![:]) {
+                if !networks.is_empty() {
+                    return Err(
+                        input.error("activations are defined before the networks that use them")
+                    );
+                }
+                definitions.push(Definition::parse(attrs, input)?);
+            } else {
+                networks.push(NetworkInput::parse(attrs, input)?);
+            }
+        }
+        if networks.is_empty() {
+            return Err(input
+                .error("expected a network: `struct Name { Linear(2, 8), ReLU, Linear(8, 1) }`"));
+        }
+        Ok(Self {
+            definitions,
+            networks,
+        })
+    }
+}
+
+impl Definition {
+    /// Parses a definition after its attributes, which may only be doc comments.
+    fn parse(attrs: Vec<Attribute>, input: ParseStream) -> syn::Result<Self> {
+        if let Some(other) = attrs.iter().find(|a| !a.path().is_ident("doc")) {
+            return Err(syn::Error::new_spanned(
+                other,
+                "an activation takes doc comments only",
+            ));
+        }
+        input.parse::<activation>()?;
+        let name: Ident = input
+            .parse()
+            .map_err(|e| syn::Error::new(e.span(), "expected the activation's name, e.g. `activation Swish(beta = 1.0) = |x| x * sigmoid(beta * x);`"))?;
+        let mut constants = Vec::new();
+        if input.peek(syn::token::Paren) {
+            let args: Args = input.parse()?;
+            for arg in args.list {
+                match arg {
+                    Arg::Keyword(name, value) if matches!(*value, Arg::Number(_)) => {
+                        constants.push((name, *value))
+                    }
+                    other => {
+                        return Err(syn::Error::new_spanned(
+                            other,
+                            "an activation's constants are `name = number`, e.g. `beta = 1.0`",
+                        ));
+                    }
+                }
+            }
+        }
+        input.parse::<Token![=]>().map_err(|e| {
+            syn::Error::new(
+                e.span(),
+                format!("expected `=` and the expression: `activation {name} = |x| ..;`"),
+            )
+        })?;
+        if !input.peek(Token![|]) && !input.peek(Token![||]) {
+            return Err(
+                input.error("expected a closure of one variable, e.g. `|x| x * sigmoid(x)`")
+            );
+        }
+        let closure = input.parse()?;
+        input.parse::<Token![;]>().map_err(|e| {
+            syn::Error::new(e.span(), "expected `;` after the activation's expression")
+        })?;
+        Ok(Self {
+            name,
+            constants,
+            closure,
+        })
+    }
+}
+
+impl NetworkInput {
+    /// Parses one network after its attributes.
+    fn parse(attrs: Vec<Attribute>, input: ParseStream) -> syn::Result<Self> {
         let vis: Visibility = input.parse()?;
         input.parse::<Token![struct]>()?;
         let ident: Ident = input
@@ -94,8 +202,12 @@ impl Parse for NetworkInput {
         let body;
         let brace = braced!(body in input);
         let body_tokens: TokenStream = body.parse()?;
-        if !input.is_empty() {
-            return Err(input.error("unexpected tokens after the network's `{ ... }`; declare one network per `network!`"));
+        if !input.is_empty()
+            && !input.peek(syn::Ident)
+            && !input.peek(Token![#])
+            && !input.peek(Token![pub])
+        {
+            return Err(input.error("unexpected tokens after the network's `{ ... }`; another network starts with `struct`"));
         }
         let mut errors = Errors::default();
         let layers = parse_layers(body_tokens, &mut errors);
@@ -140,6 +252,10 @@ fn split_at_commas(tokens: TokenStream) -> Vec<Piece> {
     let mut current = TokenStream::new();
     for tree in tokens {
         match &tree {
+            // `|x, y| ..` is one (mistaken) closure, reported as such, not split in two.
+            TokenTree::Punct(p) if p.as_char() == ',' && in_closure_params(&current) => {
+                current.append(tree)
+            }
             TokenTree::Punct(p) if p.as_char() == ',' => {
                 if current.is_empty() {
                     pieces.push(Piece::Empty(p.span()));
@@ -154,6 +270,25 @@ fn split_at_commas(tokens: TokenStream) -> Vec<Piece> {
         pieces.push(Piece::Tokens(current));
     }
     pieces
+}
+
+/// Whether `piece` (optionally after `name:`) is a closure's `|` whose parameters are not
+/// closed yet.
+fn in_closure_params(piece: &TokenStream) -> bool {
+    let trees: Vec<TokenTree> = piece.clone().into_iter().collect();
+    let start = match trees.as_slice() {
+        [TokenTree::Ident(_), TokenTree::Punct(colon), ..]
+            if colon.as_char() == ':' && colon.spacing() == proc_macro2::Spacing::Alone =>
+        {
+            2
+        }
+        _ => 0,
+    };
+    let pipes = trees
+        .iter()
+        .filter(|t| matches!(t, TokenTree::Punct(p) if p.as_char() == '|'))
+        .count();
+    matches!(trees.get(start), Some(TokenTree::Punct(p)) if p.as_char() == '|') && pipes == 1
 }
 
 /// Parses one comma-separated piece. A piece holding several layers means a missing comma:
@@ -192,6 +327,16 @@ impl Parse for LayerSyntax {
         } else {
             None
         };
+        if input.peek(Token![|]) || input.peek(Token![||]) {
+            let pipe = input.fork().parse::<TokenTree>()?.span();
+            let closure: syn::ExprClosure = input.parse()?;
+            return Ok(Self {
+                label,
+                name: Ident::new("activation", pipe),
+                args: None,
+                closure: Some(Box::new(closure)),
+            });
+        }
         let name: Ident = input.parse().map_err(|e| {
             syn::Error::new(
                 // A name with nothing after its colon: the error goes on the colon.
@@ -216,7 +361,12 @@ impl Parse for LayerSyntax {
                 "layer arguments go in parentheses: `Linear(2, 8)`",
             ));
         }
-        Ok(Self { label, name, args })
+        Ok(Self {
+            label,
+            name,
+            args,
+            closure: None,
+        })
     }
 }
 
@@ -251,7 +401,7 @@ impl Parse for Arg {
                 ));
             }
             Arg::Keyword(name, Box::new(input.parse()?))
-        } else if input.peek(Ident) {
+        } else if input.peek(Ident) || input.peek(Token![|]) || input.peek(Token![||]) {
             Arg::Layer(input.parse()?)
         } else if input.peek(syn::LitStr) {
             Arg::Str(input.parse()?)
@@ -284,7 +434,10 @@ impl ToTokens for LayerSyntax {
             label.to_tokens(tokens);
             <Token![:]>::default().to_tokens(tokens);
         }
-        self.name.to_tokens(tokens);
+        match &self.closure {
+            Some(closure) => closure.to_tokens(tokens),
+            None => self.name.to_tokens(tokens),
+        }
         if let Some(args) = &self.args {
             args.to_tokens(tokens);
         }
@@ -325,6 +478,9 @@ impl ToTokens for Arg {
 impl LayerSyntax {
     /// The span of the layer's last token: its closing parenthesis, or its name.
     pub fn end_span(&self) -> Span {
+        if let Some(closure) = &self.closure {
+            return last_span(closure.to_token_stream()).unwrap_or(self.name.span());
+        }
         self.args
             .as_ref()
             .map_or(self.name.span(), |a| a.paren.span.close())
@@ -333,6 +489,9 @@ impl LayerSyntax {
     /// The layer as the user wrote it, normalised (`Linear(2, 8)`), for messages; without its
     /// name, which says where the layer is, not what it is.
     pub fn display(&self) -> String {
+        if let Some(closure) = &self.closure {
+            return tidy(&closure.to_token_stream().to_string());
+        }
         let mut text = self.name.to_string();
         if let Some(args) = &self.args {
             let list: Vec<String> = args.list.iter().map(Arg::display).collect();
@@ -365,4 +524,31 @@ impl LayerSyntax {
             None => self.display(),
         }
     }
+}
+
+/// The span of the last token of `tokens`.
+fn last_span(tokens: TokenStream) -> Option<Span> {
+    tokens.into_iter().last().map(|t| match t {
+        TokenTree::Group(g) => g.span_close(),
+        other => other.span(),
+    })
+}
+
+/// Token text as a person writes it: `|x| x * sigmoid(x)` rather than `| x | x * sigmoid (x)`.
+pub fn tidy(text: &str) -> String {
+    let mut out = text
+        .replace(" (", "(")
+        .replace("( ", "(")
+        .replace(" )", ")")
+        .replace(" .", ".")
+        .replace(". ", ".")
+        .replace(" ,", ",")
+        .replace("- >", "->");
+    // The closure's bars: `| x |` to `|x|`.
+    if let Some(rest) = out.strip_prefix("| ")
+        && let Some(end) = rest.find(" |")
+    {
+        out = format!("|{}|{}", &rest[..end], &rest[end + 2..]);
+    }
+    out
 }

@@ -10,8 +10,10 @@
 use proc_macro::TokenStream;
 
 mod ast;
+mod definitions;
 mod errors;
 mod expand;
+mod expr;
 mod fallback;
 mod layers;
 mod model;
@@ -40,14 +42,24 @@ pub fn network(input: TokenStream) -> TokenStream {
 
 /// The whole macro on `proc_macro2` tokens, so tests can run it outside a compiler.
 fn expand(input: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
-    let input = match syn::parse2::<ast::NetworkInput>(input) {
+    let input = match syn::parse2::<ast::Input>(input) {
         Ok(input) => input,
         // Without a header there is no name to stand in for: only the error.
         Err(error) => return error.to_compile_error(),
     };
-    let header = fallback::Header::of(&input);
-    match validate::check(input) {
-        Ok(model) => expand::network(&model),
-        Err(errors) => fallback::stub(&header, errors),
+    // Mistakes in a definition are reported once, where it is written.
+    let mut errors = errors::Errors::default();
+    let definitions = definitions::check(input.definitions, &mut errors);
+    let mut output = match errors.finish(()) {
+        Ok(()) => proc_macro2::TokenStream::new(),
+        Err(errors) => errors.to_compile_error(),
+    };
+    for network in input.networks {
+        let header = fallback::Header::of(&network);
+        output.extend(match validate::check(network, &definitions) {
+            Ok(model) => expand::network(&model),
+            Err(errors) => fallback::stub(&header, errors),
+        });
     }
+    output
 }

@@ -4,13 +4,19 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use crate::ast::NetworkInput;
+use crate::ast::Input;
+use crate::errors::Errors;
 use crate::model::{Count, Network, Scalar, Size};
-use crate::validate;
+use crate::{definitions, validate};
 
-/// Parses and checks a declaration.
+/// Parses and checks a declaration: its definitions, then its first network.
 fn check(tokens: TokenStream) -> syn::Result<Network> {
-    validate::check(syn::parse2::<NetworkInput>(tokens)?)
+    let input = syn::parse2::<Input>(tokens)?;
+    let mut errors = Errors::default();
+    let definitions = definitions::check(input.definitions, &mut errors);
+    errors.finish(())?;
+    let network = input.networks.into_iter().next().expect("a network");
+    validate::check(network, &definitions)
 }
 
 /// Known sizes as numbers.
@@ -219,10 +225,7 @@ fn rejects_broken_headers() {
         quote!(struct { Linear(2, 8) }),
         quote!(struct N Linear),
     ] {
-        assert!(
-            syn::parse2::<NetworkInput>(tokens.clone()).is_err(),
-            "{tokens}"
-        );
+        assert!(syn::parse2::<Input>(tokens.clone()).is_err(), "{tokens}");
     }
 }
 
@@ -588,4 +591,81 @@ fn random_tokens_never_panic() {
     }
     // The generator must reach valid declarations too, or only the error paths were tried.
     assert!(accepted > 0, "no random declaration was valid");
+}
+
+/// Random expression text: the language's words, numbers at the edges of `f64` and `f32`,
+/// operators and groups in random order, so that the expression parser, the simplifier, the
+/// differentiator and the emitter all see malformed and extreme input.
+fn random_expression(rng: &mut Rng, depth: usize, out: &mut String) {
+    const WORDS: &[&str] = &[
+        "x", "x", "x", "y", "beta", "weight", "exp", "ln", "sqrt", "tanh", "sigmoid", "sin", "cos",
+        "abs", "erf", "ln_1p", "exp_m1", "softplus", "powi", "powf", "min", "max", "atan", "log",
+        "if", "else", "let", "t", "move", "return", "as", "f32",
+    ];
+    const NUMBERS: &[&str] = &[
+        "0", "0.0", "1", "2", "3", "-1", "0.5", "1e308", "1e-320", "1e400", "3.5e38", "1e39",
+        "2i32", "8u8", "'c'", "\"s\"", "true",
+    ];
+    const PUNCT: &[&str] = &[
+        "+", "-", "*", "/", "%", ">", "<", ">=", "<=", "==", "=", ".", ",", ";", "|", "!", "&&",
+    ];
+    let len = 1 + rng.below(10);
+    for _ in 0..len {
+        match rng.below(11) {
+            0..=3 => out.push_str(WORDS[rng.below(WORDS.len())]),
+            4 | 5 => out.push_str(NUMBERS[rng.below(NUMBERS.len())]),
+            6..=8 => out.push_str(PUNCT[rng.below(PUNCT.len())]),
+            _ if depth < 5 => {
+                let (open, close) = [("(", ")"), ("{", "}"), ("(", ")")][rng.below(3)];
+                out.push_str(open);
+                random_expression(rng, depth + 1, out);
+                out.push_str(close);
+            }
+            _ => out.push_str("x.powi(2)"),
+        }
+        out.push(' ');
+    }
+}
+
+/// Thousands of random activation expressions, as a closure layer and as a named definition
+/// used with an overridden constant, through the whole macro: it never panics, always emits
+/// Rust, and accepts some of them.
+#[test]
+fn random_expressions_never_panic() {
+    let mut rng = Rng(0xE4_9E55);
+    let mut accepted = 0;
+    // Shaped like expressions that are valid, so that the valid paths are reached too.
+    let shapes = [
+        "x * {} + 1.0",
+        "if x > {} {{ x }} else {{ 0.5 * x }}",
+        "sigmoid({}) * x",
+        "{}",
+        "({}).powi(3) - exp(x)",
+    ];
+    for case in 0..4000 {
+        let mut body = String::new();
+        random_expression(&mut rng, 0, &mut body);
+        if case % 2 == 0 {
+            body = shapes[rng.below(shapes.len())].replace("{}", &body);
+        }
+        let text = format!(
+            "activation A(beta = 1.5) = |x| {body}; struct N {{ Linear(2, 2), |x| {body}, A(beta = 2.0) }}"
+        );
+        let Ok(tokens) = text.parse::<TokenStream>() else {
+            continue;
+        };
+        let output = std::panic::catch_unwind(|| crate::expand(tokens));
+        let output = output.unwrap_or_else(|_| panic!("the macro panicked on: {text}"));
+        if !output.to_string().contains("compile_error") {
+            accepted += 1;
+        }
+        assert!(
+            syn::parse2::<syn::File>(output).is_ok(),
+            "output is not Rust for: {text}"
+        );
+    }
+    assert!(
+        accepted > 20,
+        "only {accepted} random expressions were valid"
+    );
 }

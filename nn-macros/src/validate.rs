@@ -11,6 +11,7 @@ use proc_macro2::Span;
 use syn::{Ident, Lit};
 
 use crate::ast::{Arg, LayerSyntax, NetworkInput, Number};
+use crate::definitions::Definitions;
 use crate::errors::Errors;
 use crate::layers::{self, ArgKind, ArgSpec, Entry, Lookup, Value};
 use crate::model::{Layer, Network, Part, Scalar, Size, SizeCheck};
@@ -23,7 +24,7 @@ const MAX_SIZE: usize = 1 << 24;
 const BUILT_IN_DERIVES: &[&str] = &["Clone", "Debug", "PartialEq"];
 
 /// Checks a parsed declaration and builds its model, or returns every mistake in it.
-pub fn check(input: NetworkInput) -> syn::Result<Network> {
+pub fn check(input: NetworkInput, definitions: &Definitions) -> syn::Result<Network> {
     let NetworkInput {
         attrs,
         vis,
@@ -34,6 +35,7 @@ pub fn check(input: NetworkInput) -> syn::Result<Network> {
         errors,
     } = input;
     let mut cx = Checker {
+        definitions,
         scalar: Scalar::F32,
         errors,
         size_checks: Vec::new(),
@@ -84,7 +86,9 @@ pub fn check(input: NetworkInput) -> syn::Result<Network> {
 }
 
 /// The state of checking one declaration.
-struct Checker {
+struct Checker<'d> {
+    /// The activations the invocation defines.
+    definitions: &'d Definitions,
     scalar: Scalar,
     errors: Errors,
     size_checks: Vec<SizeCheck>,
@@ -100,7 +104,7 @@ struct Parent<'a> {
     prefix: &'a str,
 }
 
-impl Checker {
+impl Checker<'_> {
     /// Checks each layer of a list on its own; `None` for a layer with mistakes.
     fn list(&mut self, syntax: &[LayerSyntax], parent: Option<Parent>) -> Vec<Option<Layer>> {
         syntax
@@ -118,12 +122,28 @@ impl Checker {
         syntax: &LayerSyntax,
     ) -> Option<Layer> {
         let (field, prefix) = self.place(index, parent, syntax);
-        let kind = match layers::lookup(&syntax.name.to_string()) {
+        let here = Parent {
+            field: &field,
+            prefix: &prefix,
+        };
+        if let Some(closure) = &syntax.closure {
+            let what = format!("user-defined: `{}`", syntax.display());
+            let kind = layers::activation::user(closure, &[], what)
+                .map_err(|e| self.errors.push(e))
+                .ok()?;
+            return Some(self.made(field, prefix, kind, syntax));
+        }
+        let name = syntax.name.to_string();
+        if let Some(defined) = self.definitions.find(&name) {
+            let args = defined.args();
+            let entry = defined.entry(&args);
+            let values = self.bind(&entry, syntax, &here)?;
+            // A definition with mistakes was reported where it is written.
+            let kind = defined.instantiate(&values).filter(|_| defined.ok)?;
+            return Some(self.made(field, prefix, kind, syntax));
+        }
+        let kind = match layers::lookup(&name) {
             Lookup::Entry(entry) => {
-                let here = Parent {
-                    field: &field,
-                    prefix: &prefix,
-                };
                 let values = self.bind(entry, syntax, &here)?;
                 (entry.build)(values)
             }
@@ -134,7 +154,7 @@ impl Checker {
                     format!(
                         "`{}` is a PyTorch module that `network!` does not support; the supported layers are {}",
                         syntax.name,
-                        layers::names().join(", ")
+                        layers::known()
                     ),
                 );
                 return None;
@@ -147,7 +167,18 @@ impl Checker {
                 return None;
             }
         };
-        Some(Layer {
+        Some(self.made(field, prefix, kind, syntax))
+    }
+
+    /// The layer of `kind`, its sizes yet to be chained.
+    fn made(
+        &self,
+        field: Ident,
+        prefix: String,
+        kind: Box<dyn layers::Kind>,
+        syntax: &LayerSyntax,
+    ) -> Layer {
+        Layer {
             field,
             prefix,
             kind,
@@ -155,7 +186,7 @@ impl Checker {
             output: Size::Known(0),
             source: syntax.display(),
             span: syntax.name.span(),
-        })
+        }
     }
 
     /// The field and `state_dict` prefix of a layer: its own name, or its position.
@@ -391,6 +422,20 @@ impl Checker {
                 number_value(spec.name, arg, self.scalar).map(Value::Number)
             }
             (ArgKind::Number { default: Some(d) }, None) => Ok(Value::Number(*d)),
+            (ArgKind::Choice { choices, .. }, Some(arg)) => {
+                choice_value(spec.name, arg, choices).map(Value::Str)
+            }
+            (ArgKind::Choice { default, .. }, None) => Ok(Value::Str(default.to_string())),
+            (ArgKind::OptionalSize { .. }, Some(arg)) => {
+                size_value(entry, spec.name, arg).map(|(n, s)| Value::Size(n, s))
+            }
+            (ArgKind::OptionalSize { default }, None) => {
+                Ok(Value::Size(*default, Span::call_site()))
+            }
+            (ArgKind::Dim { allowed, why }, Some(arg)) => {
+                dim_value(spec.name, arg, allowed, why).map(Value::Number)
+            }
+            (ArgKind::Dim { allowed, .. }, None) => Ok(Value::Number(allowed[0] as f64)),
             (ArgKind::Layers, _) => return self.block(entry, syntax, layers, here),
             // Required arguments left out are reported together, by `missing`.
             (_, None) => return None,
@@ -723,7 +768,54 @@ fn size_value(entry: &Entry, name: &str, arg: &Arg) -> syn::Result<(usize, Span)
 }
 
 /// A numeric argument: finite, and representable in the network's scalar type.
-fn number_value(name: &str, arg: &Arg, scalar: Scalar) -> syn::Result<f64> {
+/// A string argument, one of `choices`.
+fn choice_value(name: &str, arg: &Arg, choices: &[&str]) -> syn::Result<String> {
+    let listed: Vec<String> = choices.iter().map(|c| format!("{c:?}")).collect();
+    match arg {
+        Arg::Str(lit) if choices.contains(&lit.value().as_str()) => Ok(lit.value()),
+        _ => Err(syn::Error::new_spanned(
+            arg,
+            format!(
+                "`{name}` must be one of {}; found `{}`",
+                listed.join(", "),
+                arg.display()
+            ),
+        )),
+    }
+}
+
+/// A dimension: an integer among `allowed`.
+fn dim_value(name: &str, arg: &Arg, allowed: &[i64], why: &str) -> syn::Result<f64> {
+    let value = number_value(name, arg, Scalar::F64).ok();
+    match value {
+        Some(v)
+            if allowed.iter().any(|&a| a as f64 == v)
+                && matches!(
+                    arg,
+                    Arg::Number(Number {
+                        lit: Lit::Int(_),
+                        ..
+                    })
+                ) =>
+        {
+            Ok(v)
+        }
+        _ => {
+            let listed: Vec<String> = allowed.iter().map(i64::to_string).collect();
+            Err(syn::Error::new_spanned(
+                arg,
+                format!(
+                    "`{name}` must be {}; found `{}`: {why}",
+                    listed.join(" or "),
+                    arg.display()
+                ),
+            ))
+        }
+    }
+}
+
+/// A finite number for `scalar`.
+pub fn number_value(name: &str, arg: &Arg, scalar: Scalar) -> syn::Result<f64> {
     let invalid =
         || syn::Error::new_spanned(arg, format!("`{name}` must be a number such as `0.01`"));
     let Arg::Number(Number { minus, lit }) = arg else {
@@ -770,7 +862,7 @@ fn size_mismatch_message(actual: usize, declared: usize, producer: Option<&str>)
 fn unknown_layer_message(name: &str, closest: Option<&str>) -> String {
     let mut message = format!(
         "unknown layer `{name}`; the known layers are {}, or a network declared with `network!` (by its name)",
-        layers::names().join(", ")
+        layers::known()
     );
     if let Some(closest) = closest {
         message.push_str(&format!("\nhelp: did you mean `{closest}`?"));

@@ -1,6 +1,7 @@
 //! Rustdoc text for the generated items.
 
-use crate::model::{Count, Layer, Network};
+use crate::layers::{Equations, Lines};
+use crate::model::{Count, Layer, Network, has_params};
 
 /// The section appended to the user's own doc comment: a table of the layers.
 pub fn struct_summary(model: &Network) -> String {
@@ -22,7 +23,61 @@ pub fn struct_summary(model: &Network) -> String {
             count(std::slice::from_ref(layer))
         ));
     }
+    doc.push_str(&backprop(model));
     doc
+}
+
+/// The forward equations and the backward equations the macro derived, layer by layer: the
+/// chain rule applied to this network, as the generated code computes it.
+fn backprop(model: &Network) -> String {
+    let (lines, output) = chain(&model.layers, "a0", "a", false);
+    let mut doc = String::from(
+        "\n# Forward and backward pass\n\nOne column per sample; `a0` is the input, \
+         `δv` the gradient of the loss with respect to `v`, `⊙` the elementwise product.\n\n\
+         Forward:\n\n```text\n",
+    );
+    for line in &lines.forward {
+        doc.push_str(&format!("{line}\n"));
+    }
+    doc.push_str(&format!(
+        "```\n\nBackward, derived by `network!` (the chain rule applied at compile time), in the \
+         order it runs; `δ{output}` comes from the loss:\n\n```text\n"
+    ));
+    for line in &lines.backward {
+        doc.push_str(&format!("{line}\n"));
+    }
+    doc.push_str("```\n");
+    doc
+}
+
+/// The equations of a chain of layers from the variable `input`, the outputs named
+/// `{prefix}1`, `{prefix}2`, ...; with `pass_down`, down to the gradient of `input`. Returns
+/// them (backward in the order it runs) and the chain's output's name.
+fn chain(layers: &[Layer], input: &str, prefix: &str, pass_down: bool) -> (Lines, String) {
+    let mut lines = Lines::default();
+    let mut backward = Vec::new();
+    let mut current = input.to_string();
+    for (j, layer) in layers.iter().enumerate() {
+        let output = format!("{prefix}{}", j + 1);
+        let eq = Equations {
+            chain: &chain,
+            input: current.clone(),
+            output: output.clone(),
+            field: layer.field.to_string(),
+            pass_down: pass_down || has_params(&layers[..j]),
+        };
+        let own = layer.kind.equations(&eq);
+        lines.forward.extend(own.forward);
+        backward.push(own.backward);
+        current = output;
+    }
+    // The backward pass runs from the last layer down, and stops where nothing below learns.
+    for (j, own) in backward.into_iter().enumerate().rev() {
+        if pass_down || has_params(&layers[..=j]) {
+            lines.backward.extend(own);
+        }
+    }
+    (lines, current)
 }
 
 /// The number of parameters of some layers, or a note where a nested network's count is

@@ -37,6 +37,9 @@ pub fn network(model: &Network) -> TokenStream {
     let checks = methods::size_checks(model);
     quote! {
         #structs
+        // Activations' constants are printed to full precision, which clippy would take for
+        // the user's approximation of a named constant (GELU's 1/sqrt(2)).
+        #[allow(clippy::approx_constant)]
         const _: () = {
             use #absolute as #rt;
             #impls

@@ -3,11 +3,11 @@
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
 
-use super::{Access, ArgKind, ArgSpec, Entry, Kind, Params, Role, Site, size};
+use super::{Access, ArgKind, ArgSpec, Entry, Equations, Kind, Lines, Params, Role, Site, size};
 use crate::model::{Count, Layer, Scalar, Size};
 
 /// The table entry.
-pub const ENTRY: Entry = Entry {
+pub const ENTRY: Entry<'static> = Entry {
     name: "Linear",
     args: &[
         ArgSpec {
@@ -84,6 +84,21 @@ impl Kind for Linear {
                 quote!(let #dx = #rt::linear_backward_sgd(&mut #param, #input, &#dz, #rate);)
             }
             (None, Some(rate)) => quote!(#rt::linear_update_sgd(&mut #param, #input, &#dz, #rate);),
+        }
+    }
+
+    fn equations(&self, eq: &Equations<'_>) -> Lines {
+        let (input, output, f) = (&eq.input, &eq.output, &eq.field);
+        let mut backward = vec![
+            format!("∂L/∂{f}.weight = δ{output} · {input}ᵀ"),
+            format!("∂L/∂{f}.bias = Σ δ{output} over the batch"),
+        ];
+        if eq.pass_down {
+            backward.push(format!("δ{input} = {f}.weightᵀ · δ{output}"));
+        }
+        Lines {
+            forward: vec![format!("{output} = {f}.weight · {input} + {f}.bias")],
+            backward,
         }
     }
 

@@ -11,30 +11,33 @@
 //! Adding a kind means adding a file here with its `Kind` impl, one line in [`ENTRIES`], its
 //! runtime kernel if it needs one, and its tests.
 
-mod activation;
+pub mod activation;
 mod linear;
 mod nested;
+mod prelu;
 mod residual;
+mod softmax;
 
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::quote;
 
 use crate::model::{Count, Layer, Part, Scalar, Size, has_params};
 
-/// One entry of the table: how a kind is written and built.
-pub struct Entry {
+/// One entry of the table: how a kind is written and built. The builtins' are `'static`; a
+/// user's named activation has one borrowing its definition, for binding its arguments.
+pub struct Entry<'a> {
     /// The name written in `network!`, as PyTorch spells the module (`ReLU`, `Linear`).
-    pub name: &'static str,
+    pub name: &'a str,
     /// The arguments in torch's order.
-    pub args: &'static [ArgSpec],
+    pub args: &'a [ArgSpec<'a>],
     /// Builds the kind from its checked arguments, one value per `args` entry.
     pub build: fn(Vec<Value>) -> Box<dyn Kind>,
 }
 
 /// One argument of a kind.
-pub struct ArgSpec {
+pub struct ArgSpec<'a> {
     /// The argument's name, as PyTorch names it; also its keyword.
-    pub name: &'static str,
+    pub name: &'a str,
     /// What values it takes.
     pub kind: ArgKind,
 }
@@ -50,6 +53,26 @@ pub enum ArgKind {
     },
     /// Layers, every remaining positional argument (the body of a block).
     Layers,
+    /// A string, one of `choices` (`GELU(approximate = "tanh")`).
+    Choice {
+        /// The value used when the argument is left out.
+        default: &'static str,
+        /// The values it may take.
+        choices: &'static [&'static str],
+    },
+    /// A number of features that may be left out (`PReLU(num_parameters = 1)`).
+    OptionalSize {
+        /// The value used when the argument is left out.
+        default: usize,
+    },
+    /// The dimension a kind works along, of those in `allowed` (`Softmax(dim = 1)`); `why`
+    /// says what they mean, for the error on any other.
+    Dim {
+        /// The dimensions accepted.
+        allowed: &'static [i64],
+        /// Why only those.
+        why: &'static str,
+    },
 }
 
 /// A checked argument value.
@@ -60,6 +83,8 @@ pub enum Value {
     Number(f64),
     /// Checked layers.
     Layers(Vec<Layer>),
+    /// A string, one of the argument's choices.
+    Str(String),
 }
 
 /// What a layer is, once its arguments are known.
@@ -136,6 +161,47 @@ pub trait Kind {
     fn activations(&self, layer: &Layer) -> Count {
         layer.output.count()
     }
+
+    /// The layer's forward equation and the backward equations the generator derives for it,
+    /// as text for the generated docs, in the names `eq` gives.
+    fn equations(&self, eq: &Equations<'_>) -> Lines {
+        let torch = self.torch();
+        Lines {
+            forward: vec![format!("{} = {torch}({})", eq.output, eq.input)],
+            backward: vec![format!(
+                "δ{} = the vector-Jacobian product of {torch} with δ{}",
+                eq.input, eq.output
+            )],
+        }
+    }
+}
+
+/// Writes the equations of a chain of layers: `(layers, input, prefix, pass_down)` to the
+/// lines and the chain's output's name.
+pub type ChainEquations = dyn Fn(&[Layer], &str, &str, bool) -> (Lines, String);
+
+/// The names a layer's equations are written in.
+pub struct Equations<'a> {
+    /// Writes the equations of a block's inner chain, from its input's name, with names
+    /// starting with a prefix; returns them and the chain's output's name.
+    pub chain: &'a ChainEquations,
+    /// The layer's input, e.g. `a1`.
+    pub input: String,
+    /// Its output, e.g. `a2`.
+    pub output: String,
+    /// Its parameters' field, e.g. `l0`.
+    pub field: String,
+    /// Whether a gradient is passed to the layer below.
+    pub pass_down: bool,
+}
+
+/// Equations as text, one per line.
+#[derive(Default)]
+pub struct Lines {
+    /// The forward pass.
+    pub forward: Vec<String>,
+    /// The backward pass, in the order it runs.
+    pub backward: Vec<String>,
 }
 
 /// The parameters of a kind that learns: a runtime type holding tensors by PyTorch's names.
@@ -239,16 +305,19 @@ pub trait Chain {
     fn var_ref(&self, prefix: &str, j: usize) -> (Ident, TokenStream);
 }
 
-/// Every layer kind `network!` knows by name.
-pub const ENTRIES: &[Entry] = &[
+/// Every layer kind `network!` knows by name but the elementwise activations.
+const KINDS: &[Entry<'static>] = &[
     linear::ENTRY,
-    activation::RELU,
-    activation::LEAKY_RELU,
-    activation::SIGMOID,
-    activation::TANH,
-    activation::IDENTITY,
     residual::ENTRY,
+    prelu::ENTRY,
+    softmax::SOFTMAX,
+    softmax::LOG_SOFTMAX,
 ];
+
+/// Every layer kind `network!` knows by name.
+pub fn entries() -> impl Iterator<Item = &'static Entry<'static>> {
+    KINDS.iter().chain(activation::BUILTINS)
+}
 
 /// PyTorch modules a user may reach for that `network!` does not have yet: named, they get an
 /// error that says so, rather than being taken for a nested network that does not exist.
@@ -277,24 +346,7 @@ const UNSUPPORTED: &[&str] = &[
     "RNN",
     "MultiheadAttention",
     "Transformer",
-    "Softmax",
-    "LogSoftmax",
-    "GELU",
-    "ELU",
-    "SELU",
-    "CELU",
-    "SiLU",
-    "Mish",
-    "Softplus",
-    "Softsign",
-    "Hardtanh",
-    "Hardswish",
-    "Hardsigmoid",
-    "PReLU",
     "RReLU",
-    "ReLU6",
-    "LogSigmoid",
-    "Tanhshrink",
     "Bilinear",
     "Sequential",
     "ModuleList",
@@ -303,7 +355,7 @@ const UNSUPPORTED: &[&str] = &[
 /// What a layer name means.
 pub enum Lookup {
     /// A kind of the table.
-    Entry(&'static Entry),
+    Entry(&'static Entry<'static>),
     /// A network declared with `network!`, used as a layer.
     Nested,
     /// A PyTorch module `network!` does not support.
@@ -314,7 +366,7 @@ pub enum Lookup {
 
 /// What `name` means as a layer.
 pub fn lookup(name: &str) -> Lookup {
-    if let Some(entry) = ENTRIES.iter().find(|e| e.name == name) {
+    if let Some(entry) = entries().find(|e| e.name == name) {
         return Lookup::Entry(entry);
     }
     if UNSUPPORTED.contains(&name) {
@@ -335,13 +387,23 @@ pub fn nested(name: Ident) -> Box<dyn Kind> {
 
 /// Every name a layer can be written with.
 pub fn names() -> Vec<&'static str> {
-    ENTRIES.iter().map(|e| e.name).collect()
+    entries().map(|e| e.name).collect()
+}
+
+/// The layers `network!` knows, for messages: the kinds, then the elementwise activations.
+pub fn known() -> String {
+    let kinds: Vec<&str> = KINDS.iter().map(|e| e.name).collect();
+    let activations: Vec<&str> = activation::BUILTINS.iter().map(|e| e.name).collect();
+    format!(
+        "{}, the activations {}, and activations written as closures (`|x| x * sigmoid(x)`)",
+        kinds.join(", "),
+        activations.join(", ")
+    )
 }
 
 /// The kinds that fix their sizes, for the message when none of a network's layers does.
 pub fn sized_names() -> Vec<&'static str> {
-    ENTRIES
-        .iter()
+    entries()
         .filter(|e| {
             matches!(
                 e.args.first(),
@@ -355,7 +417,7 @@ pub fn sized_names() -> Vec<&'static str> {
         .collect()
 }
 
-impl Entry {
+impl Entry<'_> {
     /// The argument list as a user would write it, e.g. `Linear(in_features, out_features)`.
     pub fn signature(&self) -> String {
         if self.args.is_empty() {
@@ -366,6 +428,9 @@ impl Entry {
             .iter()
             .map(|a| match a.kind {
                 ArgKind::Number { default: Some(d) } => format!("{} = {d}", a.name),
+                ArgKind::Choice { default, .. } => format!("{} = {default:?}", a.name),
+                ArgKind::OptionalSize { default } => format!("{} = {default}", a.name),
+                ArgKind::Dim { allowed, .. } => format!("{} = {}", a.name, allowed[0]),
                 ArgKind::Layers => "layer, ...".to_string(),
                 _ => a.name.to_string(),
             })

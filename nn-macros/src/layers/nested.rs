@@ -36,6 +36,23 @@ impl Nested {
 }
 
 impl Kind for Nested {
+    fn equations(&self, eq: &super::Equations<'_>) -> super::Lines {
+        let (input, output, net) = (&eq.input, &eq.output, &self.0);
+        let mut backward = vec![format!(
+            "∂L/∂{}.* from δ{output}: the backward pass of [`{net}`] (see its docs)",
+            eq.field
+        )];
+        if eq.pass_down {
+            backward.push(format!(
+                "δ{input} = the gradient [`{net}`]'s backward pass passes down"
+            ));
+        }
+        super::Lines {
+            forward: vec![format!("{output} = {net}({input})")],
+            backward,
+        }
+    }
+
     fn torch(&self) -> String {
         format!("the network [`{}`]", self.0)
     }

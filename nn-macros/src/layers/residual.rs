@@ -4,11 +4,14 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::chain_forward_flops;
-use super::{ArgKind, ArgSpec, Entry, Kind, Site, Value, chain_activations, chain_backward_flops};
+use super::{
+    ArgKind, ArgSpec, Entry, Equations, Kind, Lines, Site, Value, chain_activations,
+    chain_backward_flops,
+};
 use crate::model::{Count, Layer, Part, Size, has_params};
 
 /// The table entry.
-pub const ENTRY: Entry = Entry {
+pub const ENTRY: Entry<'static> = Entry {
     name: "Residual",
     args: &[ArgSpec {
         name: "layers",
@@ -104,5 +107,21 @@ impl Kind for Residual {
 
     fn activations(&self, layer: &Layer) -> Count {
         Count::sum([chain_activations(&self.0), layer.output.count()])
+    }
+
+    fn equations(&self, eq: &Equations<'_>) -> Lines {
+        let (input, output) = (&eq.input, &eq.output);
+        let prefix = format!("{}_", eq.output);
+        let first = format!("{prefix}0");
+        let (inner, last) = (eq.chain)(&self.0, &first, &prefix, eq.pass_down);
+        let mut forward = vec![format!("{first} = {input} (the block's input)")];
+        forward.extend(inner.forward);
+        forward.push(format!("{output} = {input} + {last} (the skip connection)"));
+        let mut backward = vec![format!("δ{last} = δ{output} (into the block)")];
+        backward.extend(inner.backward);
+        if eq.pass_down {
+            backward.push(format!("δ{input} = δ{output} + δ{first} (both paths)"));
+        }
+        Lines { forward, backward }
     }
 }
