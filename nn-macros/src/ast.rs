@@ -30,8 +30,9 @@ syn::custom_keyword!(activation);
 pub struct Definition {
     /// Its name.
     pub name: Ident,
-    /// Its named constants with their default values.
-    pub constants: Vec<(Ident, Arg)>,
+    /// Its named constants with their default values, as written (checked later, so that
+    /// a mistake in one is reported with every other).
+    pub constants: Vec<Arg>,
     /// The expression.
     pub closure: syn::ExprClosure,
 }
@@ -141,19 +142,7 @@ impl Definition {
         let mut constants = Vec::new();
         if input.peek(syn::token::Paren) {
             let args: Args = input.parse()?;
-            for arg in args.list {
-                match arg {
-                    Arg::Keyword(name, value) if matches!(*value, Arg::Number(_)) => {
-                        constants.push((name, *value))
-                    }
-                    other => {
-                        return Err(syn::Error::new_spanned(
-                            other,
-                            "an activation's constants are `name = number`, e.g. `beta = 1.0`",
-                        ));
-                    }
-                }
-            }
+            constants = args.list;
         }
         input.parse::<Token![=]>().map_err(|e| {
             syn::Error::new(
@@ -327,7 +316,11 @@ impl Parse for LayerSyntax {
         } else {
             None
         };
-        if input.peek(Token![|]) || input.peek(Token![||]) {
+        if input.peek(Token![|])
+            || input.peek(Token![||])
+            || input.peek(Token![move])
+            || input.peek(Token![async])
+        {
             let pipe = input.fork().parse::<TokenTree>()?.span();
             let closure: syn::ExprClosure = input.parse()?;
             return Ok(Self {

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use syn::ExprClosure;
 
-use crate::ast::{Definition, tidy};
+use crate::ast::{Arg, Definition, tidy};
 use crate::errors::Errors;
 use crate::expr;
 use crate::layers::{self, ArgKind, ArgSpec, Entry, Kind, Lookup, Value, activation};
@@ -60,7 +60,15 @@ fn check_one(d: Definition, names: &mut HashSet<String>, errors: &mut Errors) ->
     }
     let mut constants = Vec::new();
     let mut seen = HashSet::new();
-    for (constant, value) in &d.constants {
+    for arg in &d.constants {
+        let Arg::Keyword(constant, value) = arg else {
+            errors.over(
+                arg,
+                "an activation's constants are `name = number`, e.g. `beta = 1.0`",
+            );
+            ok = false;
+            continue;
+        };
         let text = constant.to_string();
         if !seen.insert(text.clone()) {
             errors.at(
@@ -74,6 +82,8 @@ fn check_one(d: Definition, names: &mut HashSet<String>, errors: &mut Errors) ->
             Err(e) => {
                 errors.push(e);
                 ok = false;
+                // Still a name the expression may use: its uses are not mistakes too.
+                constants.push((text, 1.0));
             }
         }
     }

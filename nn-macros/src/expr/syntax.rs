@@ -53,8 +53,12 @@ pub fn closure(g: &mut Graph, closure: &ExprClosure, scope: &Scope) -> syn::Resu
         lets: Vec::new(),
         errors: Vec::new(),
     };
-    b.signature(closure);
-    let id = b.expr(&closure.body);
+    // A closure whose variable is unclear has its one error; its body would only add noise.
+    let id = if b.signature(closure) {
+        b.expr(&closure.body)
+    } else {
+        None
+    };
     let mut errors = b.errors.into_iter();
     match (errors.next(), id) {
         (None, Some(id)) => Ok(id),
@@ -81,8 +85,9 @@ impl Builder<'_, '_> {
         self.errors.push(syn::Error::new_spanned(tokens, message));
     }
 
-    /// `|x|`: one plain variable, no types, no `move`, no return type.
-    fn signature(&mut self, c: &ExprClosure) {
+    /// `|x|`: one plain variable, no types, no `move`, no return type. Whether the variable
+    /// is known, so that the body can be checked.
+    fn signature(&mut self, c: &ExprClosure) -> bool {
         const ONE: &str = "an activation is a closure of one variable, e.g. `|x| x * sigmoid(x)`";
         if c.inputs.len() != 1 {
             let message = format!("{ONE}; this one has {}", c.inputs.len());
@@ -114,19 +119,27 @@ impl Builder<'_, '_> {
                 message,
             ));
         }
-        match c.inputs.first() {
-            Some(Pat::Ident(p))
-                if p.by_ref.is_none() && p.mutability.is_none() && p.subpat.is_none() =>
-            {
-                self.variable = p.ident.to_string();
+        let plain = |p: &Pat| match p {
+            Pat::Ident(p) if p.by_ref.is_none() && p.mutability.is_none() && p.subpat.is_none() => {
+                Some(p.ident.to_string())
             }
-            Some(Pat::Type(t)) => self.error(
-                t,
-                "write the variable without a type, `|x|`: it has the network's scalar type",
-            ),
-            Some(other) => self.error(other, format!("{ONE}: a plain name such as `x`")),
+            _ => None,
+        };
+        match c.inputs.first() {
+            Some(Pat::Type(t)) => {
+                self.error(
+                    t,
+                    "write the variable without a type, `|x|`: it has the network's scalar type",
+                );
+                self.variable = plain(&t.pat).unwrap_or_default();
+            }
+            Some(p) => match plain(p) {
+                Some(name) => self.variable = name,
+                None => self.error(p, format!("{ONE}: a plain name such as `x`")),
+            },
             None => {}
         }
+        c.inputs.len() == 1 && !self.variable.is_empty()
     }
 
     /// The node of `e`, or `None` (reported) where it is not in the language.
