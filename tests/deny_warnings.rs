@@ -64,6 +64,53 @@ pub mod public {
     }
 
     network! {
+        /// Swish with its slope as a named constant.
+        activation Swish(beta = 1.0) = |x| x * sigmoid(beta * x);
+        /// A constant derivative: its generated closures take no variable.
+        activation Doubled = |x| 2.0 * x;
+
+        /// Every activation of PyTorch's family, `f32`, with a learned slope first (so its
+        /// backward pass passes nothing down) and user-defined ones.
+        pub struct Family32 {
+            PReLU,
+            Linear(4, 6),
+            ELU(alpha = 0.5),
+            SELU,
+            CELU,
+            GELU,
+            GELU(approximate = "tanh"),
+            SiLU,
+            Mish,
+            Softplus(beta = 2.0, threshold = 5.0),
+            Softsign,
+            Linear(6, 6),
+            Hardtanh(-2.0, 2.0),
+            ReLU6,
+            Hardsigmoid,
+            Hardswish,
+            LogSigmoid,
+            Tanhshrink,
+            PReLU(6, init = 0.1),
+            Swish,
+            Swish(beta = 2.0),
+            Doubled,
+            |x| if x > 0.5 { x * x } else { x - 0.25 },
+            |z| { let s = sigmoid(z); z * s + 1.0 },
+            Linear(6, 3),
+            Softmax(dim = 1),
+        }
+
+        /// The same family in `f64`, ending in a log-softmax.
+        pub struct Family64: f64 {
+            Linear(3, 4),
+            |x| max(x, 0.0) + 0.1 * min(x, 0.0),
+            Swish(beta = 0.5),
+            Linear(4, 3),
+            LogSoftmax(-1),
+        }
+    }
+
+    network! {
         /// Visible in the crate only: not part of the public API, so no docs are required of it,
         /// yet it must not warn either.
         pub(crate) struct CrateOnly { Linear(2, 3), Tanh, Linear(3, 2) }
@@ -178,6 +225,41 @@ fn zeros_give_zero_output_and_grads_mirror_params() {
     assert_finite(&grads.l2.weight);
     assert_ne!(grads.clone(), public::XorGrads::zeros());
     assert!(!format!("{grads:?}").is_empty());
+}
+
+#[test]
+fn the_activation_family_trains() {
+    let xs = SMatrix::<f32, 4, 6>::from_fn(|r, c| ((r * 7 + c * 3) % 5) as f32 * 0.4 - 0.8);
+    let labels = [0, 1, 2, 1, 0, 2];
+    let classes: SMatrix<f32, 3, 6> = one_hot(&labels).expect("labels below 3");
+    let net = trains!(
+        public::Family32::seeded(5),
+        &xs,
+        &classes,
+        &Mse,
+        Adam::new(0.01)
+    );
+    let y: SVector<f32, 3> = net.forward(&SVector::from([0.5, -1.0, 2.0, 0.0]));
+    assert!(
+        (y.sum() - 1.0).abs() < 1e-5,
+        "softmax output sums to {}",
+        y.sum()
+    );
+
+    let xs = xs.fixed_rows::<3>(0).into_owned().cast::<f64>();
+    let net = trains!(
+        public::Family64::seeded(5),
+        &xs,
+        &classes.cast::<f64>(),
+        &Mse,
+        Sgd::new(0.1)
+    );
+    let y: SVector<f64, 3> = net.forward(&SVector::from([0.5, -1.0, 2.0]));
+    let total: f64 = y.iter().map(|v| v.exp()).sum();
+    assert!(
+        (total - 1.0).abs() < 1e-12,
+        "log-softmax exponentials sum to {total}"
+    );
 }
 
 #[test]

@@ -60,6 +60,45 @@ mod nested {
     network! { pub struct T: f64 { O, Sigmoid } }
 }
 
+/// User items named like the activation engine's functions and the runtime's activation
+/// items, in scope where activations are declared: the generated code still reaches the
+/// runtime's.
+mod activation_names {
+    #![allow(dead_code, non_camel_case_types)]
+    pub struct PRelu;
+    pub struct Softmax;
+    pub mod math {}
+    pub fn sigmoid(_: f32) -> f32 {
+        f32::NAN
+    }
+    pub fn exp(_: f32) -> f32 {
+        f32::NAN
+    }
+    pub struct map;
+    pub struct chain;
+
+    nn_runtime::network! {
+        activation Swish(beta = 1.0) = |x| x * sigmoid(beta * x);
+
+        /// Every activation kind, beside items of the engine's names.
+        pub struct Uses { PReLU, Linear(2, 3), Swish, GELU, |x| exp(-x * x), PReLU(3), Linear(3, 2), Softmax }
+    }
+}
+
+#[test]
+fn activations_beside_items_of_their_names_train() {
+    let mut net = activation_names::Uses::seeded(3);
+    let xs = Matrix::<f32, 2, 5>::from_fn(|r, c| (r as f32 - c as f32) * 0.3);
+    let ys = Matrix::<f32, 2, 5>::from_fn(|r, c| ((r + c) % 2) as f32);
+    let mut opt = nn_runtime::Adam::new(0.01);
+    let first = net.train_step(&xs, &ys, &nn_runtime::Mse, &mut opt);
+    let mut last = first;
+    for _ in 0..50 {
+        last = net.train_step(&xs, &ys, &nn_runtime::Mse, &mut opt);
+    }
+    assert!(last.is_finite() && last < first, "{first} -> {last}");
+}
+
 #[test]
 fn networks_named_like_generic_parameters_train() {
     assert_eq!(letters::train_each(), 26);

@@ -58,6 +58,24 @@ network! {
     pub struct Outer { Small, LeakyReLU, Linear(1, 3) }
 }
 
+network! {
+    /// A user-defined activation with a named constant.
+    activation Swish(beta = 1.0) = |x| x * sigmoid(beta * x);
+
+    /// The activation family: derived derivatives, a learned slope, softmax's product.
+    pub struct Family {
+        PReLU,
+        Linear(4, 16),
+        GELU,
+        Swish(beta = 2.0),
+        PReLU(16),
+        Mish,
+        |x| if x > 0.0 { x } else { 0.1 * exp_m1(x) },
+        Linear(16, 3),
+        LogSoftmax(dim = 1),
+    }
+}
+
 /// Runs every hot-path entry point of a network once to warm up, then again counting.
 macro_rules! assert_steady_state_allocates_nothing {
     ($net:ty, $in:literal, $out:literal, $batch:literal, $loss:expr, $($opt:expr),+) => {{
@@ -133,6 +151,7 @@ fn steady_state_steps_allocate_nothing() {
         Sgd::new(0.1)
     );
     assert_steady_state_allocates_nothing!(Small, 2, 1, 1, Hinge, Adam::new(0.01));
+    assert_steady_state_allocates_nothing!(Family, 4, 3, 8, Mse, Adam::new(0.01), Sgd::new(0.1));
     // One sample: the constant-size kernels, with and without the fused SGD step.
     assert_steady_state_allocates_nothing!(Large, 64, 10, 1, Mse, Sgd::new(0.01), Adam::new(0.001));
 }
