@@ -260,6 +260,57 @@ fn online(c: &mut Criterion) {
     group.finish();
 }
 
+network! {
+    /// The activation workload's network with the builtin SiLU.
+    struct BuiltinSwish { Linear(16, 32), SiLU, Linear(32, 32), SiLU, Linear(32, 4) }
+}
+
+network! {
+    /// The same network with SiLU written as a closure, derived by the macro.
+    struct UserSwish {
+        Linear(16, 32),
+        |x| x * sigmoid(x),
+        Linear(32, 32),
+        |x| x * sigmoid(x),
+        Linear(32, 4),
+    }
+}
+
+/// A user-defined activation against the builtin it equals: one Adam training step of the
+/// same network on the same batch from the same weights, `user` (the closure) and `builtin`
+/// (`SiLU`) measured in one run.
+fn activation(c: &mut Criterion) {
+    let (xs, ys) = tanh_data();
+    let mut group = c.benchmark_group("activation");
+    let init = UserSwish::seeded(SEED);
+    let mut run = Run::new((init.clone(), Adam::new(0.001)));
+    group.bench_function("user", |b| {
+        b.iter_custom(|iters| {
+            run.time(
+                iters,
+                |(net, opt)| (*net, *opt) = (init.clone(), Adam::new(0.001)),
+                |(net, opt)| {
+                    black_box(net.train_step(black_box(&*xs), black_box(&*ys), &Mse, opt));
+                },
+            )
+        })
+    });
+    let init = BuiltinSwish::seeded(SEED);
+    let mut run = Run::new((init.clone(), Adam::new(0.001)));
+    group.bench_function("builtin", |b| {
+        b.iter_custom(|iters| {
+            run.time(
+                iters,
+                |(net, opt)| (*net, *opt) = (init.clone(), Adam::new(0.001)),
+                |(net, opt)| {
+                    black_box(net.train_step(black_box(&*xs), black_box(&*ys), &Mse, opt));
+                },
+            )
+        })
+    });
+    group.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_secs(1))
@@ -269,6 +320,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = workloads;
     config = config();
-    targets = xor, digits, mnist, infer, online
+    targets = xor, digits, mnist, infer, online, activation
 }
 criterion_main!(workloads);

@@ -63,6 +63,18 @@ table() { # name dir
     done
 }
 
+# The user-defined activation against the builtin it equals (the `activation` group).
+activation_row() { # name dir
+    local dir="$2" u b ratio
+    u=$(median_ns "$dir" activation user)
+    b=$(median_ns "$dir" activation builtin)
+    ratio=$(awk -v u="$u" -v b="$b" 'BEGIN { if (u != u + 0 || b != b + 0 || b == 0) print "n/a"; else printf "%.2fx", u / b }')
+    echo
+    echo "| ${1}: activation | user \`\\|x\\| x * sigmoid(x)\` | builtin \`SiLU\` | user / builtin |"
+    echo "| --- | ---: | ---: | ---: |"
+    echo "| Adam step, 16-32-32-4, one sample | $(human "$u") | $(human "$b") | ${ratio} |"
+}
+
 compile_time() { # dir rustflags
     local dir="$1" flags="$2"
     # Everything else is built; only the benchmark crate (the four network! declarations and
@@ -99,9 +111,11 @@ echo "- load average before / after: ${load_before} / ${load_after}"
 echo "- times: criterion median of one step (one forward for infer), f32, one thread"
 if [[ -n "${compile_default:-}" ]]; then
     table "Default flags (what users build with)" "$DEFAULT_DIR"
+    activation_row "default" "$DEFAULT_DIR"
 fi
 if [[ -n "${compile_native:-}" ]]; then
     table "-C target-cpu=native" "$NATIVE_DIR"
+    activation_row "native" "$NATIVE_DIR"
 fi
 echo
 echo "#### Compile time of the benchmark crate"

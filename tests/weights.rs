@@ -167,6 +167,39 @@ fn f64_round_trip_of_a_nested_network_and_residual_block() {
     );
 }
 
+network! {
+    /// PReLU's slopes among Linear layers: one shared, one per feature.
+    struct Slopes { PReLU, Linear(3, 4), PReLU(4, init = 0.1), Linear(4, 2) }
+}
+
+#[test]
+fn prelu_slopes_round_trip_under_torchs_names() {
+    let mut net = Slopes::seeded(2);
+    assert_eq!(net.l0.weight[0], 0.25, "torch's default init");
+    assert_eq!(net.l2.weight, SVector::<f32, 4>::repeat(0.1));
+    net.l2.weight[3] = -0.5;
+    let bytes = net.to_safetensors_bytes();
+    assert_eq!(Slopes::from_safetensors_bytes(&bytes).unwrap(), net);
+    let file = read_by_hand(&bytes);
+    let names: Vec<(&str, &[usize])> = file
+        .iter()
+        .map(|(name, (_, shape, _))| (name.as_str(), shape.as_slice()))
+        .collect();
+    // As `nn.Sequential(nn.PReLU(), nn.Linear(3, 4), nn.PReLU(4, init=0.1), nn.Linear(4, 2))`.
+    assert_eq!(
+        names,
+        [
+            ("0.weight", &[1][..]),
+            ("1.bias", &[4][..]),
+            ("1.weight", &[4, 3][..]),
+            ("2.weight", &[4][..]),
+            ("3.bias", &[2][..]),
+            ("3.weight", &[2, 4][..]),
+        ]
+    );
+    assert_eq!(f32_at(&file["2.weight"].2, 3), -0.5);
+}
+
 #[test]
 fn f32_round_trip_of_nested_residual_blocks() {
     let net = Deep::seeded(9);

@@ -32,9 +32,14 @@ mod tests;
 /// }
 /// ```
 ///
-/// Layers mirror PyTorch's modules: `Linear(in, out)`, `ReLU`, `LeakyReLU(slope)` (slope 0.01
-/// when omitted), `Sigmoid`, `Tanh`, `Identity`. The scalar type is `f32`; write
-/// `struct Name: f64 { ... }` for `f64`. See `nn_runtime`'s documentation for what is generated.
+/// Layers mirror PyTorch's modules, with torch's names, arguments and defaults: `Linear(in,
+/// out)`, the activations (`ReLU`, `LeakyReLU(negative_slope = 0.01)`, `Sigmoid`, `Tanh`,
+/// `GELU`, `SiLU`, `ELU(alpha = 1.0)`, ... `PReLU`, `Softmax(dim = 1)`), `Residual(..)`, and
+/// networks declared with `network!`, by name. An activation may be written as a closure
+/// (`|x| x * sigmoid(x)`), or defined by name before the networks of the invocation
+/// (`activation Swish(beta = 1.0) = |x| x * sigmoid(beta * x);`): the macro derives its
+/// derivative. The scalar type is `f32`; write `struct Name: f64 { ... }` for `f64`. See
+/// `nn_runtime`'s documentation for what is generated.
 #[proc_macro]
 pub fn network(input: TokenStream) -> TokenStream {
     expand(input.into()).into()

@@ -30,6 +30,49 @@
 //! assert!(last < first);
 //! ```
 //!
+//! # Activations
+//!
+//! PyTorch's activations are layers under torch's names (`GELU`, `SiLU`, `ELU(alpha = 0.5)`,
+//! `PReLU`, `Softmax(dim = 1)`, ...), and any elementwise function written as a closure is one
+//! too: the macro derives its derivative. A named activation is defined at the top of a
+//! `network!` and used by name by every network declared in it (the README's example):
+//!
+//! ```
+//! use nn_runtime::prelude::*;
+//!
+//! network! {
+//!     /// Swish with a slope: `x * sigmoid(beta * x)`.
+//!     activation Swish(beta = 1.0) = |x| x * sigmoid(beta * x);
+//!
+//!     /// A small controller.
+//!     pub struct Controller {
+//!         Linear(4, 16),
+//!         Swish(beta = 2.0),
+//!         Linear(16, 16),
+//!         |x| if x > 0.0 { x } else { 0.1 * exp_m1(x) },
+//!         Linear(16, 2),
+//!         Tanh,
+//!     }
+//!
+//!     /// Another network of the same invocation, with Swish's default slope.
+//!     pub struct Smaller { Linear(4, 8), Swish, Linear(8, 2) }
+//! }
+//!
+//! let mut net = Controller::seeded(3);
+//! let xs = SMatrix::<f32, 4, 8>::from_fn(|r, c| ((r * 5 + c) as f32 * 0.7).sin());
+//! let ys = SMatrix::<f32, 2, 8>::from_fn(|r, c| ((r + 2 * c) as f32 * 0.3).cos() * 0.5);
+//! let mut opt = Adam::new(0.01);
+//! let first = net.train_step(&xs, &ys, &Mse, &mut opt);
+//! for _ in 0..200 {
+//!     net.train_step(&xs, &ys, &Mse, &mut opt);
+//! }
+//! assert!(net.gradients(&xs, &ys, &Mse).0 < first);
+//! let _ = Smaller::seeded(0).forward(&SVector::from([0.0, 1.0, 2.0, 3.0]));
+//! ```
+//!
+//! The generated docs of each network show its forward equations and the backward equations
+//! the macro derived for it.
+//!
 //! # Floors
 //!
 //! The modules are built in floors, each using only itself and the floors below it (the test

@@ -8,7 +8,8 @@
 //! statements and, side by side, its chain-rule statements, its cost and its docs. Nothing
 //! outside this module looks at which kind a layer is.
 //!
-//! Adding a kind means adding a file here with its `Kind` impl, one line in [`ENTRIES`], its
+//! Adding a kind means adding a file here with its `Kind` impl, one line in `KINDS` (an
+//! elementwise activation: one line in `activation::BUILTINS`, its definition), its
 //! runtime kernel if it needs one, and its tests.
 
 pub mod activation;
