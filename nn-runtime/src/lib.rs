@@ -81,8 +81,8 @@
 //!
 //! 1. `simd`, the SIMD kernels and the one check of the processor's features;
 //! 2. scalar math, [`real`];
-//! 3. the `Linear` and `PRelu` blocks and their operations, [`layer`], with [`init`], [`heap`],
-//!    [`tensors`];
+//! 3. the `Linear`, `PRelu` and recurrent (`Gru`, `Lstm`, `Rnn`) blocks and their operations,
+//!    [`layer`], with [`init`], [`heap`], [`tensors`];
 //! 4. what every generated network is, [`net`];
 //! 5. losses, [`loss`];
 //! 6. optimizers, [`optim`];
@@ -109,6 +109,7 @@ pub mod weights;
 
 pub use layer::Linear;
 pub use layer::prelu::PRelu;
+pub use layer::recurrent::{CellLayer, Gru, HiddenState, Lstm, LstmState, Rnn};
 pub use loss::{BceWithLogits, CrossEntropy, Hinge, Loss, Mse, one_hot};
 pub use nalgebra;
 pub use net::Network;
@@ -142,6 +143,9 @@ pub mod __private {
     pub use crate::layer::Linear;
     pub use crate::layer::ops::*;
     pub use crate::layer::prelu::PRelu;
+    pub use crate::layer::recurrent::{
+        CellLayer, Gru, GruCache, HiddenState, Lstm, LstmCache, LstmState, Rnn, RnnCache,
+    };
     pub use crate::layer::softmax::*;
     pub use crate::loss::Loss;
     pub use crate::net::{Nested, Network, boxed_seeded};

@@ -6,13 +6,16 @@
 //! generated code only), its seeded
 //! [initialisation](init), the heap helpers that build large blocks in place ([`heap`]), and
 //! the names of its tensors ([`tensors`]). Beside it, the slopes of a PReLU layer
-//! ([`prelu`], the block [`PRelu`](prelu::PRelu)) and the per-sample kernels of the softmax
-//! layers (private to the crate, exported to generated code only).
+//! ([`prelu`], the block [`PRelu`](prelu::PRelu)), the per-sample kernels of the softmax
+//! layers (private to the crate, exported to generated code only), and the recurrent layers
+//! ([`recurrent`]: [`Gru`](recurrent::Gru), [`Lstm`](recurrent::Lstm), [`Rnn`](recurrent::Rnn),
+//! their states and their time steps forward and backward).
 
 pub mod heap;
 pub mod init;
 pub(crate) mod ops;
 pub mod prelu;
+pub mod recurrent;
 pub(crate) mod softmax;
 pub mod tensors;
 
