@@ -273,6 +273,7 @@ def run(name, args, params, state0, windows, dtype):
     opt = torch.optim.Adam(net.parameters(), lr=LR, foreach=False)
     state = {key: value.clone() for key, value in state0.items()}
     losses = []
+    smallest = math.inf
     for xs, ys in windows:
         if relu:
             margins.append(relu_preactivations(net, xs, state).abs().min().item())
@@ -280,6 +281,7 @@ def run(name, args, params, state0, windows, dtype):
         outputs, final = net(xs, state)
         loss = mse(outputs, ys)
         loss.backward()
+        smallest = min([smallest] + [p.grad.abs().min().item() for p in net.parameters()])
         opt.step()
         losses.append(loss.item())
         state = {key: value.detach() for key, value in final.items()}
@@ -291,7 +293,7 @@ def run(name, args, params, state0, windows, dtype):
         "final_state": state_lists(state),
     }
     margin = min(margins) if margins else math.inf
-    return record, margin
+    return record, margin, smallest
 
 
 def values(record):
@@ -332,7 +334,7 @@ def main():
             seed_name = name if attempt == 0 else f"{name}/{attempt}"
             params, state0, windows = draw(seed_name, args)
             results = {dtype: run(name, args, params, state0, windows, dtype) for dtype in DTYPES}
-            margin = min(margin for _, margin in results.values())
+            margin = min(margin for _, margin, _ in results.values())
             if margin >= RELU_MARGIN:
                 if margin < math.inf:
                     print(f"  {name}: ReLU pre-activations at least {margin:.2e} from 0")
@@ -341,7 +343,7 @@ def main():
             attempt += 1
         # The exact results at the float32 inputs: the float32 draws, computed in float64.
         rounded = {key: value.to(torch.float32).to(torch.float64) for key, value in params.items()}
-        exact, _ = run(
+        exact, _, _ = run(
             name,
             args,
             rounded,
@@ -352,7 +354,10 @@ def main():
         )
         probe(name, results[torch.float32][0], exact)
         for dtype, suffix in DTYPES.items():
-            record, _ = results[dtype]
+            record, _, smallest = results[dtype]
+            # Adam's step lr m / (sqrt(v) + eps) is about lr g / |g|: a gradient as small as its
+            # own rounding would make a parameter's trajectory a matter of rounding.
+            print(f"  {name} {suffix}: smallest |gradient| fed to Adam {smallest:.2e}")
             file = {
                 "name": f"{name}_{suffix}",
                 "torch_version": torch.__version__,
