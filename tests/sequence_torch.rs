@@ -75,11 +75,11 @@ const F64_ABS: f64 = 1e-12;
 // cancellation down to its own rounding would make its parameter's trajectory a matter of
 // rounding (a sign flip moves it by `2 lr`), and no tolerance short of `lr` could hold. The
 // fixtures avoid that rather than the tolerance: the script prints the smallest gradient entry
-// fed to Adam per case (the smallest nonzero is 6.6e-8, in `lstm_2layers`, where torch's `f32`
-// gradient agrees with the exact one to well within the tolerance; the ReLU network's zeros are
-// exact, from units that never fire, and Adam leaves them at zero), and its comparison of
-// torch's `f32` trajectory with the exact one uses at most 0.03 of the tolerance for the
-// trained parameters. The optimizer fixtures' replay (tests/optim_parity.rs) checks the update
+// fed to Adam per case (6.6e-8 at the least, in `lstm_2layers`, beside the ReLU network's exact
+// zeros, from units that never fire, which Adam leaves at zero), and its comparison of torch's
+// `f32` trajectory with the exact one (the same windows computed in `f64` from the same `f32`
+// values), the evidence that no trajectory here hangs on rounding, uses at most 0.03 of the
+// tolerance for the trained parameters. The optimizer fixtures' replay (tests/optim_parity.rs) checks the update
 // rule itself with the same `REL`; this test checks that `train_sequence` feeds it the right
 // gradients, in the right order, once per window. If a change of the macro's summation order
 // ever pushes a trained parameter past the tolerance while every gradient passes, widen the
