@@ -120,3 +120,134 @@ pub fn assert_tensor_names<T: Real>(net: &impl nn_runtime::Tensors<T>, record: &
     net.visit("", &mut |name, _, _| ours.push(name.to_string()));
     assert_eq!(ours, names);
 }
+
+/// One tensor by `state_dict` name: its torch shape and its values in [`Tensors`] order
+/// (nalgebra's column-major: element `(r, c)` of an `R x C` tensor at `c * R + r`).
+///
+/// [`Tensors`]: nn_runtime::Tensors
+#[derive(Clone, Debug, PartialEq)]
+pub struct Named<T> {
+    /// The `state_dict` name, e.g. `0.weight_ih_l0`.
+    pub name: String,
+    /// torch's shape, e.g. `[15, 3]`.
+    pub shape: Vec<usize>,
+    /// The values, column-major.
+    pub values: Vec<T>,
+}
+
+/// Torch's nested row-major list of a tensor of `shape` (one or two dimensions), in
+/// [`Tensors`](nn_runtime::Tensors) order: entry `[r][c]` of an `R x C` tensor goes to
+/// `c * R + r`. Values are read as `T`.
+pub fn column_major<T: Real>(value: &Value, shape: &[usize], what: &str) -> Vec<T> {
+    match *shape {
+        [n] => list(value, what, n)
+            .iter()
+            .map(|x| T::cast(number(x, what)))
+            .collect(),
+        [rows, cols] => {
+            let mut out = vec![T::zero(); rows * cols];
+            for (r, row) in list(value, what, rows).iter().enumerate() {
+                for (c, x) in list(row, what, cols).iter().enumerate() {
+                    out[c * rows + r] = T::cast(number(x, what));
+                }
+            }
+            out
+        }
+        _ => panic!("{what}: no reader for a tensor of shape {shape:?}"),
+    }
+}
+
+/// Every tensor of `net` by name, in [`Tensors::visit`](nn_runtime::Tensors::visit) order.
+pub fn named_tensors<T: Real>(net: &impl nn_runtime::Tensors<T>) -> Vec<Named<T>> {
+    let mut out = Vec::new();
+    net.visit("", &mut |name, shape, data| {
+        out.push(Named {
+            name: name.to_string(),
+            shape: shape.to_vec(),
+            values: data.to_vec(),
+        })
+    });
+    out
+}
+
+/// Sets every tensor of `net` from a `state_dict`-like map (`name -> nested list by torch's
+/// shape`, as the fixtures store parameters), by name. Panics, naming it, on a tensor the map
+/// lacks, on a tensor of the map `net` lacks and on a misshapen list: no parameter is left at
+/// its old value silently.
+pub fn set_tensors<T: Real>(net: &mut impl nn_runtime::Tensors<T>, state: &Value, what: &str) {
+    let map = state
+        .as_object()
+        .unwrap_or_else(|| panic!("{what}: expected a map of tensors"));
+    let mut seen = BTreeSet::new();
+    net.visit_mut("", &mut |name, shape, data| {
+        let value = map
+            .get(name)
+            .unwrap_or_else(|| panic!("{what}: no tensor {name} (shape {shape:?})"));
+        let values = column_major::<T>(value, shape, &format!("{what}.{name}"));
+        assert_eq!(values.len(), data.len(), "{what}.{name}: size");
+        data.copy_from_slice(&values);
+        seen.insert(name.to_string());
+    });
+    let extra: Vec<&String> = map.keys().filter(|k| !seen.contains(*k)).collect();
+    assert!(
+        extra.is_empty(),
+        "{what}: tensors the network does not have: {extra:?}"
+    );
+}
+
+/// Every gradient of `grads` by the name of its parameter, in
+/// [`Tensors::visit`](nn_runtime::Tensors::visit) order.
+///
+/// The generated gradient struct has no `Tensors` impl of its own; [`Network::tensors`] pairs
+/// each parameter tensor with its gradient (the flat view optimizers use), in declaration
+/// order. This pairs those with the names `visit` gives, checking that the two orders agree
+/// tensor by tensor (same data pointer and length), so a gradient cannot be put under another
+/// parameter's name.
+pub fn named_gradients<N: Network + Clone>(net: &N, grads: &N::Grads) -> Vec<Named<N::Scalar>> {
+    let mut copy = net.clone();
+    let mut visited = Vec::new();
+    copy.visit("", &mut |name, shape, data| {
+        visited.push((
+            name.to_string(),
+            shape.to_vec(),
+            data.as_ptr() as usize,
+            data.len(),
+        ))
+    });
+    let mut params: Vec<&mut [N::Scalar]> = std::iter::repeat_with(Default::default)
+        .take(N::TENSORS)
+        .collect();
+    let mut views: Vec<&[N::Scalar]> = vec![&[]; N::TENSORS];
+    let mut at = 0;
+    copy.tensors(grads, &mut params, &mut views, &mut at);
+    assert_eq!(at, N::TENSORS, "Network::tensors filled {at} of TENSORS");
+    assert_eq!(visited.len(), N::TENSORS, "visit and TENSORS disagree");
+    visited
+        .into_iter()
+        .zip(params.iter().zip(&views))
+        .map(|((name, shape, ptr, len), (param, grad))| {
+            assert!(
+                param.as_ptr() as usize == ptr && param.len() == len,
+                "{name}: Network::tensors and Tensors::visit list tensors in different orders"
+            );
+            assert_eq!(grad.len(), len, "{name}: gradient size");
+            Named {
+                name,
+                shape,
+                values: grad.to_vec(),
+            }
+        })
+        .collect()
+}
+
+/// A recurrent layer's state `[SMatrix<T, H, B>; K]` (one matrix per stacked layer, one column
+/// per stream) from the fixtures' nested lists `[K][H][B]`.
+pub fn set_layers<T: Real, const H: usize, const B: usize, const K: usize>(
+    ours: &mut [SMatrix<T, H, B>; K],
+    value: &Value,
+    what: &str,
+) {
+    for (k, layer) in list(value, what, K).iter().enumerate() {
+        ours[k] = matrix(layer, &format!("{what}[{k}]"));
+    }
+}

@@ -1,0 +1,552 @@
+//! PyTorch parity of the recurrent layers (`GRU`, `LSTM`, `RNN`) over sequences, in `f32` and
+//! `f64`, on the fixtures `tests/fixtures/sequence/*.json` written by
+//! `scripts/torch_sequence.py` (its docstring states the layout of every field).
+//!
+//! Each row of the table below declares `{ RECURRENT, Linear(5, 2) }` with `network!`: torch's
+//! module whose forward is `y, final = rnn(x, state); return head(y)`, the `Linear` applied at
+//! every time step. A fixture holds that network's parameters (by `state_dict` name), a
+//! non-zero initial state for 3 streams, 5 windows of 8 steps of inputs and targets, and what
+//! torch computed. For each row this test
+//!
+//! - loads the parameters by name (`nn_testkit::fixtures::set_tensors`, through `Tensors`) and
+//!   the initial state into `{Name}State::<3>` (`state.l0.h[k]`, and `state.l0.c[k]` for an
+//!   LSTM: layer `k`'s `H x 3` matrix, column `j` torch's batch index `j`);
+//! - runs the first window through `step_batch` from the initial state and compares the output
+//!   at every step and the final state; and each stream alone through `step` (a batch of 1),
+//!   from its column of the initial state, against the same outputs;
+//! - compares the window's loss (`Mse`, the mean over the steps of the per-step mean: torch's
+//!   `nn.MSELoss()` over the `(L, N, OUT)` output) and every parameter's gradient by name from
+//!   `sequence_gradients` and from `sequence_gradients_and_state`, and the latter's gradient of
+//!   the initial state;
+//! - trains with `Adam(lr = 0.01)` (built from the fixture's `torch.optim` arguments) over the
+//!   5 windows by `train_sequence`, the state carried from window to window, and compares each
+//!   window's loss, the parameters after the last window and the carried state.
+//!
+//! The gradient struct has no `Tensors` impl; gradients are read by name through
+//! `Network::tensors` (the optimizers' flat view, each gradient beside its parameter), whose
+//! order `nn_testkit::fixtures::named_gradients` checks against `Tensors::visit`'s, tensor by
+//! tensor. Every fixture must be matched by a row and every row by a fixture, every name of a
+//! fixture's parameter maps by one of the network's tensors and vice versa, and the number of
+//! comparisons is asserted, so nothing goes unchecked silently.
+
+use nn_runtime::prelude::*;
+use nn_testkit::fixtures::{
+    Named, column_major, fixture_names, list, load, matrix, named_gradients, named_tensors, number,
+    set_layers, set_tensors,
+};
+use nn_testkit::optim::from_torch;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+// ------------------------------------------------------------------------------------------------
+// Tolerances: `|ours - torch| <= REL * |torch| + ABS`.
+
+/// Relative tolerance in `f32`: about 84 units in the last place. A recurrent step is a few
+/// small matrix-vector products (sums of 3 or 5 products) and a gate nonlinearity, each
+/// rounded; eight steps and the backward pass through them compound those roundings, summed
+/// in another order than torch's kernels and with another `tanh`/`sigmoid` (the runtime's
+/// `fast_tanh` and `fast_sigmoid`, within a few units), but they stay a few units in the last
+/// place times a small factor: the gates saturate and the recurrent weights are below 1/sqrt(5)
+/// in magnitude, so errors do not grow from step to step.
+const F32_REL: f64 = 1e-5;
+
+/// Absolute floor in `f32`, for values near zero: a gradient entry is a sum over 8 steps and 3
+/// streams of terms of order 0.01 to 1, often of both signs, and an output or state a sum of
+/// products; their rounding error is `f32::EPSILON` (1.2e-7) times the terms' magnitude, not the
+/// small result's, so a relative test alone would fail on correct values. `1e-6` decides only
+/// for values below `ABS / REL = 0.1`. Measured by the script (printed when it runs): torch's
+/// own `f32` results, against the exact (`f64`) results at the same `f32` inputs, use at most
+/// 0.04 of this tolerance in every category, including the trained parameters below.
+const F32_ABS: f64 = 1e-6;
+
+/// Relative tolerance in `f64`: about `4.5e5` units in the last place, the same reasoning.
+const F64_REL: f64 = 1e-10;
+
+/// Absolute floor in `f64`, as [`F32_ABS`]: terms of order 1 round at about `2.2e-16`, so
+/// `1e-12` leaves a wide margin and decides only below `1e-2`.
+const F64_ABS: f64 = 1e-12;
+
+// The parameters after five Adam windows use the same tolerances, which needs a word. Adam's
+// step is `lr m / (sqrt(v) + eps)`, about `lr g / |g|` on the first step: it divides by the
+// gradient's own size, so a gradient entry's relative error becomes an absolute error of the
+// parameter of about `lr` times it (times up to 5 steps), whatever the entry's size. A correct
+// gradient has a small relative error where it is not much smaller than the terms it sums
+// (`f32`: 1e-6 relative gives `0.05 * 1e-6`, far inside `ABS`), but an entry that is a
+// cancellation down to its own rounding would make its parameter's trajectory a matter of
+// rounding (a sign flip moves it by `2 lr`), and no tolerance short of `lr` could hold. The
+// fixtures avoid that rather than the tolerance: the script prints the smallest gradient entry
+// fed to Adam per case (6.6e-8 at the least, in `lstm_2layers`, beside the ReLU network's exact
+// zeros, from units that never fire, which Adam leaves at zero), and its comparison of torch's
+// `f32` trajectory with the exact one (the same windows computed in `f64` from the same `f32`
+// values), the evidence that no trajectory here hangs on rounding, uses at most 0.03 of the
+// tolerance for the trained parameters. The optimizer fixtures' replay (tests/optim_parity.rs) checks the update
+// rule itself with the same `REL`; this test checks that `train_sequence` feeds it the right
+// gradients, in the right order, once per window. If a change of the macro's summation order
+// ever pushes a trained parameter past the tolerance while every gradient passes, widen the
+// trained parameters' floor alone (to about `lr * ABS / min|g|`) and say so here.
+
+/// `(REL, ABS)` for a fixture's dtype.
+fn tolerance(dtype: &str) -> (f64, f64) {
+    match dtype {
+        "float32" => (F32_REL, F32_ABS),
+        "float64" => (F64_REL, F64_ABS),
+        other => panic!("no tolerance for dtype {other}"),
+    }
+}
+
+/// Time steps per window, as `STEPS` in `torch_sequence.py`.
+const STEPS: usize = 8;
+/// Streams per batch, as `BATCH`.
+const BATCH: usize = 3;
+/// Training windows, as `WINDOWS`.
+const WINDOWS: usize = 5;
+
+// ------------------------------------------------------------------------------------------------
+// Comparing.
+
+/// Every comparison of one case, and every mismatch, so that one failure lists them all.
+struct Checker {
+    case: String,
+    rel: f64,
+    abs: f64,
+    count: usize,
+    /// Per category: the largest fraction of the tolerance used.
+    used: BTreeMap<&'static str, f64>,
+    mismatches: Vec<String>,
+}
+
+impl Checker {
+    fn new(case: &str, dtype: &str) -> Self {
+        let (rel, abs) = tolerance(dtype);
+        Self {
+            case: case.to_string(),
+            rel,
+            abs,
+            count: 0,
+            used: BTreeMap::new(),
+            mismatches: Vec::new(),
+        }
+    }
+
+    /// One value; `torch` is already read as the case's dtype and widened.
+    fn scalar(&mut self, category: &'static str, what: &dyn Fn() -> String, ours: f64, torch: f64) {
+        self.count += 1;
+        let allowed = self.rel * torch.abs() + self.abs;
+        let diff = (ours - torch).abs();
+        let used = self.used.entry(category).or_default();
+        *used = used.max(diff / allowed);
+        // A NaN on either side fails.
+        if diff.is_nan() || diff > allowed {
+            self.mismatches.push(format!(
+                "{}: {category}: {}: ours {ours:e}, torch {torch:e}, |diff| {diff:.3e} > allowed \
+                 {allowed:.3e}",
+                self.case,
+                what()
+            ));
+        }
+    }
+
+    /// A matrix against torch's nested list `[R][C]`, by `(row, column)`.
+    fn matrix<T: Real, const R: usize, const C: usize>(
+        &mut self,
+        category: &'static str,
+        what: &str,
+        ours: &SMatrix<T, R, C>,
+        torch: &Value,
+    ) {
+        let torch = matrix::<T, R, C>(torch, what);
+        for r in 0..R {
+            for c in 0..C {
+                let at = || format!("{what}[{r}][{c}]");
+                self.scalar(category, &at, ours[(r, c)].widen(), torch[(r, c)].widen());
+            }
+        }
+    }
+
+    /// A recurrent layer's state, one matrix per stacked layer, against `[K][H][B]`.
+    fn layers<T: Real, const H: usize, const B: usize, const K: usize>(
+        &mut self,
+        category: &'static str,
+        what: &str,
+        ours: &[SMatrix<T, H, B>; K],
+        torch: &Value,
+    ) {
+        for (k, layer) in list(torch, what, K).iter().enumerate() {
+            self.matrix(category, &format!("{what}[{k}]"), &ours[k], layer);
+        }
+    }
+
+    /// Tensors by name against a `state_dict`-like map, which must hold exactly their names.
+    fn named<T: Real>(
+        &mut self,
+        category: &'static str,
+        what: &str,
+        ours: &[Named<T>],
+        torch: &Value,
+    ) {
+        let map = torch
+            .as_object()
+            .unwrap_or_else(|| panic!("{}: {what}: expected a map of tensors", self.case));
+        let theirs: BTreeSet<&str> = map.keys().map(String::as_str).collect();
+        let names: BTreeSet<&str> = ours.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, theirs, "{}: {what}: tensor names", self.case);
+        for tensor in ours {
+            let name = &tensor.name;
+            let values = column_major::<T>(&map[name], &tensor.shape, &format!("{what}.{name}"));
+            assert_eq!(values.len(), tensor.values.len(), "{what}.{name}: size");
+            let rows = tensor.shape[0];
+            for (i, (ours, torch)) in tensor.values.iter().zip(&values).enumerate() {
+                let at = || {
+                    if tensor.shape.len() == 2 {
+                        format!("{what}.{name}[{}][{}]", i % rows, i / rows)
+                    } else {
+                        format!("{what}.{name}[{i}]")
+                    }
+                };
+                self.scalar(category, &at, ours.widen(), torch.widen());
+            }
+        }
+    }
+}
+
+/// Any of our optimizers, so that the fixture's `torch.optim` class and arguments choose it.
+struct AnyOptimizer<T: Real>(Box<dyn Optimizer<T>>);
+
+impl<T: Real> Optimizer<T> for AnyOptimizer<T> {
+    fn step(&mut self, params: &mut [&mut [T]], grads: &[&[T]]) {
+        self.0.step(params, grads);
+    }
+}
+
+/// Our optimizer for a fixture's `train` entry, through the public builders (only the
+/// arguments torch was given, so torch's defaults are checked too).
+fn optimizer<T: Real>(case: &str, train: &Value) -> AnyOptimizer<T> {
+    let class = train["optimizer"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{case}: no optimizer class"));
+    assert_eq!(class, "Adam", "{case}: the fixtures train with Adam");
+    let args = train["args"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{case}: no optimizer arguments"));
+    AnyOptimizer(from_torch(case, class, args))
+}
+
+/// Asserts that a state in the fixture has exactly the tensors `keys` (`h`, and `c` for an
+/// LSTM).
+fn assert_state_keys(case: &str, what: &str, state: &Value, keys: &[&str]) {
+    let theirs: BTreeSet<&str> = state
+        .as_object()
+        .unwrap_or_else(|| panic!("{case}: {what}: expected a state object"))
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let ours: BTreeSet<&str> = keys.iter().copied().collect();
+    assert_eq!(theirs, ours, "{case}: {what}: state tensors");
+}
+
+// ------------------------------------------------------------------------------------------------
+// The table: one network per (layers, dtype).
+
+/// One row of the table.
+struct Row {
+    /// The network's name.
+    net: &'static str,
+    /// `"float32"` or `"float64"`.
+    dtype: &'static str,
+    /// The layer list as written in the row (`stringify!`), compared without whitespace.
+    layers: &'static str,
+    /// Compares the network with its fixture; returns the number of comparisons it must have
+    /// made.
+    check: fn(&Value, &mut Checker) -> usize,
+}
+
+/// A network whose check the table generates.
+trait Parity {
+    /// Compares the network with `fixture`; returns the number of comparisons expected.
+    fn check(fixture: &Value, check: &mut Checker) -> usize;
+}
+
+macro_rules! dtype_name {
+    (f32) => {
+        "float32"
+    };
+    (f64) => {
+        "float64"
+    };
+}
+
+/// `Name / NameState: f32 [LAYERS];` declares `network! { struct Name: f32 { LAYERS } }`, its
+/// row and its check, `NameState` being the state type `network!` generates for it;
+/// `... cell c;` marks an LSTM, whose state has the cell state `c` besides `h`.
+macro_rules! table {
+    ($($net:ident / $state:ident : $t:ident [$($layer:tt)*] $(cell $c:ident)?;)*) => {
+        $(
+            network! {
+                struct $net: $t { $($layer)* }
+            }
+
+            impl Parity for $net {
+                fn check(fixture: &Value, check: &mut Checker) -> usize {
+                    let case = check.case.clone();
+                    let keys: &[&str] = &["h" $(, stringify!($c))?];
+                    for what in ["state0", "final_state", "state_grads"] {
+                        assert_state_keys(&case, what, &fixture[what], keys);
+                    }
+                    assert_state_keys(
+                        &case,
+                        "train.final_state",
+                        &fixture["train"]["final_state"],
+                        keys,
+                    );
+
+                    // The initial state, a fresh value each time it is needed.
+                    let initial = || {
+                        let mut state = $state::<BATCH>::zeros();
+                        set_layers(&mut state.l0.h, &fixture["state0"]["h"], "state0.h");
+                        $(set_layers(
+                            &mut state.l0.$c,
+                            &fixture["state0"][stringify!($c)],
+                            concat!("state0.", stringify!($c)),
+                        );)?
+                        state
+                    };
+                    let stacked = initial().l0.h.len();
+                    let state_len: usize =
+                        initial().l0.h.iter().map(|m| m.len()).sum::<usize>() * keys.len();
+                    assert_eq!(
+                        fixture["recurrent"]["num_layers"], stacked,
+                        "{case}: num_layers"
+                    );
+
+                    let mut net = $net::zeros();
+                    set_tensors(&mut net, &fixture["params"], "params");
+                    assert_eq!(
+                        named_tensors(&net).iter().map(|t| t.values.len()).sum::<usize>(),
+                        <$net as Network>::PARAMS,
+                        "{case}: PARAMS and the tensors' sizes"
+                    );
+
+                    type X = SMatrix<$t, { $net::IN }, BATCH>;
+                    type Y = SMatrix<$t, { $net::OUT }, BATCH>;
+                    let windows: Vec<([X; STEPS], [Y; STEPS])> =
+                        list(&fixture["windows"], "windows", WINDOWS)
+                            .iter()
+                            .enumerate()
+                            .map(|(w, window)| {
+                                let xs = list(&window["xs"], "xs", STEPS);
+                                let ys = list(&window["ys"], "ys", STEPS);
+                                (
+                                    std::array::from_fn(|t| {
+                                        matrix(&xs[t], &format!("windows[{w}].xs[{t}]"))
+                                    }),
+                                    std::array::from_fn(|t| {
+                                        matrix(&ys[t], &format!("windows[{w}].ys[{t}]"))
+                                    }),
+                                )
+                            })
+                            .collect();
+                    let (xs, ys) = &windows[0];
+                    let outputs = list(&fixture["outputs"], "outputs", STEPS);
+
+                    // The first window, step by step, from the initial state: every stream at
+                    // once.
+                    let mut state = initial();
+                    for t in 0..STEPS {
+                        let y = net.step_batch(&xs[t], &mut state);
+                        check.matrix("outputs", &format!("outputs[{t}]"), &y, &outputs[t]);
+                    }
+                    let last = &fixture["final_state"];
+                    check.layers("final state", "final_state.h", &state.l0.h, &last["h"]);
+                    $(check.layers(
+                        "final state",
+                        concat!("final_state.", stringify!($c)),
+                        &state.l0.$c,
+                        &last[stringify!($c)],
+                    );)?
+
+                    // Each stream alone, through `step`, from its column of the initial state.
+                    let start = initial();
+                    for j in 0..BATCH {
+                        let mut one = $state::<1>::zeros();
+                        for k in 0..stacked {
+                            one.l0.h[k].set_column(0, &start.l0.h[k].column(j));
+                            $(one.l0.$c[k].set_column(0, &start.l0.$c[k].column(j));)?
+                        }
+                        for t in 0..STEPS {
+                            let x: SVector<$t, { $net::IN }> = xs[t].column(j).into_owned();
+                            let y = net.step(&x, &mut one);
+                            let torch = matrix::<$t, { $net::OUT }, BATCH>(&outputs[t], "outputs");
+                            for o in 0..$net::OUT {
+                                let at = || format!("stream {j} alone: outputs[{t}][{o}]");
+                                check.scalar("step", &at, y[o].widen(), torch[(o, j)].widen());
+                            }
+                        }
+                    }
+
+                    // Loss and gradients of the first window.
+                    let torch_loss = <$t as Real>::cast(number(&fixture["loss"], "loss")).widen();
+                    let (loss, grads) = net.sequence_gradients(xs, ys, &Mse, &initial());
+                    check.scalar("loss", &|| "loss".into(), loss.widen(), torch_loss);
+                    let named = named_gradients(&net, &grads);
+                    check.named("gradients", "grads", &named, &fixture["grads"]);
+
+                    let (loss, grads, dstate) =
+                        net.sequence_gradients_and_state(xs, ys, &Mse, &initial());
+                    let what = || "loss (sequence_gradients_and_state)".to_string();
+                    check.scalar("loss", &what, loss.widen(), torch_loss);
+                    let named = named_gradients(&net, &grads);
+                    check.named("gradients", "grads (with state)", &named, &fixture["grads"]);
+                    let dlast = &fixture["state_grads"];
+                    check.layers("state gradients", "state_grads.h", &dstate.l0.h, &dlast["h"]);
+                    $(check.layers(
+                        "state gradients",
+                        concat!("state_grads.", stringify!($c)),
+                        &dstate.l0.$c,
+                        &dlast[stringify!($c)],
+                    );)?
+
+                    // Adam over the windows, the state carried.
+                    let train = &fixture["train"];
+                    let mut opt = optimizer::<$t>(&case, train);
+                    let losses = list(&train["losses"], "train.losses", WINDOWS);
+                    let mut state = initial();
+                    for (w, (xs, ys)) in windows.iter().enumerate() {
+                        let ours = net.train_sequence(xs, ys, &Mse, &mut opt, &mut state);
+                        let torch = <$t as Real>::cast(number(&losses[w], "losses")).widen();
+                        let at = || format!("window {w} loss");
+                        check.scalar("train losses", &at, ours.widen(), torch);
+                    }
+                    check.named("train params", "train.params", &named_tensors(&net), &train["params"]);
+                    let carried = &train["final_state"];
+                    check.layers("train state", "train.final_state.h", &state.l0.h, &carried["h"]);
+                    $(check.layers(
+                        "train state",
+                        concat!("train.final_state.", stringify!($c)),
+                        &state.l0.$c,
+                        &carried[stringify!($c)],
+                    );)?
+
+                    let params = <$net as Network>::PARAMS;
+                    let outputs = STEPS * $net::OUT * BATCH;
+                    // outputs by step_batch and by step, final state, 2 x (loss and gradients),
+                    // initial-state gradients, window losses, trained parameters, carried state.
+                    2 * outputs + state_len + 2 * (1 + params) + state_len + WINDOWS + params
+                        + state_len
+                }
+            }
+        )*
+
+        const TABLE: &[Row] = &[$(
+            Row {
+                net: stringify!($net),
+                dtype: dtype_name!($t),
+                layers: stringify!($($layer)*),
+                check: <$net as Parity>::check,
+            },
+        )*];
+    };
+}
+
+table! {
+    // name / state type                dtype  layers
+    Gru32 / Gru32State:                 f32    [GRU(3, 5), Linear(5, 2)];
+    Gru64 / Gru64State:                 f64    [GRU(3, 5), Linear(5, 2)];
+    Lstm32 / Lstm32State:               f32    [LSTM(3, 5), Linear(5, 2)] cell c;
+    Lstm64 / Lstm64State:               f64    [LSTM(3, 5), Linear(5, 2)] cell c;
+    Lstm2x32 / Lstm2x32State:           f32    [LSTM(3, 5, num_layers = 2), Linear(5, 2)] cell c;
+    Lstm2x64 / Lstm2x64State:           f64    [LSTM(3, 5, num_layers = 2), Linear(5, 2)] cell c;
+    Rnn32 / Rnn32State:                 f32    [RNN(3, 5), Linear(5, 2)];
+    Rnn64 / Rnn64State:                 f64    [RNN(3, 5), Linear(5, 2)];
+    RnnRelu2x32 / RnnRelu2x32State:     f32    [RNN(3, 5, nonlinearity = "relu", num_layers = 2), Linear(5, 2)];
+    RnnRelu2x64 / RnnRelu2x64State:     f64    [RNN(3, 5, nonlinearity = "relu", num_layers = 2), Linear(5, 2)];
+    GruNoBias32 / GruNoBias32State:     f32    [GRU(3, 5, bias = false), Linear(5, 2)];
+    GruNoBias64 / GruNoBias64State:     f64    [GRU(3, 5, bias = false), Linear(5, 2)];
+}
+
+// ------------------------------------------------------------------------------------------------
+// The test.
+
+/// `layers` without whitespace, so that a fixture's list and `stringify!` (which spaces tokens
+/// its own way) compare equal.
+fn squash(layers: &str) -> String {
+    layers.split_whitespace().collect()
+}
+
+#[test]
+fn every_recurrent_network_matches_torch() {
+    // Every fixture has exactly one row and every row exactly one fixture.
+    let mut rows: BTreeMap<(String, String), &Row> = BTreeMap::new();
+    for row in TABLE {
+        let previous = rows.insert((row.dtype.to_string(), squash(row.layers)), row);
+        assert!(
+            previous.is_none(),
+            "{} and {} are the same row",
+            previous.unwrap().net,
+            row.net
+        );
+    }
+    let mut matched: BTreeMap<&str, (String, Value)> = BTreeMap::new();
+    let mut unmatched_fixtures = Vec::new();
+    for name in fixture_names("sequence") {
+        let fixture = load("sequence", &name);
+        assert_eq!(fixture["name"], name.as_str(), "{name}: name");
+        assert_eq!(fixture["steps"], STEPS, "{name}: steps");
+        assert_eq!(fixture["batch"], BATCH, "{name}: batch");
+        assert_eq!(fixture["loss_fn"]["name"], "Mse", "{name}: loss");
+        let layers: Vec<&str> = fixture["layers"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name}: no layer list"))
+            .iter()
+            .map(|l| l.as_str().expect("layers are strings"))
+            .collect();
+        let dtype = fixture["dtype"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: no dtype"))
+            .to_string();
+        match rows.get(&(dtype, squash(&layers.join(",")))) {
+            Some(row) => {
+                let previous = matched.insert(row.net, (name.clone(), fixture));
+                assert!(
+                    previous.is_none(),
+                    "{} matches two fixtures: {} and {name}",
+                    row.net,
+                    previous.unwrap().0
+                );
+            }
+            None => unmatched_fixtures.push(name),
+        }
+    }
+    let unmatched_rows: Vec<&str> = TABLE
+        .iter()
+        .filter(|row| !matched.contains_key(row.net))
+        .map(|row| row.net)
+        .collect();
+    assert!(
+        unmatched_fixtures.is_empty() && unmatched_rows.is_empty(),
+        "fixtures without a network in the table: {unmatched_fixtures:?}\n\
+         networks in the table without a fixture (rerun scripts/torch_sequence.py?): \
+         {unmatched_rows:?}"
+    );
+
+    let mut mismatches = Vec::new();
+    let mut total = 0;
+    for row in TABLE {
+        let (name, fixture) = &matched[row.net];
+        let mut check = Checker::new(name, row.dtype);
+        let expected = (row.check)(fixture, &mut check);
+        println!("{name} ({}): {} comparisons", row.net, check.count);
+        for (category, used) in &check.used {
+            println!("  {category:<16} tolerance used {used:.3}");
+        }
+        assert_eq!(check.count, expected, "{name}: number of comparisons made");
+        total += check.count;
+        mismatches.extend(check.mismatches);
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} of {total} comparisons disagree with torch (|ours - torch| <= REL |torch| + ABS, \
+         f32: REL {F32_REL:e} ABS {F32_ABS:e}, f64: REL {F64_REL:e} ABS {F64_ABS:e}):\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+}
