@@ -84,6 +84,8 @@ pub enum Arg {
     Number(Number),
     /// A string literal.
     Str(syn::LitStr),
+    /// `true` or `false`.
+    Bool(syn::LitBool),
     /// `name = value`.
     Keyword(Ident, Box<Arg>),
     /// A nested layer.
@@ -398,6 +400,8 @@ impl Parse for Arg {
             Arg::Layer(input.parse()?)
         } else if input.peek(syn::LitStr) {
             Arg::Str(input.parse()?)
+        } else if input.peek(syn::LitBool) {
+            Arg::Bool(input.parse()?)
         } else {
             let minus: Option<Token![-]> = input.parse()?;
             // At the end of the argument the parser's error has no place of its own: it goes on
@@ -458,6 +462,7 @@ impl ToTokens for Arg {
                 number.lit.to_tokens(tokens);
             }
             Arg::Str(lit) => lit.to_tokens(tokens),
+            Arg::Bool(lit) => lit.to_tokens(tokens),
             Arg::Keyword(name, value) => {
                 name.to_tokens(tokens);
                 <Token![=]>::default().to_tokens(tokens);
@@ -503,6 +508,7 @@ impl Arg {
                 format!("{sign}{}", lit.to_token_stream())
             }
             Arg::Str(lit) => format!("{:?}", lit.value()),
+            Arg::Bool(lit) => lit.value.to_string(),
             Arg::Keyword(name, value) => format!("{name} = {}", value.display()),
             Arg::Layer(layer) => layer.display_labelled(),
         }

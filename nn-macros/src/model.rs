@@ -256,6 +256,26 @@ impl Network {
         format_ident!("{}Grads", self.ident)
     }
 
+    /// Every sequence layer (one that keeps a state between time steps), those inside blocks
+    /// included, in declaration order: the fields of the generated `{Name}State`.
+    pub fn state_layers(&self) -> Vec<&Layer> {
+        let mut found = Vec::new();
+        for layer in &self.layers {
+            layer.collect_state_layers(self.scalar, &mut found);
+        }
+        found
+    }
+
+    /// Whether the network steps through time: it holds a sequence layer.
+    pub fn is_sequence(&self) -> bool {
+        !self.state_layers().is_empty()
+    }
+
+    /// The name of the generated state struct of a sequence network.
+    pub fn state_ident(&self) -> Ident {
+        format_ident!("{}State", self.ident)
+    }
+
     /// Every layer with parameters of its own, those inside blocks included, in declaration
     /// order: the fields of the network and gradient structs.
     pub fn param_layers(&self) -> Vec<&Layer> {
@@ -268,6 +288,17 @@ impl Network {
 }
 
 impl Layer {
+    /// Pushes this layer, or the layers inside it, that keep a state between time steps.
+    pub fn collect_state_layers<'a>(&'a self, scalar: Scalar, found: &mut Vec<&'a Layer>) {
+        match self.kind.inner() {
+            Some(inner) => inner
+                .iter()
+                .for_each(|l| l.collect_state_layers(scalar, found)),
+            None if self.kind.state(self, scalar).is_some() => found.push(self),
+            None => {}
+        }
+    }
+
     /// Pushes this layer, or the layers inside it, that own parameters.
     pub fn collect_param_layers<'a>(&'a self, found: &mut Vec<&'a Layer>) {
         match self.kind.inner() {

@@ -436,6 +436,16 @@ impl Checker<'_> {
                 dim_value(spec.name, arg, allowed, why).map(Value::Number)
             }
             (ArgKind::Dim { allowed, .. }, None) => Ok(Value::Number(allowed[0] as f64)),
+            (ArgKind::Bool { .. }, Some(Arg::Bool(lit))) => Ok(Value::Bool(lit.value)),
+            (ArgKind::Bool { .. }, Some(arg)) => Err(syn::Error::new_spanned(
+                arg,
+                format!(
+                    "`{}` is `true` or `false`; found `{}`",
+                    spec.name,
+                    arg.display()
+                ),
+            )),
+            (ArgKind::Bool { default }, None) => Ok(Value::Bool(*default)),
             (ArgKind::Layers, _) => return self.block(entry, syntax, layers, here),
             // Required arguments left out are reported together, by `missing`.
             (_, None) => return None,

@@ -138,7 +138,9 @@ pub mod __private {
     pub use crate::__nested_impl as nested_impl;
     pub use crate::__network_consts as network_consts;
     pub use crate::__zeros as zeros;
-    pub use crate::heap::{Scratch, Zeroable, assert_zeroable, boxed_zeroed, zeroed};
+    pub use crate::heap::{
+        Scratch, Tape, Zeroable, assert_zeroable, boxed_zeroed, zero_in_place, zeroed,
+    };
     pub use crate::init::Init;
     pub use crate::layer::Linear;
     pub use crate::layer::ops::*;

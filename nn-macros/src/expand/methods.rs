@@ -9,6 +9,7 @@ use quote::{format_ident, quote, quote_spanned};
 
 use super::passes::{Pass, d};
 use super::rt;
+use super::sequence;
 use super::structs::field_types;
 use crate::layers::{Access, Chain, chain_activations, chain_backward_flops, chain_forward_flops};
 use crate::model::{Count, Network, Part, Size};
@@ -20,8 +21,17 @@ pub fn impls(model: &Network) -> TokenStream {
     let consts = consts(model);
     let constructors = constructors();
     let (passes, cache) = passes(model);
-    let entry_points = entry_points(model);
+    let entry_points = if model.is_sequence() {
+        let last = Literal::usize_unsuffixed(model_cached_len(model) - 1);
+        let step = sequence::step_pass(model);
+        let entry = sequence::entry_points(model, &last);
+        quote!(#entry #step)
+    } else {
+        entry_points(model)
+    };
     let traits = traits(model);
+    let (state_impl, step_alias) = (sequence::state_impl(model), sequence::step_alias(model));
+    let grads_methods = sequence::grads_methods(model);
     quote! {
         // SAFETY: both structs are made of parameter blocks of floats, nested networks and a
         // `Scratch`, all `Zeroable` (which the assertions below make the compiler confirm).
@@ -30,6 +40,8 @@ pub fn impls(model: &Network) -> TokenStream {
         unsafe impl #rt::Zeroable for #grads {}
         #(const _: () = #rt::assert_zeroable::<#zeroable>();)*
         #cache
+        #step_alias
+        #state_impl
 
         impl #ident {
             #consts
@@ -40,6 +52,7 @@ pub fn impls(model: &Network) -> TokenStream {
 
         impl #grads {
             #rt::zeros!();
+            #grads_methods
         }
 
         #traits
@@ -112,10 +125,7 @@ fn passes(model: &Network) -> (TokenStream, TokenStream) {
     let (forward_code, _) = forward.forward(&model.layers, "");
     let cached = forward.cached();
     let names: Vec<&Ident> = cached.iter().map(|(v, _)| v).collect();
-    let types = cached.iter().map(|(_, size)| {
-        let size = size.tokens();
-        quote!(__M<#size, __B>)
-    });
+    let types = cached.iter().map(|(_, ty)| ty);
     let top = d("", model.layers.len());
     let backward = backward_body(model);
     let x0 = format_ident!("x0");
@@ -138,9 +148,18 @@ fn passes(model: &Network) -> (TokenStream, TokenStream) {
         }
     });
     let x0 = used(&[&x0], &backward).remove(0);
+    // A sequence network's passes thread its state through: read and advanced forward, its
+    // gradient carried back backward.
+    let state_ident = model.state_ident();
+    let state = model
+        .is_sequence()
+        .then(|| quote!(state: &mut #state_ident<__B>,));
+    let carry = model
+        .is_sequence()
+        .then(|| quote!(carry: &mut #state_ident<__B>,));
     let methods = quote! {
         #inline
-        fn __forward<__S, __R, const __B: usize>(this: __S, x0: &#batch_in, mut then: impl FnMut(__S, __Cache<'_, __B>) -> __R) -> __R
+        fn __forward<__S, __R, const __B: usize>(this: __S, x0: &#batch_in, #state mut then: impl FnMut(__S, __Cache<'_, __B>) -> __R) -> __R
         where
             __S: ::core::ops::Deref<Target = Self>,
         {
@@ -149,7 +168,7 @@ fn passes(model: &Network) -> (TokenStream, TokenStream) {
         }
 
         #inline
-        fn __backward<const __B: usize, const __INPUT: bool>(&self, #x0: &#batch_in, cache: __Cache<'_, __B>, #top: #batch_out, grads: &mut #grads) -> #batch_in {
+        fn __backward<const __B: usize, const __INPUT: bool>(&self, #x0: &#batch_in, cache: __Cache<'_, __B>, #top: #batch_out, grads: &mut #grads, #carry) -> #batch_in {
             let (#(#backward_names,)*) = cache;
             #backward
         }
@@ -398,6 +417,14 @@ fn traits(model: &Network) -> TokenStream {
         chain_forward_flops(&model.layers),
         chain_backward_flops(&model.layers, true),
     ]);
+    // A sequence network is not a layer of another yet: its state would have to nest too.
+    let nested = (!model.is_sequence()).then(|| {
+        quote! {
+            impl #rt::Nested<#scalar, #input, #output> for #ident {
+                #rt::nested_impl!(#scalar, #input, #output, #grads);
+            }
+        }
+    });
     quote! {
         impl #rt::Tensors<#scalar> for #ident {
             fn visit(&self, prefix: &str, f: &mut #rt::Visitor<#scalar>) {
@@ -409,9 +436,7 @@ fn traits(model: &Network) -> TokenStream {
             }
         }
 
-        impl #rt::Nested<#scalar, #input, #output> for #ident {
-            #rt::nested_impl!(#scalar, #input, #output, #grads);
-        }
+        #nested
 
         impl #rt::Network for #ident {
             type Scalar = #scalar;

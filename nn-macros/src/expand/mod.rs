@@ -8,6 +8,7 @@
 mod docs;
 mod methods;
 mod passes;
+mod sequence;
 mod structs;
 
 use proc_macro2::TokenStream;

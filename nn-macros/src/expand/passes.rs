@@ -14,7 +14,7 @@ use quote::{format_ident, quote};
 
 use super::rt;
 use crate::layers::{Chain, Site};
-use crate::model::{Layer, Network, Size, has_params};
+use crate::model::{Layer, Network, has_params};
 
 /// One pass over a network's layers.
 pub struct Pass<'a> {
@@ -24,14 +24,25 @@ pub struct Pass<'a> {
     backward: bool,
     /// The learning rate of a fused SGD step, in the backward pass.
     sgd_rate: Option<TokenStream>,
-    /// The activations the forward pass made, in order, with their feature counts.
-    cached: RefCell<Vec<(Ident, Size)>>,
+    /// Whether the forward pass keeps what the backward pass needs: not when only stepping.
+    keep: bool,
+    /// The activations the forward pass made, in order, with their types.
+    cached: RefCell<Vec<(Ident, TokenStream)>>,
 }
 
 impl<'a> Pass<'a> {
     /// The forward pass.
     pub fn forward(model: &'a Network) -> Self {
         Self::new(model, false, None)
+    }
+
+    /// The forward pass of a step of a sequence network that will not be differentiated:
+    /// sequence layers keep nothing for a backward step.
+    pub fn infer(model: &'a Network) -> Self {
+        Self {
+            keep: false,
+            ..Self::new(model, false, None)
+        }
     }
 
     /// The backward pass; with `sgd_rate`, each layer's parameters are stepped in place as
@@ -46,12 +57,13 @@ impl<'a> Pass<'a> {
             rt: rt(),
             backward,
             sgd_rate,
+            keep: true,
             cached: RefCell::new(Vec::new()),
         }
     }
 
     /// The activations the forward pass caches, after [`Chain::forward`] ran over the network.
-    pub fn cached(&self) -> Vec<(Ident, Size)> {
+    pub fn cached(&self) -> Vec<(Ident, TokenStream)> {
         self.cached.borrow().clone()
     }
 
@@ -96,6 +108,10 @@ impl<'a> Pass<'a> {
             sgd_rate: self.sgd_rate.as_ref(),
             chain: self,
             inner_prefix: format!("{prefix}{j}_"),
+            state: quote!(state.#field),
+            carry: quote!(carry.#field),
+            step_cache: format_ident!("k{prefix}{j}"),
+            keep: self.keep,
         }
     }
 }
@@ -106,9 +122,17 @@ impl Chain for Pass<'_> {
         for (j, layer) in layers.iter().enumerate() {
             let site = self.site(layer, prefix, j);
             code.extend(layer.kind.forward(&site));
-            self.cached
-                .borrow_mut()
-                .push((site.output, layer.output.clone()));
+            let size = layer.output.tokens();
+            let mut cached = self.cached.borrow_mut();
+            cached.push((site.output.clone(), quote!(__M<#size, __B>)));
+            // A sequence layer's step keeps more than its output for its backward step.
+            if let Some(state) = layer
+                .kind
+                .state(layer, self.model.scalar)
+                .filter(|_| self.keep)
+            {
+                cached.push((site.step_cache.clone(), state.cache));
+            }
         }
         (code, x(prefix, layers.len()))
     }

@@ -15,6 +15,7 @@ pub fn definitions(model: &Network) -> TokenStream {
     let (rt, grads) = (rt_absolute(), model.grads_ident());
     let summary = docs::struct_summary(model);
     let (params, grad_fields) = (fields(model, Role::Params), fields(model, Role::Grads));
+    let state = super::sequence::state_struct(model);
     let grads_doc = format!(
         " Gradients of a loss with respect to every parameter of [`{ident}`], field for field \
          the same shapes, as returned by [`{ident}::gradients`]."
@@ -33,6 +34,8 @@ pub fn definitions(model: &Network) -> TokenStream {
         #[doc = #grads_doc]
         #[derive(::core::clone::Clone, ::core::fmt::Debug, ::core::cmp::PartialEq)]
         #vis struct #grads { #grad_fields }
+
+        #state
     }
 }
 

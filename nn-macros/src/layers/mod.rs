@@ -16,6 +16,7 @@ pub mod activation;
 mod linear;
 mod nested;
 mod prelu;
+mod recurrent;
 mod residual;
 mod softmax;
 
@@ -36,6 +37,7 @@ pub struct Entry<'a> {
 }
 
 /// One argument of a kind.
+#[derive(Clone, Copy)]
 pub struct ArgSpec<'a> {
     /// The argument's name, as PyTorch names it; also its keyword.
     pub name: &'a str,
@@ -44,6 +46,7 @@ pub struct ArgSpec<'a> {
 }
 
 /// The values an argument takes.
+#[derive(Clone, Copy)]
 pub enum ArgKind {
     /// A number of features: a whole number of at least 1.
     Size,
@@ -66,6 +69,11 @@ pub enum ArgKind {
         /// The value used when the argument is left out.
         default: usize,
     },
+    /// A flag, with torch's default (`bias = false`).
+    Bool {
+        /// The value used when the argument is left out.
+        default: bool,
+    },
     /// The dimension a kind works along, of those in `allowed` (`Softmax(dim = 1)`); `why`
     /// says what they mean, for the error on any other.
     Dim {
@@ -86,6 +94,8 @@ pub enum Value {
     Layers(Vec<Layer>),
     /// A string, one of the argument's choices.
     Str(String),
+    /// A flag.
+    Bool(bool),
 }
 
 /// What a layer is, once its arguments are known.
@@ -163,6 +173,12 @@ pub trait Kind {
         layer.output.count()
     }
 
+    /// The state the layer keeps from one time step to the next, if it is a sequence layer
+    /// (a recurrent cell, a causal convolution): a network holding one is a sequence network.
+    fn state(&self, _layer: &Layer, _scalar: Scalar) -> Option<StateSpec> {
+        None
+    }
+
     /// The layer's forward equation and the backward equations the generator derives for it,
     /// as text for the generated docs, in the names `eq` gives.
     fn equations(&self, eq: &Equations<'_>) -> Lines {
@@ -175,6 +191,18 @@ pub trait Kind {
             )],
         }
     }
+}
+
+/// What a sequence layer keeps between time steps, as types generic over the batch width
+/// `__B`.
+pub struct StateSpec {
+    /// The type of its state (`HiddenState<f32, 16, 1, __B>`): a public field of the
+    /// generated `{Name}State`, and of the state gradient the backward pass carries in time.
+    pub ty: TokenStream,
+    /// The type of what one step's forward pass keeps for its backward pass.
+    pub cache: TokenStream,
+    /// Rustdoc of the state field.
+    pub doc: String,
 }
 
 /// Writes the equations of a chain of layers: `(layers, input, prefix, pass_down)` to the
@@ -290,6 +318,17 @@ pub struct Site<'a> {
     pub chain: &'a dyn Chain,
     /// The variable prefix of this layer's inner chain, for blocks.
     pub inner_prefix: String,
+    /// For a sequence layer: the place of its state (`state.l0`); the forward pass reads it
+    /// as the previous step's and leaves the new one.
+    pub state: TokenStream,
+    /// For a sequence layer, in the backward pass: the place of the gradient with respect to
+    /// its state (`carry.l0`), from later steps on entry, for the previous step on exit.
+    pub carry: TokenStream,
+    /// For a sequence layer: the variable holding what its forward step keeps for the
+    /// backward step.
+    pub step_cache: Ident,
+    /// Whether the forward pass keeps what the backward pass needs (not when only stepping).
+    pub keep: bool,
 }
 
 /// The generator's passes over a chain of layers, which blocks call for their inner layers.
@@ -311,6 +350,9 @@ const KINDS: &[Entry<'static>] = &[
     linear::ENTRY,
     residual::ENTRY,
     prelu::ENTRY,
+    recurrent::GRU,
+    recurrent::LSTM,
+    recurrent::RNN,
     softmax::SOFTMAX,
     softmax::LOG_SOFTMAX,
 ];
@@ -342,9 +384,6 @@ const UNSUPPORTED: &[&str] = &[
     "AvgPool1d",
     "AvgPool2d",
     "AdaptiveAvgPool2d",
-    "LSTM",
-    "GRU",
-    "RNN",
     "MultiheadAttention",
     "Transformer",
     "RReLU",
@@ -432,6 +471,7 @@ impl Entry<'_> {
                 ArgKind::Choice { default, .. } => format!("{} = {default:?}", a.name),
                 ArgKind::OptionalSize { default } => format!("{} = {default}", a.name),
                 ArgKind::Dim { allowed, .. } => format!("{} = {}", a.name, allowed[0]),
+                ArgKind::Bool { default } => format!("{} = {default}", a.name),
                 ArgKind::Layers => "layer, ...".to_string(),
                 _ => a.name.to_string(),
             })

@@ -28,6 +28,15 @@ pub fn boxed_zeroed<T: Zeroable>() -> Box<T> {
     unsafe { Box::<T>::new_zeroed().assume_init() }
 }
 
+/// Sets every byte of `value` to zero, in place: `T`'s zero value without building one on the
+/// stack (a large gradient struct, cleared before each window of a sequence's training).
+pub fn zero_in_place<T: Zeroable>(value: &mut T) {
+    // SAFETY: `T: Zeroable` promises that all-zero bytes are a valid `T`, and `value` is one
+    // valid, exclusively borrowed `T`. What it owned is not dropped: at worst a `Scratch`'s
+    // space leaks, which is never unsound (gradient structs, what this is for, own nothing).
+    unsafe { core::ptr::write_bytes(value as *mut T, 0, 1) }
+}
+
 /// Reusable space a network keeps for its training step (its gradient struct), created on the
 /// first step and reused after, so that steady-state steps allocate nothing and large
 /// gradients never sit on the stack.
@@ -78,3 +87,56 @@ impl<G> core::fmt::Debug for Scratch<G> {
 
 // SAFETY: an all-zero `Option<Box<G>>` is `None`, by the guaranteed null-pointer layout.
 unsafe impl<G> Zeroable for Scratch<G> {}
+
+/// The steps of a training window kept for its backward pass (backpropagation through time),
+/// in a vector kept from one window to the next: after the first window of a length, windows
+/// up to that length allocate nothing.
+///
+/// Like [`Scratch`], it is not part of a value: clones start empty and comparisons ignore it.
+pub struct Tape<S>(Vec<S>);
+
+impl<S> Tape<S> {
+    /// An empty tape, with no space yet.
+    pub const fn new() -> Self {
+        Tape(Vec::new())
+    }
+
+    /// Forgets every step, keeping the space.
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    /// Appends a step (allocating only beyond the longest window so far).
+    pub fn push(&mut self, step: S) {
+        self.0.push(step);
+    }
+
+    /// The steps recorded, oldest first.
+    pub fn steps(&self) -> &[S] {
+        &self.0
+    }
+}
+
+impl<S> Default for Tape<S> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S> Clone for Tape<S> {
+    fn clone(&self) -> Self {
+        Tape::new()
+    }
+}
+
+impl<S> PartialEq for Tape<S> {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl<S> core::fmt::Debug for Tape<S> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Tape")
+    }
+}
