@@ -501,3 +501,59 @@ fn f32_steps_agree_and_follow_f64() {
     }
     assert_eq!(s32, t32);
 }
+
+/// The `f32` blocks take the SIMD kernels (constant-size at batch one, the general ones
+/// above); the finite differences check the `f64` loops. Here the two precisions agree over a
+/// window, forward and backward, gradients included.
+#[test]
+fn f32_kernels_agree_with_f64_loops() {
+    macro_rules! case {
+        ($t32:ty, $t64:ty, $state:ident, $cache:ident, $in:literal, $h:literal, $l:literal, $b:literal) => {{
+            // A frame of its own per case: a debug build keeps every local of a function.
+            fn case() {
+                let (mut n32, mut n64) = (<$t32>::zeros(), <$t64>::zeros());
+                n32.reset(&mut Init::new(4));
+                n64.reset(&mut Init::new(4));
+                let (mut g32, mut g64) = (<$t32>::zeros(), <$t64>::zeros());
+                let (mut s32, mut s64) = (
+                    $state::<f32, $h, $l, $b>::zeros(),
+                    $state::<f64, $h, $l, $b>::zeros(),
+                );
+                let mut c32: Vec<_> = (0..STEPS).map(|_| $cache::zeros()).collect();
+                let mut c64: Vec<_> = (0..STEPS).map(|_| $cache::zeros()).collect();
+                let xs: Vec<SMatrix<f64, $in, $b>> =
+                    (0..STEPS).map(|t| matrix(t as u32, 1.0)).collect();
+                let ws: Vec<SMatrix<f64, $h, $b>> =
+                    (0..STEPS).map(|t| matrix(20 + t as u32, 1.0)).collect();
+                for t in 0..STEPS {
+                    let y64 = n64.step(&xs[t], &mut s64, &mut c64[t]);
+                    let y32 = n32.step(&xs[t].cast(), &mut s32, &mut c32[t]);
+                    assert!((y64 - y32.cast::<f64>()).amax() < 1e-5);
+                }
+                let (mut k32, mut k64) = ($state::zeros(), $state::zeros());
+                for t in (0..STEPS).rev() {
+                    let d64 = n64.step_backward(&c64[t], &ws[t], &mut k64, &mut g64);
+                    let d32 = n32.step_backward(&c32[t], &ws[t].cast(), &mut k32, &mut g32);
+                    assert!((d64 - d32.cast::<f64>()).amax() < 1e-4);
+                }
+                let mut f32s = Vec::new();
+                g32.visit("", &mut |_, _, data| {
+                    f32s.extend(data.iter().map(|&v| v as f64))
+                });
+                let f64s = flat(&g64);
+                assert_eq!(f32s.len(), f64s.len());
+                for (a, b) in f32s.iter().zip(&f64s) {
+                    assert!((a - b).abs() < 1e-4 * (1.0 + b.abs()), "{a} vs {b}");
+                }
+                assert!((k64.h[0] - k32.h[0].cast::<f64>()).amax() < 1e-4);
+            }
+            case();
+        }};
+    }
+    case!(Lstm<f32, 1, 16, 64, 1, 0, true>, Lstm<f64, 1, 16, 64, 1, 0, true>, LstmState, LstmCache, 1, 16, 1, 1);
+    case!(Lstm<f32, 4, 16, 64, 2, 1, true>, Lstm<f64, 4, 16, 64, 2, 1, true>, LstmState, LstmCache, 4, 16, 2, 8);
+    case!(Gru<f32, 3, 8, 24, 2, 1, true>, Gru<f64, 3, 8, 24, 2, 1, true>, HiddenState, GruCache, 3, 8, 2, 1);
+    case!(Gru<f32, 3, 16, 48, 1, 0, false>, Gru<f64, 3, 16, 48, 1, 0, false>, HiddenState, GruCache, 3, 16, 1, 5);
+    case!(Rnn<f32, 2, 16, 16, 2, 1, true, false>, Rnn<f64, 2, 16, 16, 2, 1, true, false>, HiddenState, RnnCache, 2, 16, 2, 1);
+    case!(Rnn<f32, 2, 24, 24, 1, 0, true, true>, Rnn<f64, 2, 24, 24, 1, 0, true, true>, HiddenState, RnnCache, 2, 24, 1, 16);
+}

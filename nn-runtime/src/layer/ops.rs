@@ -312,7 +312,20 @@ pub fn linear_forward<T: Real, const IN: usize, const OUT: usize, const B: usize
 ) -> SMatrix<T, OUT, B> {
     let mut z = SMatrix::<T, OUT, B>::from_fn(|r, _| layer.bias[r]);
     // The bias is already in z, so the product adds to it: bias fused, no second pass.
-    let (w, x_all) = (layer.weight.as_slice(), x.as_slice());
+    product_add(&layer.weight, x, &mut z);
+    z
+}
+
+/// `z += W x` for every column of `x`, by whichever kernel fits the sizes (see
+/// [`one_small`], [`large`]), or by portable loops: the product of a `Linear` layer's forward
+/// pass, and of a recurrent layer's gates.
+#[inline(always)]
+pub(crate) fn product_add<T: Real, const IN: usize, const OUT: usize, const B: usize>(
+    weight: &SMatrix<T, OUT, IN>,
+    x: &SMatrix<T, IN, B>,
+    z: &mut SMatrix<T, OUT, B>,
+) {
+    let (w, x_all) = (weight.as_slice(), x.as_slice());
     let done = if one_small(OUT, IN, B) {
         T::gemv::<OUT, IN>(w, x_all, z.as_mut_slice())
     } else {
@@ -334,7 +347,26 @@ pub fn linear_forward<T: Real, const IN: usize, const OUT: usize, const B: usize
             }
         }
     }
-    z
+}
+
+/// `W += dz x^T`, by whichever kernel fits the sizes, or by portable loops: a weight gradient
+/// accumulated over the steps of a sequence (a recurrent layer's).
+#[inline(always)]
+pub(crate) fn weight_grad_add<T: Real, const IN: usize, const OUT: usize, const B: usize>(
+    x: &SMatrix<T, IN, B>,
+    dz: &SMatrix<T, OUT, B>,
+    weight: &mut SMatrix<T, OUT, IN>,
+) {
+    if !weight_product(x, dz, weight, T::one(), true) {
+        let (x_all, dz_all) = (x.as_slice(), dz.as_slice());
+        // dW[:, i] += sum_b dz[:, b] x[i, b], along contiguous columns.
+        for (i, dw) in weight.as_mut_slice().chunks_exact_mut(OUT).enumerate() {
+            for (b, dzc) in dz_all.chunks_exact(OUT).enumerate() {
+                let xi = x_all[b * IN + i];
+                dw.iter_mut().zip(dzc).for_each(|(w, &d)| *w += d * xi);
+            }
+        }
+    }
 }
 
 /// Gradients of a `Linear` layer's parameters from its input `x` and the gradient `dz` of the
@@ -461,8 +493,19 @@ fn linear_input_grad<T: Real, const IN: usize, const OUT: usize, const B: usize>
     layer: &Linear<T, IN, OUT>,
     dz: &SMatrix<T, OUT, B>,
 ) -> SMatrix<T, IN, B> {
+    transposed_product(&layer.weight, dz)
+}
+
+/// `W^T dz`, by whichever kernel fits the sizes, or by portable dot products: the gradient a
+/// `Linear` layer passes to the layer below, and a recurrent layer to its input and its
+/// previous state.
+#[inline(always)]
+pub(crate) fn transposed_product<T: Real, const IN: usize, const OUT: usize, const B: usize>(
+    weight: &SMatrix<T, OUT, IN>,
+    dz: &SMatrix<T, OUT, B>,
+) -> SMatrix<T, IN, B> {
     let mut dx = SMatrix::<T, IN, B>::zeros();
-    let (w, dz_all) = (layer.weight.as_slice(), dz.as_slice());
+    let (w, dz_all) = (weight.as_slice(), dz.as_slice());
     // A = W^T read in place: element (i, o) of W^T is w[o + i * OUT].
     let done = if one_small(OUT, IN, B) {
         T::gemv_t::<OUT, IN>(w, dz_all, dx.as_mut_slice())

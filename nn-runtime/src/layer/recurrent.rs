@@ -21,9 +21,50 @@
 //!
 //! Everything here is loops over the static sizes, no allocation and no branch on data: the
 //! compiler unrolls and vectorises them, under the AVX2 target of the generated entry points.
+//! The products go through the layer floor's kernels, as `Linear`'s do (for `f32`, the
+//! constant-size AVX2 kernels at batch one, the general ones above); `step`, `step_only` and
+//! `step_backward` are force-inlined in optimised builds, so that they are compiled inside
+//! the caller's AVX2 copy.
+//!
+//! A window of backpropagation through time, as generated code runs it:
+//!
+//! ```
+//! use nn_runtime::__private::LstmCache;
+//! use nn_runtime::init::Init;
+//! use nn_runtime::nalgebra::SMatrix;
+//! use nn_runtime::{Lstm, LstmState};
+//!
+//! // nn.LSTM(2, 8, num_layers=2): GH = 4 * 8, REST = 2 - 1; two streams.
+//! type Block = Lstm<f32, 2, 8, 32, 2, 1, true>;
+//! let mut lstm = Block::zeros();
+//! lstm.reset(&mut Init::new(0));
+//! let xs = [SMatrix::<f32, 2, 2>::from_element(0.5); 4];
+//! let mut state = LstmState::zeros();
+//! let mut caches = [(); 4].map(|_| LstmCache::zeros());
+//! let mut dys = [SMatrix::<f32, 8, 2>::zeros(); 4];
+//! for ((x, cache), dy) in xs.iter().zip(&mut caches).zip(&mut dys) {
+//!     let y = lstm.step(x, &mut state, cache);
+//!     *dy = y * 2.0; // d/dy of |y|^2, the loss of this example
+//! }
+//! let mut grads = Block::zeros();
+//! let mut carry = LstmState::zeros();
+//! for (cache, dy) in caches.iter().zip(&dys).rev() {
+//!     let _dx = lstm.step_backward(cache, dy, &mut carry, &mut grads);
+//! }
+//! // `grads` holds the window's parameter gradients, `carry` those of the initial state.
+//! assert!(grads.first.weight_hh.amax() > 0.0);
+//! ```
+//!
+//! Sizes that disagree do not compile:
+//!
+//! ```compile_fail
+//! // A GRU's gate rows are 3 H: 8 is not 3 * 4.
+//! let _ = nn_runtime::Gru::<f32, 1, 4, 8, 1, 0, true>::zeros();
+//! ```
 
 use super::heap::Zeroable;
 use super::init::Init;
+use super::ops::{product_add, transposed_product, weight_grad_add};
 use super::tensors::{Tensors, Visitor, VisitorMut};
 use crate::real::{Real, math};
 use nalgebra::{SMatrix, SVector};
@@ -182,7 +223,7 @@ impl<T: Real, const IN: usize, const H: usize, const GH: usize> CellLayer<T, IN,
     #[inline(always)]
     fn input_side<const B: usize>(&self, x: &SMatrix<T, IN, B>, bias: bool) -> SMatrix<T, GH, B> {
         let mut acc = start(&self.bias_ih, bias);
-        gemv_add(&mut acc, &self.weight_ih, x);
+        product_add(&self.weight_ih, x, &mut acc);
         acc
     }
 
@@ -190,7 +231,7 @@ impl<T: Real, const IN: usize, const H: usize, const GH: usize> CellLayer<T, IN,
     #[inline(always)]
     fn hidden_side<const B: usize>(&self, h: &SMatrix<T, H, B>, bias: bool) -> SMatrix<T, GH, B> {
         let mut acc = start(&self.bias_hh, bias);
-        gemv_add(&mut acc, &self.weight_hh, h);
+        product_add(&self.weight_hh, h, &mut acc);
         acc
     }
 
@@ -214,8 +255,8 @@ impl<T: Real, const IN: usize, const H: usize, const GH: usize> CellLayer<T, IN,
                 }
             }
         }
-        gemv_add(&mut acc, &self.weight_ih, x);
-        gemv_add(&mut acc, &self.weight_hh, h);
+        product_add(&self.weight_ih, x, &mut acc);
+        product_add(&self.weight_hh, h, &mut acc);
         acc
     }
 
@@ -231,8 +272,8 @@ impl<T: Real, const IN: usize, const H: usize, const GH: usize> CellLayer<T, IN,
         h: &SMatrix<T, H, B>,
         bias: bool,
     ) {
-        outer_add(&mut self.weight_ih, d_ih, x);
-        outer_add(&mut self.weight_hh, d_hh, h);
+        weight_grad_add(x, d_ih, &mut self.weight_ih);
+        weight_grad_add(h, d_hh, &mut self.weight_hh);
         if bias {
             row_sums_add(&mut self.bias_ih, d_ih);
             row_sums_add(&mut self.bias_hh, d_hh);
@@ -253,39 +294,6 @@ fn start<T: Real, const R: usize, const B: usize>(
     }
 }
 
-/// `acc += w x`, column by column of `w` (contiguous in nalgebra's column-major storage), so
-/// the inner loop is an `R`-long multiply-add the compiler vectorises.
-#[inline(always)]
-fn gemv_add<T: Real, const R: usize, const I: usize, const B: usize>(
-    acc: &mut SMatrix<T, R, B>,
-    w: &SMatrix<T, R, I>,
-    x: &SMatrix<T, I, B>,
-) {
-    for (acc, x) in acc.data.0.iter_mut().zip(&x.data.0) {
-        for (w, &xc) in w.data.0.iter().zip(x) {
-            for (a, &w) in acc.iter_mut().zip(w) {
-                *a += w * xc;
-            }
-        }
-    }
-}
-
-/// `w += d x^T`: a weight's gradient, one `R`-long multiply-add per input and stream.
-#[inline(always)]
-fn outer_add<T: Real, const R: usize, const I: usize, const B: usize>(
-    w: &mut SMatrix<T, R, I>,
-    d: &SMatrix<T, R, B>,
-    x: &SMatrix<T, I, B>,
-) {
-    for (d, x) in d.data.0.iter().zip(&x.data.0) {
-        for (w, &xc) in w.data.0.iter_mut().zip(x) {
-            for (w, &d) in w.iter_mut().zip(d) {
-                *w += d * xc;
-            }
-        }
-    }
-}
-
 /// `b += d 1`: a bias's gradient, summed over the streams.
 #[inline(always)]
 fn row_sums_add<T: Real, const R: usize, const B: usize>(
@@ -297,42 +305,6 @@ fn row_sums_add<T: Real, const R: usize, const B: usize>(
             *b += d;
         }
     }
-}
-
-/// `w^T d`: the gradient passed back through a weight, each entry a dot product of a column
-/// of `w` with a column of `d`.
-#[inline(always)]
-fn transposed_mul<T: Real, const R: usize, const I: usize, const B: usize>(
-    w: &SMatrix<T, R, I>,
-    d: &SMatrix<T, R, B>,
-) -> SMatrix<T, I, B> {
-    let mut out = SMatrix::<T, I, B>::zeros();
-    for (out, d) in out.data.0.iter_mut().zip(&d.data.0) {
-        for (o, w) in out.iter_mut().zip(&w.data.0) {
-            *o = dot(w, d);
-        }
-    }
-    out
-}
-
-/// A dot product in eight running sums, so that it vectorises (one running sum is a chain of
-/// additions the compiler may not reorder).
-#[inline(always)]
-fn dot<T: Real, const N: usize>(a: &[T; N], b: &[T; N]) -> T {
-    let (a_chunks, a_tail) = a.as_chunks::<8>();
-    let (b_chunks, b_tail) = b.as_chunks::<8>();
-    let mut lanes = [T::zero(); 8];
-    for (a, b) in a_chunks.iter().zip(b_chunks) {
-        for l in 0..8 {
-            lanes[l] += a[l] * b[l];
-        }
-    }
-    let mut sum = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5]))
-        + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
-    for (a, b) in a_tail.iter().zip(b_tail) {
-        sum += *a * *b;
-    }
-    sum
 }
 
 /// `H x B` matrices, one per layer: the part of a recurrent state every kind has.
@@ -797,7 +769,7 @@ impl<
     /// and returns the top layer's new hidden state, the step's output.
     ///
     /// Allocates nothing; its arithmetic is exactly [`step_only`](Self::step_only)'s.
-    #[inline]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     pub fn step<const B: usize>(
         &self,
         x: &SMatrix<T, IN, B>,
@@ -819,7 +791,7 @@ impl<
 
     /// One time step as [`step`](Self::step), keeping nothing for a backward pass: the
     /// inference path (per audio sample, say), as fast as the arithmetic allows.
-    #[inline]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     pub fn step_only<const B: usize>(
         &self,
         x: &SMatrix<T, IN, B>,
@@ -842,7 +814,7 @@ impl<
     /// and the last carry is the gradient with respect to the window's initial state. The
     /// parameter gradients are added to `grads` (the caller zeroes them once per window).
     /// Returns the gradient with respect to the step's input `x`. Allocates nothing.
-    #[inline]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     pub fn step_backward<const B: usize>(
         &self,
         cache: &GruCache<T, IN, H, GH, L, REST, B>,
@@ -945,8 +917,8 @@ impl<
             }
         }
         g.accumulate(&d_ih, &d_hh, x, h, BIAS);
-        d_prev += transposed_mul(&p.weight_hh, &d_hh);
-        (transposed_mul(&p.weight_ih, &d_ih), d_prev)
+        d_prev += transposed_product(&p.weight_hh, &d_hh);
+        (transposed_product(&p.weight_ih, &d_ih), d_prev)
     }
 }
 
@@ -966,7 +938,7 @@ impl<
     /// state, the step's output.
     ///
     /// Allocates nothing; its arithmetic is exactly [`step_only`](Self::step_only)'s.
-    #[inline]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     pub fn step<const B: usize>(
         &self,
         x: &SMatrix<T, IN, B>,
@@ -995,7 +967,7 @@ impl<
 
     /// One time step as [`step`](Self::step), keeping nothing for a backward pass: the
     /// inference path (per audio sample, say), as fast as the arithmetic allows.
-    #[inline]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     pub fn step_only<const B: usize>(
         &self,
         x: &SMatrix<T, IN, B>,
@@ -1019,7 +991,7 @@ impl<
     /// through time, and the last carry is the gradient with respect to the window's initial
     /// state. The parameter gradients are added to `grads` (the caller zeroes them once per
     /// window). Returns the gradient with respect to the step's input `x`. Allocates nothing.
-    #[inline]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     pub fn step_backward<const B: usize>(
         &self,
         cache: &LstmCache<T, IN, H, GH, L, REST, B>,
@@ -1080,21 +1052,20 @@ impl<
         let mut c_new = SMatrix::<T, H, B>::zeros();
         for b in 0..B {
             let (a, g) = (&a.data.0[b], &mut gates.data.0[b]);
-            for j in 0..2 * H {
-                g[j] = math::sigmoid(a[j]);
-            }
-            for j in 2 * H..3 * H {
-                g[j] = math::tanh(a[j]);
-            }
-            for j in 3 * H..4 * H {
-                g[j] = math::sigmoid(a[j]);
-            }
+            // One pass over the hidden units, every gate of a unit together: a step's
+            // latency is what a single stream waits for, and the four gates' independent
+            // chains overlap.
             for j in 0..H {
-                let cn = g[H + j] * c.data.0[b][j] + g[j] * g[2 * H + j];
+                let i = math::sigmoid(a[j]);
+                let f = math::sigmoid(a[H + j]);
+                let gg = math::tanh(a[2 * H + j]);
+                let o = math::sigmoid(a[3 * H + j]);
+                let cn = f * c.data.0[b][j] + i * gg;
                 let tc = math::tanh(cn);
+                (g[j], g[H + j], g[2 * H + j], g[3 * H + j]) = (i, f, gg, o);
                 c_new.data.0[b][j] = cn;
                 tanh_c.data.0[b][j] = tc;
-                h_new.data.0[b][j] = g[3 * H + j] * tc;
+                h_new.data.0[b][j] = o * tc;
             }
         }
         (h_new, c_new, gates, tanh_c)
@@ -1135,8 +1106,8 @@ impl<
         }
         g.accumulate(&da, &da, x, h, BIAS);
         (
-            transposed_mul(&p.weight_ih, &da),
-            transposed_mul(&p.weight_hh, &da),
+            transposed_product(&p.weight_ih, &da),
+            transposed_product(&p.weight_hh, &da),
             dc_prev,
         )
     }
@@ -1158,7 +1129,7 @@ impl<
     /// and returns the top layer's new hidden state, the step's output.
     ///
     /// Allocates nothing; its arithmetic is exactly [`step_only`](Self::step_only)'s.
-    #[inline]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     pub fn step<const B: usize>(
         &self,
         x: &SMatrix<T, IN, B>,
@@ -1179,7 +1150,7 @@ impl<
 
     /// One time step as [`step`](Self::step), keeping nothing for a backward pass: the
     /// inference path (per audio sample, say), as fast as the arithmetic allows.
-    #[inline]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     pub fn step_only<const B: usize>(
         &self,
         x: &SMatrix<T, IN, B>,
@@ -1202,7 +1173,7 @@ impl<
     /// and the last carry is the gradient with respect to the window's initial state. The
     /// parameter gradients are added to `grads` (the caller zeroes them once per window).
     /// Returns the gradient with respect to the step's input `x`. Allocates nothing.
-    #[inline]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     pub fn step_backward<const B: usize>(
         &self,
         cache: &RnnCache<T, IN, H, GH, L, REST, B>,
@@ -1285,8 +1256,8 @@ impl<
         }
         g.accumulate(&da, &da, x, h, BIAS);
         (
-            transposed_mul(&p.weight_ih, &da),
-            transposed_mul(&p.weight_hh, &da),
+            transposed_product(&p.weight_ih, &da),
+            transposed_product(&p.weight_hh, &da),
         )
     }
 }

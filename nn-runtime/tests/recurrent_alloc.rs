@@ -1,0 +1,101 @@
+//! The recurrent blocks' time steps allocate nothing, proven with a counting global allocator:
+//! `step`, `step_only` and `step_backward` of `Gru`, `Lstm` and `Rnn`, at batch one (the
+//! constant-size kernels) and above (the general ones), one layer and two.
+//!
+//! One test function only: the counter is global, and tests in one binary run in parallel.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use nalgebra::SMatrix;
+use nn_runtime::__private::{GruCache, LstmCache, RnnCache};
+use nn_runtime::init::Init;
+use nn_runtime::{Gru, HiddenState, Lstm, LstmState, Rnn};
+
+/// Counts every allocation and reallocation, then defers to the system allocator.
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is passed on to `System` unchanged.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations made while running `f`.
+fn allocations(f: impl FnOnce()) -> usize {
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    f();
+    ALLOCATIONS.load(Ordering::SeqCst) - before
+}
+
+/// Runs a window forward (`step` and `step_only`) and backward through a block, returning a
+/// value that depends on every result so that nothing is optimised away.
+macro_rules! window {
+    ($ty:ty, $state:ident, $cache:ident, $in:literal, $h:literal, $l:literal, $b:literal) => {{
+        let mut net = <$ty>::zeros();
+        net.reset(&mut Init::new(1));
+        let mut grads = <$ty>::zeros();
+        let mut state = $state::<f32, $h, $l, $b>::zeros();
+        let mut other = state.clone();
+        let mut caches = [$cache::zeros(), $cache::zeros(), $cache::zeros()];
+        let x = SMatrix::<f32, $in, $b>::from_fn(|r, c| (r + 2 * c) as f32 * 0.1);
+        let dh = SMatrix::<f32, $h, $b>::from_element(0.5);
+        move || {
+            let mut sum = 0.0;
+            for cache in &mut caches {
+                sum += net.step(&x, &mut state, cache).sum();
+                sum += net.step_only(&x, &mut other).sum();
+            }
+            let mut carry = $state::zeros();
+            for cache in caches.iter().rev() {
+                sum += net.step_backward(cache, &dh, &mut carry, &mut grads).sum();
+            }
+            std::hint::black_box(sum)
+        }
+    }};
+}
+
+#[test]
+fn time_steps_allocate_nothing() {
+    let mut runs: Vec<Box<dyn FnMut() -> f32>> = vec![
+        Box::new(window!(Gru<f32, 1, 16, 48, 1, 0, true>, HiddenState, GruCache, 1, 16, 1, 1)),
+        Box::new(window!(Gru<f32, 3, 8, 24, 2, 1, false>, HiddenState, GruCache, 3, 8, 2, 4)),
+        Box::new(window!(Lstm<f32, 1, 16, 64, 1, 0, true>, LstmState, LstmCache, 1, 16, 1, 1)),
+        Box::new(window!(Lstm<f32, 4, 16, 64, 2, 1, true>, LstmState, LstmCache, 4, 16, 2, 8)),
+        Box::new(
+            window!(Rnn<f32, 2, 16, 16, 1, 0, true, false>, HiddenState, RnnCache, 2, 16, 1, 1),
+        ),
+        Box::new(
+            window!(Rnn<f32, 2, 16, 16, 2, 1, true, true>, HiddenState, RnnCache, 2, 16, 2, 3),
+        ),
+    ];
+    // Once to warm up (the processor's features are detected on first use), then counted.
+    for run in &mut runs {
+        run();
+    }
+    for (i, run) in runs.iter_mut().enumerate() {
+        assert_eq!(allocations(|| _ = run()), 0, "block {i} allocated");
+    }
+}
