@@ -30,6 +30,9 @@ What it does
     with `NamedEncoder` = `Linear(3, 6), Tanh, Linear(6, 4)`), in
         tests/fixtures/weights/named_torch.safetensors   tensors encoder.0.weight, encoder.0.bias,
             encoder.2.weight, encoder.2.bias, head.weight, head.bias, float32
+        tests/fixtures/weights/rnn_torch.safetensors     a 3-layer LSTM and a Linear head by
+            attribute name (rnn.weight_ih_l0 ... rnn.bias_hh_l2, head.weight, head.bias);
+        tests/fixtures/weights/rnn_torch_outputs.json    its outputs over a 12-step sequence;
         tests/fixtures/weights/named_torch_outputs.json  its outputs on a few inputs (compared
             in tests/weights.rs to 1e-6)
 
@@ -145,6 +148,48 @@ def export_named():
     export("named", model, NAMED_INPUTS, torch.float32, what)
 
 
+class Rnn(nn.Module):
+    """`RnnHead` of tests/named_weights.rs: a 3-layer LSTM and a head, by attribute name, as an
+    audio or control model is written; forward over a (L, N, 2) sequence."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.LSTM(2, 6, num_layers=3)
+        self.head = nn.Linear(6, 1)
+
+    def forward(self, x):
+        return self.head(self.rnn(x)[0])
+
+
+def export_rnn():
+    """rnn_torch.safetensors (rnn.weight_ih_l0 ... rnn.bias_hh_l2, head.weight, head.bias) and
+    rnn_torch_outputs.json: the outputs over a sequence of 12 steps of one stream, from the
+    zero state."""
+    torch.manual_seed(3)
+    model = Rnn()
+    xs, ys = torch.randn(10, 4, 2), torch.randn(10, 4, 1)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(20):
+        opt.zero_grad()
+        nn.functional.mse_loss(model(xs), ys).backward()
+        opt.step()
+    inputs = torch.randn(12, 1, 2)
+    save_file(model.state_dict(), str(OUT_DIR / "rnn_torch.safetensors"))
+    with torch.no_grad():
+        outputs = model(inputs)[:, 0, :].tolist()
+    record = {
+        "torch_version": torch.__version__,
+        "what": "Rnn: rnn = LSTM(2, 6, num_layers=3), head = Linear(6, 1); 20 Adam(lr=0.01) "
+        "steps on randn (10, 4, 2) sequences, torch.manual_seed(3); outputs over 12 steps of one "
+        "stream from the zero state",
+        "names": list(model.state_dict().keys()),
+        "inputs": inputs[:, 0, :].tolist(),
+        "outputs": outputs,
+    }
+    (OUT_DIR / "rnn_torch_outputs.json").write_text(json.dumps(record, indent=1) + "\n")
+    print(f"wrote rnn_torch.safetensors and rnn_torch_outputs.json ({', '.join(record['names'])})")
+
+
 def xor_network():
     """The seed network, as examples/xor.rs declares it with `network!`."""
     return nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 1))
@@ -185,6 +230,7 @@ def train_and_export():
     print(f"wrote {WEIGHTS.relative_to(ROOT)} and {OUTPUTS.relative_to(ROOT)}")
     export_big()
     export_named()
+    export_rnn()
 
 
 def check(path, expected_path):

@@ -111,6 +111,21 @@ pub mod public {
     }
 
     network! {
+        /// An amp model: an LSTM with a skip connection, one input, one output.
+        pub struct Amp { Residual(LSTM(1, 8), Linear(8, 1)) }
+
+        /// Every recurrent kind, `f64`, stacked, without biases, with activations between.
+        pub struct Recurrent64: f64 {
+            Linear(3, 4),
+            GRU(4, 6, num_layers = 2),
+            Tanh,
+            RNN(6, 5, nonlinearity = "relu", bias = false),
+            LSTM(5, 3, num_layers = 2, bias = false),
+            Linear(3, 2),
+        }
+    }
+
+    network! {
         /// Visible in the crate only: not part of the public API, so no docs are required of it,
         /// yet it must not warn either.
         pub(crate) struct CrateOnly { Linear(2, 3), Tanh, Linear(3, 2) }
@@ -260,6 +275,40 @@ fn the_activation_family_trains() {
         (total - 1.0).abs() < 1e-12,
         "log-softmax exponentials sum to {total}"
     );
+}
+
+#[test]
+fn sequence_networks_step_and_train_through_time() {
+    let net = public::Amp::seeded(1);
+    let mut state = public::AmpState::zeros();
+    let mut out = [0.0f32; 16];
+    let input: Vec<f32> = (0..16).map(|t| (t as f32 * 0.4).sin()).collect();
+    net.process_block(&input, &mut out, &mut state);
+    assert!(out.iter().all(|y| y.is_finite()));
+    let y: SVector<f32, 1> = net.step(&SVector::from([0.5]), &mut state);
+    assert_finite(&y);
+
+    let xs: Vec<SMatrix<f64, 3, 2>> = (0..6)
+        .map(|t| SMatrix::from_fn(|r, c| ((t * 3 + r + 2 * c) as f64 * 0.3).sin()))
+        .collect();
+    let ys: Vec<SMatrix<f64, 2, 2>> = (0..6)
+        .map(|t| SMatrix::from_fn(|r, c| ((t + r + c) as f64 * 0.2).cos()))
+        .collect();
+    let mut net = public::Recurrent64::seeded(2);
+    let mut opt = Adam::new(0.01);
+    let mut first = None;
+    let mut last = 0.0;
+    for _ in 0..30 {
+        let mut state = public::Recurrent64State::<2>::zeros();
+        last = net.train_sequence(&xs, &ys, &Mse, &mut opt, &mut state);
+        first.get_or_insert(last);
+    }
+    assert!(last < first.unwrap_or(0.0), "{first:?} -> {last}");
+    let (value, grads, initial) =
+        net.sequence_gradients_and_state(&xs, &ys, &Mse, &public::Recurrent64State::zeros());
+    assert!(value.is_finite());
+    assert_finite(&grads.l1.first.weight_ih);
+    assert_finite(&initial.l1.h[1]);
 }
 
 #[test]

@@ -80,3 +80,68 @@ fn a_file_with_positional_names_is_an_error_naming_the_tensor() {
         .to_string();
     assert!(error.contains("encoder.0.weight"), "{error}");
 }
+
+network! {
+    /// `Rnn` of scripts/torch_weights.py: `self.rnn = nn.LSTM(2, 6, num_layers=3)`,
+    /// `self.head = nn.Linear(6, 1)`, applied at each time step.
+    pub struct RnnHead { rnn: LSTM(2, 6, num_layers = 3), head: Linear(6, 1) }
+}
+
+network! {
+    /// The same LSTM with one layer fewer: a file of the 3-layer model has a tensor too many,
+    /// and this model's file lacks the third layer.
+    pub struct RnnTwo { rnn: LSTM(2, 6, num_layers = 2), head: Linear(6, 1) }
+}
+
+const TORCH_RNN: &[u8] = include_bytes!("fixtures/weights/rnn_torch.safetensors");
+
+/// A PyTorch LSTM of three layers with a head, saved by torch, loads every layer by its names
+/// and steps through a sequence as torch runs it.
+#[test]
+fn a_stacked_pytorch_lstm_loads_by_name_and_steps_as_torch() {
+    let net = RnnHead::from_safetensors_bytes(TORCH_RNN).unwrap();
+    let record: Value =
+        serde_json::from_str(include_str!("fixtures/weights/rnn_torch_outputs.json")).unwrap();
+    let mut names = Vec::new();
+    nn_runtime::Tensors::visit(&net, "", &mut |name, _, _| names.push(name.to_string()));
+    let expected: Vec<&str> = record["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    assert_eq!(names, expected);
+    // Every layer holds torch's values, the third included.
+    assert_ne!(net.rnn.rest[1].weight_ih, SMatrix::<f32, 24, 6>::zeros());
+    let mut state = RnnHeadState::zeros();
+    let mut worst = 0f32;
+    for (x, want) in record["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(record["outputs"].as_array().unwrap())
+    {
+        let x = SVector::<f32, 2>::from_fn(|r, _| x[r].as_f64().unwrap() as f32);
+        let got = net.step(&x, &mut state)[0];
+        let want = want[0].as_f64().unwrap() as f32;
+        worst = worst.max((got - want).abs());
+        assert!((got - want).abs() <= 1e-5, "ours {got}, PyTorch {want}");
+    }
+    println!("max abs diff vs PyTorch (3-layer LSTM over 12 steps): {worst:e}");
+}
+
+/// A missing layer is an error naming its first tensor, never a silently zero layer; an extra
+/// one is an error too.
+#[test]
+fn a_missing_or_extra_lstm_layer_is_an_error_naming_the_tensor() {
+    let two = RnnTwo::seeded(1).to_safetensors_bytes();
+    let error = RnnHead::from_safetensors_bytes(&two)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("rnn.weight_ih_l2"), "{error}");
+    // The two-layer model's error names one of the third layer's tensors it has no place for.
+    let error = RnnTwo::from_safetensors_bytes(TORCH_RNN)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("`rnn.") && error.contains("_l2`"), "{error}");
+}

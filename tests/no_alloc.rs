@@ -1,6 +1,7 @@
 //! Zero allocation in steady state, proven with a counting global allocator: once a network and
 //! its optimizer exist and one step has run, `forward`, `forward_batch`, `gradients`,
-//! `gradients_into` and `train_step` with every optimizer allocate nothing.
+//! `gradients_into` and `train_step` with every optimizer allocate nothing; so do a sequence
+//! network's `step`, `step_batch`, `process_block` and `train_sequence` (after its first window).
 //!
 //! One test function only: the counter is global, and tests in one binary run in parallel.
 
@@ -154,4 +155,62 @@ fn steady_state_steps_allocate_nothing() {
     assert_steady_state_allocates_nothing!(Family, 4, 3, 8, Mse, Adam::new(0.01), Sgd::new(0.1));
     // One sample: the constant-size kernels, with and without the fused SGD step.
     assert_steady_state_allocates_nothing!(Large, 64, 10, 1, Mse, Sgd::new(0.01), Adam::new(0.001));
+    sequence_steps_and_windows_allocate_nothing();
+}
+
+network! {
+    /// The amp model: an LSTM with a skip connection.
+    pub struct Amp { Residual(LSTM(1, 16), Linear(16, 1)) }
+}
+
+network! {
+    /// A stacked GRU and an RNN before a head.
+    pub struct Stacked { GRU(2, 8, num_layers = 2), RNN(8, 4), Linear(4, 2) }
+}
+
+/// Stepping (one stream, several, the audio block form) and training through time allocate
+/// nothing once a state and its first window exist; shorter windows reuse that space. Called
+/// from the one test function.
+fn sequence_steps_and_windows_allocate_nothing() {
+    let amp = Amp::seeded(1);
+    let mut state = AmpState::zeros();
+    let input: Vec<f32> = (0..256).map(|t| (t as f32 * 0.05).sin()).collect();
+    let mut output = vec![0.0f32; 256];
+    let count = allocations(|| {
+        std::hint::black_box(amp.step(&SVector::from([0.25]), &mut state));
+        amp.process_block(&input, &mut output, &mut state);
+    });
+    assert_eq!(count, 0, "step and process_block");
+
+    let mut net = Stacked::seeded(2);
+    let mut streams = StackedState::<4>::zeros();
+    let xs: Vec<SMatrix<f32, 2, 4>> = (0..32)
+        .map(|t| SMatrix::from_fn(|r, c| ((t * 2 + r + c) as f32 * 0.3).sin()))
+        .collect();
+    let ys: Vec<SMatrix<f32, 2, 4>> = (0..32)
+        .map(|t| SMatrix::from_fn(|r, c| ((t + r * c) as f32 * 0.1).cos()))
+        .collect();
+    let count = allocations(|| {
+        std::hint::black_box(net.step_batch(&xs[0], &mut streams));
+    });
+    assert_eq!(count, 0, "step_batch");
+
+    let mut adam = Adam::new(0.01);
+    let mut window = |net: &mut Stacked, state: &mut StackedState<4>, len: usize| {
+        net.train_sequence(&xs[..len], &ys[..len], &Mse, &mut adam, state)
+    };
+    // The first window makes the optimizer's state, the gradients' space and the tape.
+    window(&mut net, &mut streams, 32);
+    let count = allocations(|| {
+        for len in [32, 16, 8, 32] {
+            std::hint::black_box(window(&mut net, &mut streams, len));
+        }
+    });
+    assert_eq!(count, 0, "train_sequence");
+    let (xs1, ys1) = (xs[0], ys[0]);
+    let mut grads = Stacked::seeded(3).gradients(&xs1, &ys1, &Mse).1;
+    let count = allocations(|| {
+        std::hint::black_box(net.gradients_into(&xs1, &ys1, &Mse, &mut grads));
+    });
+    assert_eq!(count, 0, "gradients_into");
 }
