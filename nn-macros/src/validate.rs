@@ -744,9 +744,15 @@ fn quoted(names: &[&str]) -> String {
 
 /// A size argument: a whole number from 1 to `MAX_SIZE`, and the span of its literal.
 fn size_value(entry: &Entry, name: &str, arg: &Arg) -> syn::Result<(usize, Span)> {
+    // A count of features or channels, or another count (a kernel's size, a dilation).
+    let features = name != "kernel_size"
+        && ["_features", "_size", "_channels"]
+            .iter()
+            .any(|end| name.ends_with(end));
     let what = format!(
-        "`{name}` of `{}` must be a whole number of features, at least 1",
-        entry.name
+        "`{name}` of `{}` must be a whole number{}, at least 1",
+        entry.name,
+        if features { " of features" } else { "" }
     );
     let Arg::Number(Number {
         minus: None,

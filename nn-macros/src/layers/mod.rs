@@ -13,6 +13,7 @@
 //! runtime kernel if it needs one, and its tests.
 
 pub mod activation;
+mod conv;
 mod linear;
 mod nested;
 mod prelu;
@@ -353,6 +354,7 @@ const KINDS: &[Entry<'static>] = &[
     recurrent::GRU,
     recurrent::LSTM,
     recurrent::RNN,
+    conv::CONV1D,
     softmax::SOFTMAX,
     softmax::LOG_SOFTMAX,
 ];
@@ -367,7 +369,6 @@ pub fn entries() -> impl Iterator<Item = &'static Entry<'static>> {
 const UNSUPPORTED: &[&str] = &[
     "Dropout",
     "AlphaDropout",
-    "Conv1d",
     "Conv2d",
     "Conv3d",
     "ConvTranspose2d",
@@ -553,6 +554,51 @@ fn number(value: &Value) -> f64 {
     match value {
         Value::Number(n) => *n,
         _ => 0.0,
+    }
+}
+
+/// How a runtime parameter block (`Linear`, `PRelu`, `Gru`, ...) is visited: by name through
+/// its `Tensors` impl, or paired with its gradients by its `pair` method.
+pub fn visit_block(place: &TokenStream, access: Access) -> TokenStream {
+    let rt = crate::expand::rt();
+    match access {
+        Access::Named {
+            name,
+            mutable: false,
+        } => quote!(#rt::Tensors::visit(&#place, #name, f);),
+        Access::Named {
+            name,
+            mutable: true,
+        } => quote!(#rt::Tensors::visit_mut(&mut #place, #name, f);),
+        Access::Paired { grad } => quote!(#place.pair(&#grad, params, grads, at);),
+    }
+}
+
+/// A sequence layer's forward step (its runtime block's `step`, or `step_only` where nothing
+/// is kept for a backward pass): reads the previous state at `site.state` and leaves the new.
+pub fn step_forward(s: &Site, state: Option<StateSpec>) -> TokenStream {
+    let (param, input, state_place, cache) = (&s.param, &s.input_ref, &s.state, &s.step_cache);
+    let (output, rt) = (&s.output, s.rt);
+    if !s.keep {
+        return quote!(let #output = #param.step_only(#input, &mut #state_place););
+    }
+    let ty = state.map(|spec| spec.cache).unwrap_or_default();
+    quote! {
+        let mut #cache: #ty = #rt::zeroed();
+        let #output = #param.step(#input, &mut #state_place, &mut #cache);
+    }
+}
+
+/// A sequence layer's backward step (its runtime block's `step_backward`): adds the step's
+/// parameter gradients, takes the state's gradient from later steps at `site.carry` and leaves
+/// the previous step's, and gives the input's gradient.
+pub fn step_backward(s: &Site) -> TokenStream {
+    let (param, grad, carry, cache) = (&s.param, &s.grad, &s.carry, &s.step_cache);
+    let dy = &s.grad_output;
+    let call = quote!(#param.step_backward(#cache, &#dy, &mut #carry, &mut #grad));
+    match &s.grad_input {
+        Some(dx) => quote!(let #dx = #call;),
+        None => quote!(let _ = #call;),
     }
 }
 

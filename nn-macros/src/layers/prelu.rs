@@ -165,18 +165,7 @@ impl Params for PRelu {
     }
 
     fn visit(&self, _: &Layer, _: Scalar, place: &TokenStream, access: Access) -> TokenStream {
-        let rt = crate::expand::rt();
-        match access {
-            Access::Named {
-                name,
-                mutable: false,
-            } => quote!(#rt::Tensors::visit(&#place, #name, f);),
-            Access::Named {
-                name,
-                mutable: true,
-            } => quote!(#rt::Tensors::visit_mut(&mut #place, #name, f);),
-            Access::Paired { grad } => quote!(#place.pair(&#grad, params, grads, at);),
-        }
+        super::visit_block(place, access)
     }
 
     fn doc(&self, layer: &Layer, role: Role) -> String {

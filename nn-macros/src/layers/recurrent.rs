@@ -217,31 +217,14 @@ impl Kind for Recurrent {
         Some(StateSpec { ty, cache, doc })
     }
 
-    // h' = cell(x, h): the top layer's new hidden state; the state is updated in place.
+    // The step: the previous state in, the new one left, what the backward step needs kept.
     fn forward(&self, s: &Site) -> TokenStream {
-        let (param, input, state, cache) = (&s.param, &s.input_ref, &s.state, &s.step_cache);
-        let spec = self.state(s.layer, s.scalar);
-        let ty = spec.map(|spec| spec.cache).unwrap_or_default();
-        let (output, rt) = (&s.output, s.rt);
-        if !s.keep {
-            return quote!(let #output = #param.step_only(#input, &mut #state););
-        }
-        quote! {
-            let mut #cache: #ty = #rt::zeroed();
-            let #output = #param.step(#input, &mut #state, &mut #cache);
-        }
+        super::step_forward(s, self.state(s.layer, s.scalar))
     }
 
-    // Backpropagation through one step: the parameters' gradients added, the gradient with
-    // respect to the previous state carried back, the input's passed down.
+    // Backpropagation through one step: parameters' gradients added, the state's carried back.
     fn backward(&self, s: &Site) -> TokenStream {
-        let (param, grad, carry, cache) = (&s.param, &s.grad, &s.carry, &s.step_cache);
-        let dy = &s.grad_output;
-        let call = quote!(#param.step_backward(#cache, &#dy, &mut #carry, &mut #grad));
-        match &s.grad_input {
-            Some(dx) => quote!(let #dx = #call;),
-            None => quote!(let _ = #call;),
-        }
+        super::step_backward(s)
     }
 
     fn forward_flops(&self, _layer: &Layer) -> Count {
@@ -307,18 +290,7 @@ impl Params for Recurrent {
     }
 
     fn visit(&self, _: &Layer, _: Scalar, place: &TokenStream, access: Access) -> TokenStream {
-        let rt = crate::expand::rt();
-        match access {
-            Access::Named {
-                name,
-                mutable: false,
-            } => quote!(#rt::Tensors::visit(&#place, #name, f);),
-            Access::Named {
-                name,
-                mutable: true,
-            } => quote!(#rt::Tensors::visit_mut(&mut #place, #name, f);),
-            Access::Paired { grad } => quote!(#place.pair(&#grad, params, grads, at);),
-        }
+        super::visit_block(place, access)
     }
 
     fn doc(&self, layer: &Layer, role: Role) -> String {
