@@ -81,8 +81,9 @@
 //!
 //! 1. `simd`, the SIMD kernels and the one check of the processor's features;
 //! 2. scalar math, [`real`];
-//! 3. the `Linear`, `PRelu` and recurrent (`Gru`, `Lstm`, `Rnn`) blocks and their operations,
-//!    [`layer`], with [`init`], [`heap`], [`tensors`];
+//! 3. the `Linear`, `PRelu`, recurrent (`Gru`, `Lstm`, `Rnn`) and causal convolution
+//!    (`CausalConv1d`) blocks and their operations, [`layer`], with [`init`], [`heap`],
+//!    [`tensors`];
 //! 4. what every generated network is, [`net`];
 //! 5. losses, [`loss`];
 //! 6. optimizers, [`optim`];
@@ -108,6 +109,7 @@ pub mod data;
 pub mod weights;
 
 pub use layer::Linear;
+pub use layer::conv::{CausalConv1d, ConvState};
 pub use layer::prelu::PRelu;
 pub use layer::recurrent::{CellLayer, Gru, HiddenState, Lstm, LstmState, Rnn};
 pub use loss::{BceWithLogits, CrossEntropy, Hinge, Loss, Mse, one_hot};
@@ -143,6 +145,7 @@ pub mod __private {
     };
     pub use crate::init::Init;
     pub use crate::layer::Linear;
+    pub use crate::layer::conv::{CausalConv1d, ConvCache, ConvState};
     pub use crate::layer::ops::*;
     pub use crate::layer::prelu::PRelu;
     pub use crate::layer::recurrent::{

@@ -3,10 +3,10 @@
 //!
 //! A network's tensors are named as `nn.Sequential` names them (`0.weight`, `0.bias`,
 //! `2.weight`, ..., `1.0.weight` inside a nested network or a residual block at position 1: see
-//! [`Tensors`](crate::Tensors)), stored row-major with PyTorch's shapes (`[out, in]` for a weight, `[out]` for a
-//! bias) and dtype `F32` or `F64` as the network computes. So a file written by
-//! `safetensors.torch.save_file(model.state_dict(), path)` for the equivalent `nn.Sequential`
-//! loads here, and a file saved here loads in PyTorch with
+//! [`Tensors`](crate::Tensors)), stored row-major with PyTorch's shapes (`[out, in]` for a weight,
+//! `[out, in, k]` for a convolution's, `[out]` for a bias) and dtype `F32` or `F64` as the
+//! network computes. So a file written by `safetensors.torch.save_file(model.state_dict(),
+//! path)` for the equivalent `nn.Sequential` loads here, and a file saved here loads in PyTorch with
 //! `model.load_state_dict(safetensors.torch.load_file(path))`.
 //!
 //! Loading never panics and never returns a half-loaded network: every tensor is checked
@@ -80,7 +80,7 @@ pub enum Error {
     WrongShape {
         /// The tensor's `state_dict` name.
         name: String,
-        /// The network's shape, as PyTorch states it (`[out, in]` or `[out]`).
+        /// The network's shape, as PyTorch states it (`[out, in]`, `[out, in, k]` or `[out]`).
         expected: Vec<usize>,
         /// The shape in the file.
         found: Vec<usize>,
@@ -149,11 +149,16 @@ fn dtype_of<T: Real>() -> Dtype {
 }
 
 /// Row-major order of a tensor whose data is in nalgebra's column-major order: element `(r, c)`
-/// of an `[rows, cols]` tensor moves from `c * rows + r` to `r * cols + c`. A tensor of another
-/// rank is in the same order either way.
+/// of an `[rows, cols]` tensor moves from `c * rows + r` to `r * cols + c`. A tensor of three or
+/// more dimensions `[rows, a, b, ..]` is a matrix `rows x (a b ..)` whose columns are the other
+/// axes in row-major order (a causal convolution's `[OUT, IN, K]` weight, stored as an
+/// `OUT x IN K` matrix whose column `i K + k` is torch's `weight[:, i, k]`), so it moves the
+/// same way, with `cols = a b ..`; and then its row-major index is torch's. A vector is in the
+/// same order either way.
 fn row_major_index(shape: &[usize], column_major: usize) -> usize {
     match *shape {
-        [rows, cols] => {
+        [rows, ref rest @ ..] if !rest.is_empty() && rows > 0 => {
+            let cols: usize = rest.iter().product();
             let (c, r) = (column_major / rows, column_major % rows);
             r * cols + c
         }
@@ -474,6 +479,29 @@ mod tests {
         let order: Vec<usize> = (0..6).map(|i| row_major_index(&[2, 3], i)).collect();
         assert_eq!(order, [0, 3, 1, 4, 2, 5]);
         assert_eq!(row_major_index(&[5], 3), 3);
+    }
+
+    #[test]
+    fn row_major_index_reads_three_axes_as_rows_by_the_rest() {
+        // A [2, 3, 2] tensor stored as a 2 x 6 matrix whose column i * 2 + k is [:, i, k]:
+        // element (o, i * 2 + k) sits at (i * 2 + k) * 2 + o column-major, and must go to
+        // torch's row-major o * 6 + i * 2 + k.
+        for o in 0..2 {
+            for i in 0..3 {
+                for k in 0..2 {
+                    let column_major = (i * 2 + k) * 2 + o;
+                    assert_eq!(row_major_index(&[2, 3, 2], column_major), o * 6 + i * 2 + k);
+                }
+            }
+        }
+        // Every index once: a permutation.
+        let mut seen: Vec<usize> = (0..12).map(|i| row_major_index(&[2, 3, 2], i)).collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..12).collect::<Vec<_>>());
+        // A trailing axis of 1 changes nothing: [4, 3, 1] is the 4 x 3 matrix's order.
+        for i in 0..12 {
+            assert_eq!(row_major_index(&[4, 3, 1], i), row_major_index(&[4, 3], i));
+        }
     }
 
     #[test]

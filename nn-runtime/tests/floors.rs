@@ -33,6 +33,8 @@ const FLOORS: &[(&str, &[&str], &[&str])] = &[
             "CellLayer",
             "HiddenState",
             "LstmState",
+            "CausalConv1d",
+            "ConvState",
         ],
     ),
     (

@@ -9,8 +9,11 @@
 //! ([`prelu`], the block [`PRelu`](prelu::PRelu)), the per-sample kernels of the softmax
 //! layers (private to the crate, exported to generated code only), and the recurrent layers
 //! ([`recurrent`]: [`Gru`](recurrent::Gru), [`Lstm`](recurrent::Lstm), [`Rnn`](recurrent::Rnn),
-//! their states and their time steps forward and backward).
+//! their states and their time steps forward and backward), and the causal convolution of
+//! sequence networks ([`conv`]: [`CausalConv1d`](conv::CausalConv1d), its ring-buffer state
+//! and its time steps).
 
+pub mod conv;
 pub mod heap;
 pub mod init;
 pub(crate) mod ops;

@@ -316,6 +316,34 @@ pub fn linear_forward<T: Real, const IN: usize, const OUT: usize, const B: usize
     z
 }
 
+/// An `R x B` accumulator holding `bias` in every column, or zero: the start of a product
+/// whose bias is fused (a recurrent layer's gates, a causal convolution's output).
+#[inline(always)]
+pub(crate) fn start<T: Real, const R: usize, const B: usize>(
+    bias: &SVector<T, R>,
+    with_bias: bool,
+) -> SMatrix<T, R, B> {
+    if with_bias {
+        SMatrix::from_data(nalgebra::ArrayStorage([bias.data.0[0]; B]))
+    } else {
+        SMatrix::zeros()
+    }
+}
+
+/// `b += d 1`: a bias's gradient, summed over the streams (added, for a bias whose gradient
+/// accumulates over the steps of a window).
+#[inline(always)]
+pub(crate) fn row_sums_add<T: Real, const R: usize, const B: usize>(
+    b: &mut SVector<T, R>,
+    d: &SMatrix<T, R, B>,
+) {
+    for d in &d.data.0 {
+        for (b, &d) in b.data.0[0].iter_mut().zip(d) {
+            *b += d;
+        }
+    }
+}
+
 /// `z += W x` for every column of `x`, by whichever kernel fits the sizes (see
 /// [`one_small`], [`large`]), or by portable loops: the product of a `Linear` layer's forward
 /// pass, and of a recurrent layer's gates.

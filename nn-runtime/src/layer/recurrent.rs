@@ -64,7 +64,7 @@
 
 use super::heap::Zeroable;
 use super::init::Init;
-use super::ops::{product_add, transposed_product, weight_grad_add};
+use super::ops::{product_add, row_sums_add, start, transposed_product, weight_grad_add};
 use super::tensors::{Tensors, Visitor, VisitorMut};
 use crate::real::{Real, math};
 use nalgebra::{SMatrix, SVector};
@@ -277,32 +277,6 @@ impl<T: Real, const IN: usize, const H: usize, const GH: usize> CellLayer<T, IN,
         if bias {
             row_sums_add(&mut self.bias_ih, d_ih);
             row_sums_add(&mut self.bias_hh, d_hh);
-        }
-    }
-}
-
-/// A `GH x B` accumulator holding `bias` in every column, or zero.
-#[inline(always)]
-fn start<T: Real, const R: usize, const B: usize>(
-    bias: &SVector<T, R>,
-    with_bias: bool,
-) -> SMatrix<T, R, B> {
-    if with_bias {
-        SMatrix::from_data(nalgebra::ArrayStorage([bias.data.0[0]; B]))
-    } else {
-        SMatrix::zeros()
-    }
-}
-
-/// `b += d 1`: a bias's gradient, summed over the streams.
-#[inline(always)]
-fn row_sums_add<T: Real, const R: usize, const B: usize>(
-    b: &mut SVector<T, R>,
-    d: &SMatrix<T, R, B>,
-) {
-    for d in &d.data.0 {
-        for (b, &d) in b.data.0[0].iter_mut().zip(d) {
-            *b += d;
         }
     }
 }

@@ -7,8 +7,8 @@
 
 use crate::real::Real;
 
-/// A parameter tensor's shape as PyTorch states it: `[out, in]` for a weight, `[out]` for a
-/// bias.
+/// A parameter tensor's shape as PyTorch states it: `[out, in]` for a weight, `[out, in, k]`
+/// for a convolution's, `[out]` for a bias.
 pub type Shape<'a> = &'a [usize];
 
 /// What [`Tensors::visit`] calls for each tensor: `f(name, shape, data)`.
@@ -20,7 +20,9 @@ pub type VisitorMut<'a, T> = dyn FnMut(&str, Shape, &mut [T]) + 'a;
 /// Something that holds named parameter tensors.
 ///
 /// Data slices are in nalgebra's column-major order: element `(r, c)` of an `R x C` weight is
-/// at `c * R + r`. For a one-dimensional tensor that is simply its order.
+/// at `c * R + r`. For a one-dimensional tensor that is simply its order. A tensor of more
+/// axes `[R, a, b, ..]` is an `R x (a b ..)` matrix whose columns are its other axes in
+/// row-major order (a convolution's `[OUT, IN, K]` weight: column `i K + k` is `[:, i, k]`).
 pub trait Tensors<T: Real> {
     /// Calls `f(name, shape, data)` for every tensor, in declaration order, each name prefixed
     /// by `prefix` (e.g. `"2."`).
