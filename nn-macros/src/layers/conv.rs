@@ -12,8 +12,8 @@ use proc_macro2::{Span, TokenStream};
 use quote::quote;
 
 use super::{
-    Access, ArgKind, ArgSpec, Entry, Equations, Kind, Lines, Params, Role, Site, StateSpec,
-    Value, size,
+    Access, ArgKind, ArgSpec, Entry, Equations, Kind, Lines, Params, Role, Site, StateSpec, Value,
+    size,
 };
 use crate::model::{Count, Layer, Scalar, Size};
 
