@@ -18,7 +18,9 @@ What it writes
     state carried from window to window detached (truncated backpropagation through time):
     each window's loss (before its update), the parameters and the carried state at the end.
     tests/sequence_torch.rs declares the same networks with `network!`, loads the parameters
-    and the initial state, and compares all of it.
+    and the initial state, and compares all of it. (The same folder holds causal_conv_*.json,
+    from scripts/torch_causal_conv.py: the same format for a network of causal convolutions,
+    whose docstring states what differs.)
 
 How to run
     python3 scripts/torch_sequence.py      (from any directory; needs torch, CPU only)

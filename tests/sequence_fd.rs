@@ -1,16 +1,19 @@
-//! Finite-difference checks of the gradients recurrent networks compute over a window of time
+//! Finite-difference checks of the gradients sequence networks compute over a window of time
 //! steps (backpropagation through time), in `f64`.
 //!
-//! For each network below (GRU, LSTM and RNN, one and two stacked layers, a `Linear` after),
+//! For each network below (GRU, LSTM and RNN, one and two stacked layers, a `Linear` after;
+//! two causal convolutions; a causal convolution feeding a GRU),
 //! `sequence_gradients_and_state` gives, over a window of [`STEPS`] steps of a batch of
 //! [`BATCH`] streams from a random non-zero initial state, the `Mse` loss (the mean over the
 //! steps of the per-step loss), the gradient of every parameter and the gradient of the initial
-//! state (`h`, and `c` for an LSTM). Every scalar of every parameter tensor and of the initial
-//! state is perturbed by `+-H` and the loss recomputed independently, step by step through the
-//! public `step_batch` and `Mse::value_and_grad`; the central difference is compared with the
-//! analytic entry. Parameters are reached by `state_dict` name through `Tensors` (their
-//! gradients through `Network::tensors`, paired by `nn_testkit::fixtures::named_gradients`), so
-//! every tensor the layer has is checked, whatever its field layout.
+//! state (`h`, and `c` for an LSTM; every slot of a causal convolution's ring buffer, the ring
+//! starting mid-way round, the gradient laid out as the state). Every scalar of every parameter
+//! tensor and of the initial state is perturbed by `+-H` and the loss recomputed
+//! independently, step by step through the public `step_batch` and `Mse::value_and_grad`; the
+//! central difference is compared with the analytic entry. Parameters are reached by
+//! `state_dict` name through `Tensors` (their gradients through `Network::tensors`, paired by
+//! `nn_testkit::fixtures::named_gradients`), so every tensor the layer has is checked, whatever
+//! its field layout.
 //!
 //! The tolerances are those of `tests/gradcheck.rs`, for the same reasons: the step `H = 1e-6`
 //! makes the central difference's truncation error `H^2 |L'''| / 6` negligible (the losses are
@@ -30,7 +33,7 @@
 use approx::relative_eq;
 use nn_runtime::Tensors;
 use nn_runtime::prelude::*;
-use nn_testkit::fixtures::{Named, named_gradients, named_tensors};
+use nn_testkit::fixtures::{Named, element, named_gradients, named_tensors};
 use nn_testkit::rng::SplitMix64;
 
 /// Step of the central difference (see `tests/gradcheck.rs`).
@@ -166,7 +169,6 @@ fn check_params<N: Tensors<f64> + Clone>(
             "{}: size",
             param.name
         );
-        let rows = param.shape[0];
         for (i, (&original, &a)) in param.values.iter().zip(&grad.values).enumerate() {
             let (up, down) = (original + H, original - H);
             set_scalar(&mut probe, t, i, up);
@@ -174,11 +176,7 @@ fn check_params<N: Tensors<f64> + Clone>(
             set_scalar(&mut probe, t, i, down);
             let loss_down = loss(&probe);
             set_scalar(&mut probe, t, i, original);
-            let what = if param.shape.len() == 2 {
-                format!("{}[{}][{}]", param.name, i % rows, i / rows)
-            } else {
-                format!("{}[{i}]", param.name)
-            };
+            let what = format!("{}{}", param.name, element(&param.shape, i));
             report.entry(what, a, up, down, (loss_up, loss_down), at);
         }
     }
@@ -235,12 +233,51 @@ fn relu_reference<const IN: usize, const HID: usize, const K: usize>(
     (pre, last)
 }
 
-/// Declares a network and its test: `mod name { Net / NetState: [LAYERS] (hidden H) cell c; }`.
-/// With `relu`, the test asserts the pre-activations' distance from the kink.
+/// What the test does with one part of a network's state, by kind: `layers` a recurrent
+/// layer's `[SMatrix<f64, H, B>; K]` (`h`, an LSTM's `c`), `ring` a causal convolution's
+/// `ConvState` (its buffer, every slot; the ring's position is not a number to differentiate).
+macro_rules! fd_part {
+    // Pushes `(name, rows, scalars)` for each of the part's matrices.
+    (slices layers, $out:ident, $name:literal, $s:expr, $($p:ident).+) => {
+        for (k, m) in $s $(.$p)+.iter_mut().enumerate() {
+            $out.push((format!("{}[{k}]", $name), m.nrows(), m.as_mut_slice()));
+        }
+    };
+    (slices ring, $out:ident, $name:literal, $s:expr, $($p:ident).+) => {
+        for (k, m) in $s $(.$p)+.buffer.iter_mut().enumerate() {
+            $out.push((format!("{}.buffer[{k}]", $name), m.nrows(), m.as_mut_slice()));
+        }
+    };
+    // Where a drawn state starts: a ring mid-way round (its last slot), so that the gradient's
+    // layout is checked against a position that is not 0.
+    (start layers, $s:expr, $($p:ident).+) => {};
+    (start ring, $s:expr, $($p:ident).+) => {
+        $s $(.$p)+.next = $s $(.$p)+.buffer.len() - 1;
+    };
+    // The state's gradient is laid out as the state: a ring's at the state's position.
+    (layout layers, $d:expr, $s:expr, $($p:ident).+) => {};
+    (layout ring, $d:expr, $s:expr, $($p:ident).+) => {
+        assert_eq!(
+            $d $(.$p)+.next,
+            $s $(.$p)+.next % $s $(.$p)+.buffer.len(),
+            "the state gradient's ring position"
+        );
+    };
+}
+
+/// Declares a network and its test:
+/// `mod name { Net / NetState: [LAYERS] { "name" => kind field.path, .. } }`, each
+/// `"name" => kind path` a part of the state (its name in messages, its [kind](fd_part), where
+/// it is: `l0.h`, `l2`). With `relu`, the test asserts the pre-activations' distance from the
+/// kink (of the ReLU RNN at position 0, whose state is `l0.h`).
 macro_rules! fd_test {
     (
         $(#[$doc:meta])*
-        mod $m:ident { $net:ident / $state:ident: [$($layer:tt)*] hidden $hid:literal $(cell $c:ident)? $(relu $relu:ident)? }
+        mod $m:ident {
+            $net:ident / $state:ident: [$($layer:tt)*]
+                { $($name:literal => $kind:ident $($place:ident).+),+ $(,)? }
+                $(relu $relu:ident)?
+        }
     ) => {
         mod $m {
             use super::*;
@@ -253,15 +290,11 @@ macro_rules! fd_test {
             type X = SMatrix<f64, { $net::IN }, BATCH>;
             type Y = SMatrix<f64, { $net::OUT }, BATCH>;
 
-            /// Every scalar of the state, one slice per matrix: `h[0..K]`, then `c[0..K]`.
-            fn slices(state: &mut $state<BATCH>) -> Vec<(String, &mut [f64])> {
-                let mut out: Vec<(String, &mut [f64])> = Vec::new();
-                for (k, m) in state.l0.h.iter_mut().enumerate() {
-                    out.push((format!("h0[{k}]"), m.as_mut_slice()));
-                }
-                $(for (k, m) in state.l0.$c.iter_mut().enumerate() {
-                    out.push((format!("c0[{k}]"), m.as_mut_slice()));
-                })?
+            /// Every scalar of the state, one slice per matrix, with its name and row count, in
+            /// the order of the parts.
+            fn slices(state: &mut $state<BATCH>) -> Vec<(String, usize, &mut [f64])> {
+                let mut out: Vec<(String, usize, &mut [f64])> = Vec::new();
+                $(fd_part!(slices $kind, out, $name, state, $($place).+);)+
                 out
             }
 
@@ -286,11 +319,12 @@ macro_rules! fd_test {
                     }
                 });
                 let mut state = $state::<BATCH>::zeros();
-                for (_, s) in slices(&mut state) {
+                for (_, _, s) in slices(&mut state) {
                     for v in s.iter_mut() {
                         *v = rng.uniform(-0.8, 0.8);
                     }
                 }
+                $(fd_part!(start $kind, state, $($place).+);)+
                 let xs: [X; STEPS] = std::array::from_fn(|_| rng.matrix(-1.5, 1.5));
                 let ys: [Y; STEPS] = std::array::from_fn(|_| rng.matrix(-1.0, 1.0));
                 (net, state, xs, ys)
@@ -353,23 +387,24 @@ macro_rules! fd_test {
 
                 // The initial state, scalar by scalar.
                 let mut dstate = dstate;
-                let analytic: Vec<(String, Vec<f64>)> = slices(&mut dstate)
+                $(fd_part!(layout $kind, dstate, state, $($place).+);)+
+                let analytic: Vec<(String, usize, Vec<f64>)> = slices(&mut dstate)
                     .into_iter()
-                    .map(|(what, s)| (what, s.to_vec()))
+                    .map(|(what, rows, s)| (what, rows, s.to_vec()))
                     .collect();
                 let mut probe = state.clone();
                 let mut state_len = 0;
-                for (m, (what, grad)) in analytic.iter().enumerate() {
+                for (m, (what, rows, grad)) in analytic.iter().enumerate() {
                     for (i, &a) in grad.iter().enumerate() {
-                        let original = slices(&mut probe)[m].1[i];
+                        let original = slices(&mut probe)[m].2[i];
                         let (up, down) = (original + H, original - H);
-                        slices(&mut probe)[m].1[i] = up;
+                        slices(&mut probe)[m].2[i] = up;
                         let loss_up = loss(&net, &xs, &ys, &probe);
-                        slices(&mut probe)[m].1[i] = down;
+                        slices(&mut probe)[m].2[i] = down;
                         let loss_down = loss(&net, &xs, &ys, &probe);
-                        slices(&mut probe)[m].1[i] = original;
+                        slices(&mut probe)[m].2[i] = original;
                         report.entry(
-                            format!("{what}[{}][{}]", i % $hid, i / $hid),
+                            format!("{what}[{}][{}]", i % rows, i / rows),
                             a,
                             up,
                             down,
@@ -381,7 +416,7 @@ macro_rules! fd_test {
                 }
                 assert_eq!(
                     state_len,
-                    slices(&mut state.clone()).iter().map(|(_, s)| s.len()).sum::<usize>()
+                    slices(&mut state.clone()).iter().map(|(_, _, s)| s.len()).sum::<usize>()
                 );
                 report.assert(&format!("{name} (seed {seed})"), <$net as Network>::PARAMS + state_len);
             }
@@ -391,37 +426,69 @@ macro_rules! fd_test {
 
 fd_test! {
     /// One GRU layer.
-    mod gru { Gru / GruState: [GRU(3, 4), Linear(4, 2)] hidden 4 }
+    mod gru { Gru / GruState: [GRU(3, 4), Linear(4, 2)] { "h0" => layers l0.h } }
 }
 
 fd_test! {
     /// Two stacked GRU layers without biases.
-    mod gru_2layers_no_bias { Gru2 / Gru2State: [GRU(3, 4, num_layers = 2, bias = false), Linear(4, 2)] hidden 4 }
+    mod gru_2layers_no_bias {
+        Gru2 / Gru2State: [GRU(3, 4, num_layers = 2, bias = false), Linear(4, 2)]
+            { "h0" => layers l0.h }
+    }
 }
 
 fd_test! {
     /// One LSTM layer.
-    mod lstm { Lstm / LstmState: [LSTM(3, 4), Linear(4, 2)] hidden 4 cell c }
+    mod lstm {
+        Lstm / LstmState: [LSTM(3, 4), Linear(4, 2)] { "h0" => layers l0.h, "c0" => layers l0.c }
+    }
 }
 
 fd_test! {
     /// Two stacked LSTM layers.
-    mod lstm_2layers { Lstm2 / Lstm2State: [LSTM(3, 4, num_layers = 2), Linear(4, 2)] hidden 4 cell c }
+    mod lstm_2layers {
+        Lstm2 / Lstm2State: [LSTM(3, 4, num_layers = 2), Linear(4, 2)]
+            { "h0" => layers l0.h, "c0" => layers l0.c }
+    }
 }
 
 fd_test! {
     /// One tanh RNN layer.
-    mod rnn { Rnn / RnnState: [RNN(3, 4), Linear(4, 2)] hidden 4 }
+    mod rnn { Rnn / RnnState: [RNN(3, 4), Linear(4, 2)] { "h0" => layers l0.h } }
 }
 
 fd_test! {
     /// Two stacked tanh RNN layers.
-    mod rnn_2layers { Rnn2 / Rnn2State: [RNN(3, 4, num_layers = 2), Linear(4, 2)] hidden 4 }
+    mod rnn_2layers {
+        Rnn2 / Rnn2State: [RNN(3, 4, num_layers = 2), Linear(4, 2)] { "h0" => layers l0.h }
+    }
 }
 
 fd_test! {
     /// Two stacked ReLU RNN layers, every pre-activation kept off the kink.
     mod rnn_relu_2layers {
-        RnnRelu2 / RnnRelu2State: [RNN(3, 4, nonlinearity = "relu", num_layers = 2), Linear(4, 2)] hidden 4 relu relu
+        RnnRelu2 / RnnRelu2State: [RNN(3, 4, nonlinearity = "relu", num_layers = 2), Linear(4, 2)]
+            { "h0" => layers l0.h } relu relu
+    }
+}
+
+fd_test! {
+    /// Two causal convolutions, the second dilated and without bias, `IN != OUT` in each: a
+    /// ring of 3 slots and one of 4 (`(2 - 1) 3 + 1`), each starting mid-way round, every slot
+    /// of both initial buffers checked (the oldest slot, which no step reads, has gradient 0).
+    mod causal_conv {
+        CausalConv / CausalConvState: [
+            Conv1d(2, 4, 3), Tanh, Conv1d(4, 3, 2, dilation = 3, bias = false), Tanh, Linear(3, 2)
+        ] { "l0" => ring l0, "l2" => ring l2 }
+    }
+}
+
+fd_test! {
+    /// A dilated causal convolution feeding a GRU: two kinds of state in one network, the
+    /// GRU's input gradient going on back through the convolution's ring.
+    mod causal_conv_gru {
+        CausalConvGru / CausalConvGruState: [
+            Conv1d(3, 4, 3, dilation = 2), Tanh, GRU(4, 3), Linear(3, 2)
+        ] { "l0" => ring l0, "h2" => layers l2.h }
     }
 }

@@ -1,16 +1,23 @@
-//! PyTorch parity of the recurrent layers (`GRU`, `LSTM`, `RNN`) over sequences, in `f32` and
-//! `f64`, on the fixtures `tests/fixtures/sequence/*.json` written by
-//! `scripts/torch_sequence.py` (its docstring states the layout of every field).
+//! PyTorch parity of the sequence layers (the recurrent `GRU`, `LSTM`, `RNN` and the causal
+//! `Conv1d`) over sequences, in `f32` and `f64`, on the fixtures
+//! `tests/fixtures/sequence/*.json` written by `scripts/torch_sequence.py` (its docstring
+//! states the layout of every field) and `scripts/torch_causal_conv.py` (the same format; its
+//! docstring states what differs: the state's parts).
 //!
-//! Each row of the table below declares `{ RECURRENT, Linear(5, 2) }` with `network!`: torch's
+//! Most rows of the table below declare `{ RECURRENT, Linear(5, 2) }` with `network!`: torch's
 //! module whose forward is `y, final = rnn(x, state); return head(y)`, the `Linear` applied at
-//! every time step. A fixture holds that network's parameters (by `state_dict` name), a
-//! non-zero initial state for 3 streams, 5 windows of 8 steps of inputs and targets, and what
-//! torch computed. For each row this test
+//! every time step. The causal convolution's rows declare `{ Conv1d(1, 8, 3), Tanh,
+//! Conv1d(8, 8, 3, dilation = 2), Tanh, Linear(8, 1) }`: in torch each `nn.Conv1d` over the
+//! sequence left-padded by its state's buffered inputs. A fixture holds that network's
+//! parameters (by `state_dict` name), a non-zero initial state for 3 streams, 5 windows of 8
+//! steps of inputs and targets, and what torch computed. For each row this test
 //!
 //! - loads the parameters by name (`nn_testkit::fixtures::set_tensors`, through `Tensors`) and
-//!   the initial state into `{Name}State::<3>` (`state.l0.h[k]`, and `state.l0.c[k]` for an
-//!   LSTM: layer `k`'s `H x 3` matrix, column `j` torch's batch index `j`);
+//!   the initial state into `{Name}State::<3>`, each part of the state under the fixture's key
+//!   the row names: `state.l0.h[k]`, and `state.l0.c[k]` for an LSTM (layer `k`'s `H x 3`
+//!   matrix, column `j` torch's batch index `j`); a convolution's `state.l{p}` (its ring
+//!   buffer, which the fixtures list oldest first: the initial state is set with the ring at
+//!   slot 0, and states are compared read from the ring's position around, see [`part`]);
 //! - runs the first window through `step_batch` from the initial state and compares the output
 //!   at every step and the final state; and each stream alone through `step` (a batch of 1),
 //!   from its column of the initial state, against the same outputs;
@@ -31,8 +38,8 @@
 
 use nn_runtime::prelude::*;
 use nn_testkit::fixtures::{
-    Named, column_major, fixture_names, list, load, matrix, named_gradients, named_tensors, number,
-    set_layers, set_tensors,
+    Named, column_major, element, fixture_names, list, load, matrix, named_gradients,
+    named_tensors, number, oldest_first, set_layers, set_ring, set_tensors,
 };
 use nn_testkit::optim::from_torch;
 use serde_json::Value;
@@ -163,7 +170,8 @@ impl Checker {
         }
     }
 
-    /// A recurrent layer's state, one matrix per stacked layer, against `[K][H][B]`.
+    /// A state part against the fixtures' `[K][H][B]`: a recurrent layer's state, one matrix
+    /// per stacked layer, or a causal convolution's buffer oldest first (see [`part`]).
     fn layers<T: Real, const H: usize, const B: usize, const K: usize>(
         &mut self,
         category: &'static str,
@@ -194,15 +202,8 @@ impl Checker {
             let name = &tensor.name;
             let values = column_major::<T>(&map[name], &tensor.shape, &format!("{what}.{name}"));
             assert_eq!(values.len(), tensor.values.len(), "{what}.{name}: size");
-            let rows = tensor.shape[0];
             for (i, (ours, torch)) in tensor.values.iter().zip(&values).enumerate() {
-                let at = || {
-                    if tensor.shape.len() == 2 {
-                        format!("{what}.{name}[{}][{}]", i % rows, i / rows)
-                    } else {
-                        format!("{what}.{name}[{i}]")
-                    }
-                };
+                let at = || format!("{what}.{name}{}", element(&tensor.shape, i));
                 self.scalar(category, &at, ours.widen(), torch.widen());
             }
         }
@@ -232,7 +233,7 @@ fn optimizer<T: Real>(case: &str, train: &Value) -> AnyOptimizer<T> {
 }
 
 /// Asserts that a state in the fixture has exactly the tensors `keys` (`h`, and `c` for an
-/// LSTM).
+/// LSTM; `l{position}.buffer` per causal convolution).
 fn assert_state_keys(case: &str, what: &str, state: &Value, keys: &[&str]) {
     let theirs: BTreeSet<&str> = state
         .as_object()
@@ -275,11 +276,66 @@ macro_rules! dtype_name {
     };
 }
 
-/// `Name / NameState: f32 [LAYERS];` declares `network! { struct Name: f32 { LAYERS } }`, its
-/// row and its check, `NameState` being the state type `network!` generates for it;
-/// `... cell c;` marks an LSTM, whose state has the cell state `c` besides `h`.
+/// One part of a network's state, by kind: `layers` a recurrent layer's `[SMatrix<T, H, B>;
+/// K]` (one matrix per stacked layer, `h` or an LSTM's `c`), listed `[K][H][B]` as it is held;
+/// `ring` a causal convolution's `ConvState`, listed `[SPAN][IN][B]` oldest first
+/// (`nn_testkit::fixtures::oldest_first`: the ring read from its position `next` around, so
+/// that states compare whatever slot the ring has reached; the fixtures' initial state is set
+/// with `next` at 0, where the ring holds its inputs in that order).
+macro_rules! part {
+    // The part's matrices in the fixtures' order.
+    (read layers, $s:expr, $($p:ident).+) => {
+        $s $(.$p)+.clone()
+    };
+    (read ring, $s:expr, $($p:ident).+) => {
+        oldest_first(&$s $(.$p)+)
+    };
+    // Sets the part from the fixtures' list.
+    (set layers, $s:expr, $v:expr, $what:expr, $($p:ident).+) => {
+        set_layers(&mut $s $(.$p)+, $v, $what)
+    };
+    (set ring, $s:expr, $v:expr, $what:expr, $($p:ident).+) => {
+        set_ring(&mut $s $(.$p)+, $v, $what)
+    };
+    // Copies stream `j` of `start` into the one-stream state `one`.
+    (column layers, $one:expr, $start:expr, $j:expr, $($p:ident).+) => {
+        for (o, s) in $one $(.$p)+.iter_mut().zip(&$start $(.$p)+) {
+            o.set_column(0, &s.column($j));
+        }
+    };
+    (column ring, $one:expr, $start:expr, $j:expr, $($p:ident).+) => {
+        for (o, s) in $one $(.$p)+.buffer.iter_mut().zip(&$start $(.$p)+.buffer) {
+            o.set_column(0, &s.column($j));
+        }
+        $one $(.$p)+.next = $start $(.$p)+.next;
+    };
+    // The part's size against the fixture's description of its layer: a recurrent layer's
+    // `num_layers`, a convolution's span (`conv[..].span`, found by its state key).
+    (describe layers, $fixture:expr, $key:expr, $s:expr, $($p:ident).+) => {
+        assert_eq!($fixture["recurrent"]["num_layers"], $s $(.$p)+.len(), "{}: num_layers", $key)
+    };
+    (describe ring, $fixture:expr, $key:expr, $s:expr, $($p:ident).+) => {{
+        let layer = $fixture["conv"]
+            .as_array()
+            .and_then(|all| {
+                all.iter()
+                    .find(|c| format!("l{}.buffer", c["position"]) == $key)
+            })
+            .unwrap_or_else(|| panic!("{}: no conv record", $key));
+        assert_eq!(layer["span"], $s $(.$p)+.buffer.len(), "{}: span", $key);
+    }};
+}
+
+/// `Name / NameState: f32 [LAYERS] { "key" => kind field.path, .. };` declares
+/// `network! { struct Name: f32 { LAYERS } }`, its row and its check, `NameState` being the
+/// state type `network!` generates for it, and each `"key" => kind path` a part of that state:
+/// the fixtures' key for it (in `state0`, `final_state`, `state_grads` and
+/// `train.final_state`), its [kind](part), and where it is in the state (`l0.h`, `l2`).
 macro_rules! table {
-    ($($net:ident / $state:ident : $t:ident [$($layer:tt)*] $(cell $c:ident)?;)*) => {
+    ($(
+        $net:ident / $state:ident : $t:ident [$($layer:tt)*]
+            { $($key:literal => $kind:ident $($place:ident).+),+ $(,)? };
+    )*) => {
         $(
             network! {
                 struct $net: $t { $($layer)* }
@@ -288,7 +344,7 @@ macro_rules! table {
             impl Parity for $net {
                 fn check(fixture: &Value, check: &mut Checker) -> usize {
                     let case = check.case.clone();
-                    let keys: &[&str] = &["h" $(, stringify!($c))?];
+                    let keys: &[&str] = &[$($key),+];
                     for what in ["state0", "final_state", "state_grads"] {
                         assert_state_keys(&case, what, &fixture[what], keys);
                     }
@@ -302,21 +358,23 @@ macro_rules! table {
                     // The initial state, a fresh value each time it is needed.
                     let initial = || {
                         let mut state = $state::<BATCH>::zeros();
-                        set_layers(&mut state.l0.h, &fixture["state0"]["h"], "state0.h");
-                        $(set_layers(
-                            &mut state.l0.$c,
-                            &fixture["state0"][stringify!($c)],
-                            concat!("state0.", stringify!($c)),
-                        );)?
+                        $(part!(
+                            set $kind,
+                            state,
+                            &fixture["state0"][$key],
+                            concat!("state0.", $key),
+                            $($place).+
+                        );)+
                         state
                     };
-                    let stacked = initial().l0.h.len();
-                    let state_len: usize =
-                        initial().l0.h.iter().map(|m| m.len()).sum::<usize>() * keys.len();
-                    assert_eq!(
-                        fixture["recurrent"]["num_layers"], stacked,
-                        "{case}: num_layers"
-                    );
+                    let mut state_len = 0;
+                    $(
+                        part!(describe $kind, fixture, $key, initial(), $($place).+);
+                        state_len += part!(read $kind, initial(), $($place).+)
+                            .iter()
+                            .map(|m| m.len())
+                            .sum::<usize>();
+                    )+
 
                     let mut net = $net::zeros();
                     set_tensors(&mut net, &fixture["params"], "params");
@@ -356,22 +414,18 @@ macro_rules! table {
                         check.matrix("outputs", &format!("outputs[{t}]"), &y, &outputs[t]);
                     }
                     let last = &fixture["final_state"];
-                    check.layers("final state", "final_state.h", &state.l0.h, &last["h"]);
                     $(check.layers(
                         "final state",
-                        concat!("final_state.", stringify!($c)),
-                        &state.l0.$c,
-                        &last[stringify!($c)],
-                    );)?
+                        concat!("final_state.", $key),
+                        &part!(read $kind, state, $($place).+),
+                        &last[$key],
+                    );)+
 
                     // Each stream alone, through `step`, from its column of the initial state.
                     let start = initial();
                     for j in 0..BATCH {
                         let mut one = $state::<1>::zeros();
-                        for k in 0..stacked {
-                            one.l0.h[k].set_column(0, &start.l0.h[k].column(j));
-                            $(one.l0.$c[k].set_column(0, &start.l0.$c[k].column(j));)?
-                        }
+                        $(part!(column $kind, one, start, j, $($place).+);)+
                         for t in 0..STEPS {
                             let x: SVector<$t, { $net::IN }> = xs[t].column(j).into_owned();
                             let y = net.step(&x, &mut one);
@@ -397,13 +451,12 @@ macro_rules! table {
                     let named = named_gradients(&net, &grads);
                     check.named("gradients", "grads (with state)", &named, &fixture["grads"]);
                     let dlast = &fixture["state_grads"];
-                    check.layers("state gradients", "state_grads.h", &dstate.l0.h, &dlast["h"]);
                     $(check.layers(
                         "state gradients",
-                        concat!("state_grads.", stringify!($c)),
-                        &dstate.l0.$c,
-                        &dlast[stringify!($c)],
-                    );)?
+                        concat!("state_grads.", $key),
+                        &part!(read $kind, dstate, $($place).+),
+                        &dlast[$key],
+                    );)+
 
                     // Adam over the windows, the state carried.
                     let train = &fixture["train"];
@@ -418,13 +471,12 @@ macro_rules! table {
                     }
                     check.named("train params", "train.params", &named_tensors(&net), &train["params"]);
                     let carried = &train["final_state"];
-                    check.layers("train state", "train.final_state.h", &state.l0.h, &carried["h"]);
                     $(check.layers(
                         "train state",
-                        concat!("train.final_state.", stringify!($c)),
-                        &state.l0.$c,
-                        &carried[stringify!($c)],
-                    );)?
+                        concat!("train.final_state.", $key),
+                        &part!(read $kind, state, $($place).+),
+                        &carried[$key],
+                    );)+
 
                     let params = <$net as Network>::PARAMS;
                     let outputs = STEPS * $net::OUT * BATCH;
@@ -448,19 +500,33 @@ macro_rules! table {
 }
 
 table! {
-    // name / state type                dtype  layers
-    Gru32 / Gru32State:                 f32    [GRU(3, 5), Linear(5, 2)];
-    Gru64 / Gru64State:                 f64    [GRU(3, 5), Linear(5, 2)];
-    Lstm32 / Lstm32State:               f32    [LSTM(3, 5), Linear(5, 2)] cell c;
-    Lstm64 / Lstm64State:               f64    [LSTM(3, 5), Linear(5, 2)] cell c;
-    Lstm2x32 / Lstm2x32State:           f32    [LSTM(3, 5, num_layers = 2), Linear(5, 2)] cell c;
-    Lstm2x64 / Lstm2x64State:           f64    [LSTM(3, 5, num_layers = 2), Linear(5, 2)] cell c;
-    Rnn32 / Rnn32State:                 f32    [RNN(3, 5), Linear(5, 2)];
-    Rnn64 / Rnn64State:                 f64    [RNN(3, 5), Linear(5, 2)];
-    RnnRelu2x32 / RnnRelu2x32State:     f32    [RNN(3, 5, nonlinearity = "relu", num_layers = 2), Linear(5, 2)];
-    RnnRelu2x64 / RnnRelu2x64State:     f64    [RNN(3, 5, nonlinearity = "relu", num_layers = 2), Linear(5, 2)];
-    GruNoBias32 / GruNoBias32State:     f32    [GRU(3, 5, bias = false), Linear(5, 2)];
-    GruNoBias64 / GruNoBias64State:     f64    [GRU(3, 5, bias = false), Linear(5, 2)];
+    // name / state type            dtype  layers; state parts: fixture key => kind, place
+    Gru32 / Gru32State:             f32    [GRU(3, 5), Linear(5, 2)] { "h" => layers l0.h };
+    Gru64 / Gru64State:             f64    [GRU(3, 5), Linear(5, 2)] { "h" => layers l0.h };
+    Lstm32 / Lstm32State:           f32    [LSTM(3, 5), Linear(5, 2)]
+        { "h" => layers l0.h, "c" => layers l0.c };
+    Lstm64 / Lstm64State:           f64    [LSTM(3, 5), Linear(5, 2)]
+        { "h" => layers l0.h, "c" => layers l0.c };
+    Lstm2x32 / Lstm2x32State:       f32    [LSTM(3, 5, num_layers = 2), Linear(5, 2)]
+        { "h" => layers l0.h, "c" => layers l0.c };
+    Lstm2x64 / Lstm2x64State:       f64    [LSTM(3, 5, num_layers = 2), Linear(5, 2)]
+        { "h" => layers l0.h, "c" => layers l0.c };
+    Rnn32 / Rnn32State:             f32    [RNN(3, 5), Linear(5, 2)] { "h" => layers l0.h };
+    Rnn64 / Rnn64State:             f64    [RNN(3, 5), Linear(5, 2)] { "h" => layers l0.h };
+    RnnRelu2x32 / RnnRelu2x32State: f32    [RNN(3, 5, nonlinearity = "relu", num_layers = 2), Linear(5, 2)]
+        { "h" => layers l0.h };
+    RnnRelu2x64 / RnnRelu2x64State: f64    [RNN(3, 5, nonlinearity = "relu", num_layers = 2), Linear(5, 2)]
+        { "h" => layers l0.h };
+    GruNoBias32 / GruNoBias32State: f32    [GRU(3, 5, bias = false), Linear(5, 2)]
+        { "h" => layers l0.h };
+    GruNoBias64 / GruNoBias64State: f64    [GRU(3, 5, bias = false), Linear(5, 2)]
+        { "h" => layers l0.h };
+    CausalConv32 / CausalConv32State: f32
+        [Conv1d(1, 8, 3), Tanh, Conv1d(8, 8, 3, dilation = 2), Tanh, Linear(8, 1)]
+        { "l0.buffer" => ring l0, "l2.buffer" => ring l2 };
+    CausalConv64 / CausalConv64State: f64
+        [Conv1d(1, 8, 3), Tanh, Conv1d(8, 8, 3, dilation = 2), Tanh, Linear(8, 1)]
+        { "l0.buffer" => ring l0, "l2.buffer" => ring l2 };
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -473,7 +539,7 @@ fn squash(layers: &str) -> String {
 }
 
 #[test]
-fn every_recurrent_network_matches_torch() {
+fn every_sequence_network_matches_torch() {
     // Every fixture has exactly one row and every row exactly one fixture.
     let mut rows: BTreeMap<(String, String), &Row> = BTreeMap::new();
     for row in TABLE {

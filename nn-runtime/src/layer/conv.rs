@@ -65,7 +65,7 @@
 //!
 //! Sizes that disagree do not compile:
 //!
-//! ```compile_fail
+//! ```compile_fail,E0080
 //! // SPAN is (K - 1) DIL + 1: 4 is not (3 - 1) * 2 + 1.
 //! let _ = nn_runtime::CausalConv1d::<f32, 2, 4, 3, 6, 2, 4, true>::zeros();
 //! ```

@@ -135,25 +135,59 @@ pub struct Named<T> {
     pub values: Vec<T>,
 }
 
-/// Torch's nested row-major list of a tensor of `shape` (one or two dimensions), in
-/// [`Tensors`](nn_runtime::Tensors) order: entry `[r][c]` of an `R x C` tensor goes to
-/// `c * R + r`. Values are read as `T`.
+/// Torch's nested row-major list of a tensor of `shape`, in [`Tensors`](nn_runtime::Tensors)
+/// order: entry `[r][c]` of an `R x C` tensor goes to `c * R + r`; a tensor of more axes
+/// `[R, a, b, ..]` is the `R x (a b ..)` matrix whose column is the other axes' row-major index
+/// (a convolution's `[OUT, IN, K]` weight: `[o][i][k]` goes to `(i K + k) * OUT + o`), as
+/// `Tensors` stores it. Values are read as `T`.
 pub fn column_major<T: Real>(value: &Value, shape: &[usize], what: &str) -> Vec<T> {
     match *shape {
         [n] => list(value, what, n)
             .iter()
             .map(|x| T::cast(number(x, what)))
             .collect(),
-        [rows, cols] => {
+        [rows, ref rest @ ..] if !rest.is_empty() => {
+            let cols: usize = rest.iter().product();
             let mut out = vec![T::zero(); rows * cols];
             for (r, row) in list(value, what, rows).iter().enumerate() {
-                for (c, x) in list(row, what, cols).iter().enumerate() {
-                    out[c * rows + r] = T::cast(number(x, what));
+                let flat = row_major(row, rest, what);
+                for (c, x) in flat.into_iter().enumerate() {
+                    out[c * rows + r] = x;
                 }
             }
             out
         }
         _ => panic!("{what}: no reader for a tensor of shape {shape:?}"),
+    }
+}
+
+/// A nested list of `shape`, flattened in row-major order (each level's length checked).
+fn row_major<T: Real>(value: &Value, shape: &[usize], what: &str) -> Vec<T> {
+    match shape {
+        [] => vec![T::cast(number(value, what))],
+        [n, rest @ ..] => list(value, what, *n)
+            .iter()
+            .flat_map(|item| row_major::<T>(item, rest, what))
+            .collect(),
+    }
+}
+
+/// The name of element `i` (in [`Tensors`](nn_runtime::Tensors) order) of a tensor of `shape`,
+/// as torch indexes it: `[r][c]` of a matrix, `[o][i][k]` of a convolution's weight (see
+/// [`column_major`]), `[i]` of a vector.
+pub fn element(shape: &[usize], i: usize) -> String {
+    match shape {
+        [] | [_] => format!("[{i}]"),
+        [rows, rest @ ..] => {
+            let (r, mut c) = (i % rows, i / rows);
+            let mut index = Vec::new();
+            for &n in rest.iter().rev() {
+                index.push(c % n);
+                c /= n;
+            }
+            index.push(r);
+            index.iter().rev().map(|k| format!("[{k}]")).collect()
+        }
     }
 }
 
@@ -249,5 +283,58 @@ pub fn set_layers<T: Real, const H: usize, const B: usize, const K: usize>(
 ) {
     for (k, layer) in list(value, what, K).iter().enumerate() {
         ours[k] = matrix(layer, &format!("{what}[{k}]"));
+    }
+}
+
+/// A causal convolution's state from the fixtures' list `[SPAN][IN][B]` of its last `SPAN`
+/// inputs, oldest first (see [`oldest_first`]): slot `s` from entry `s`, the ring at slot 0.
+pub fn set_ring<T: Real, const IN: usize, const SPAN: usize, const B: usize>(
+    ours: &mut nn_runtime::ConvState<T, IN, SPAN, B>,
+    value: &Value,
+    what: &str,
+) {
+    set_layers(&mut ours.buffer, value, what);
+    ours.next = 0;
+}
+
+/// A causal convolution's ring buffer read from its position `next` around: its last `SPAN`
+/// inputs oldest first, whatever slot the ring has reached. The fixtures hold a state in this
+/// order (as the ring holds it when `next` is 0), so that a state compares with torch's
+/// whatever the window's length; a gradient with respect to a state (the backward pass's
+/// carry, whose `next` is the state's) reads the same way.
+pub fn oldest_first<T: Real, const IN: usize, const SPAN: usize, const B: usize>(
+    state: &nn_runtime::ConvState<T, IN, SPAN, B>,
+) -> [SMatrix<T, IN, B>; SPAN] {
+    std::array::from_fn(|s| state.buffer[(state.next + s) % SPAN])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn three_axes_read_as_rows_by_the_rest() {
+        // [2][3][2]: entry [o][i][k] = 100 o + 10 i + k.
+        let value: Value = serde_json::from_str(
+            "[[[0, 1], [10, 11], [20, 21]], [[100, 101], [110, 111], [120, 121]]]",
+        )
+        .unwrap();
+        let data = column_major::<f64>(&value, &[2, 3, 2], "t");
+        for o in 0..2 {
+            for i in 0..3 {
+                for k in 0..2 {
+                    let at = (i * 2 + k) * 2 + o;
+                    assert_eq!(data[at], (100 * o + 10 * i + k) as f64);
+                    assert_eq!(element(&[2, 3, 2], at), format!("[{o}][{i}][{k}]"));
+                }
+            }
+        }
+        let matrix: Value = serde_json::from_str("[[1, 2, 3], [4, 5, 6]]").unwrap();
+        assert_eq!(
+            column_major::<f64>(&matrix, &[2, 3], "m"),
+            [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]
+        );
+        assert_eq!(element(&[2, 3], 3), "[1][1]");
+        assert_eq!(element(&[4], 3), "[3]");
     }
 }
