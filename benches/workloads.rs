@@ -1,5 +1,6 @@
-//! The five workloads of issue 4 (see `benches/baseline/src/workloads.rs`), each a criterion
-//! group of two functions measured in the same run: `generated` (a `network!` network through
+//! The five workloads of issue 4 and the three amp workloads (see
+//! `benches/baseline/src/workloads.rs`), each a criterion group of two functions measured in
+//! the same run: `generated` (a `network!` network through
 //! its public API) and `baseline` (the hand-written code of the `nn-baseline` crate in
 //! `benches/baseline/`), so each figure is a ratio. Run with
 //! `cargo bench -p nn-benches --bench workloads`, or `scripts/bench.sh` for the table.
@@ -260,6 +261,98 @@ fn online(c: &mut Criterion) {
     group.finish();
 }
 
+/// Samples the amp step workloads cycle through (a tenth of a second at 48 kHz).
+const AMP_SAMPLES: usize = 4800;
+
+/// `LSTM(1, 16), Linear(16, 1)` and `GRU(1, 16), Linear(16, 1)`: one time step of one stream,
+/// the per-sample cost of an audio effect. Each iteration takes the next sample of a
+/// stretch of audio (the state carried on, as in a callback).
+fn amp_step(c: &mut Criterion) {
+    let signal = amp_signal(AMP_SAMPLES);
+    let mut next = {
+        let mut t = 0;
+        move || {
+            t = (t + 1) % AMP_SAMPLES;
+            signal[t]
+        }
+    };
+
+    let net = AmpLstm::seeded(SEED);
+    let mut group = c.benchmark_group("amp_lstm_step");
+    let mut state = AmpLstmState::zeros();
+    group.bench_function("generated", |b| {
+        b.iter(|| black_box(net.step(&SVector::from([black_box(next())]), &mut state)))
+    });
+    let base = amp_lstm_base(&net);
+    let mut stream = baseline::recurrent::LstmStream::default();
+    group.bench_function("baseline", |b| {
+        b.iter(|| black_box(base.step(black_box(next()), &mut stream)))
+    });
+    group.finish();
+
+    let net = AmpGru::seeded(SEED);
+    let mut group = c.benchmark_group("amp_gru_step");
+    let mut state = AmpGruState::zeros();
+    group.bench_function("generated", |b| {
+        b.iter(|| black_box(net.step(&SVector::from([black_box(next())]), &mut state)))
+    });
+    let base = amp_gru_base(&net);
+    let mut h = [0.0; 16];
+    group.bench_function("baseline", |b| {
+        b.iter(|| black_box(base.step(black_box(next()), &mut h)))
+    });
+    group.finish();
+}
+
+/// One window of truncated backpropagation through time of the LSTM model: 64 steps of 8
+/// streams forward, MSE, backward through time, Adam; the state carried from window to
+/// window, and reset with the weights.
+fn amp_window(c: &mut Criterion) {
+    let (xs, ys) = nn_baseline::workloads::amp_window();
+    let (mx, my) = (amp_window_matrices(&xs), amp_window_matrices(&ys));
+    let init = AmpLstm::seeded(SEED);
+    let mut group = c.benchmark_group("amp_lstm_window");
+
+    let mut run = Run::new((
+        init.clone(),
+        Adam::new(AMP_LR),
+        AmpLstmState::<AMP_BATCH>::zeros(),
+    ));
+    group.bench_function("generated", |b| {
+        b.iter_custom(|iters| {
+            run.time(
+                iters,
+                |(net, opt, state)| {
+                    (*net, *opt) = (init.clone(), Adam::new(AMP_LR));
+                    state.l0 = AmpLstmState::<AMP_BATCH>::zeros().l0;
+                },
+                |(net, opt, state)| {
+                    black_box(net.train_sequence(black_box(&mx), black_box(&my), &Mse, opt, state));
+                },
+            )
+        })
+    });
+
+    let init_base = amp_lstm_params(&init);
+    let mut run = Run::new((amp_lstm_window_base(&init), baseline::Adam::new(AMP_LR)));
+    group.bench_function("baseline", |b| {
+        b.iter_custom(|iters| {
+            run.time(
+                iters,
+                |(base, opt)| {
+                    base.p = init_base.clone();
+                    base.clear_state();
+                    *opt = baseline::Adam::new(AMP_LR);
+                },
+                |(base, opt)| {
+                    black_box(base.train_window(black_box(&xs), black_box(&ys), opt));
+                },
+            )
+        })
+    });
+    group.finish();
+}
+
 network! {
     /// The activation workload's network with the builtin SiLU.
     struct BuiltinSwish { Linear(16, 32), SiLU, Linear(32, 32), SiLU, Linear(32, 4) }
@@ -320,6 +413,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = workloads;
     config = config();
-    targets = xor, digits, mnist, infer, online, activation
+    targets = xor, digits, mnist, infer, online, activation, amp_step, amp_window
 }
 criterion_main!(workloads);

@@ -157,6 +157,89 @@ fn infer_forward_agrees() {
     }
 }
 
+/// The amp workloads' step baselines give the generated `step`'s output at every sample of a
+/// few thousand, from the same weights and a zero state, and the same state at the end.
+#[test]
+fn amp_steps_agree() {
+    let signal = amp_signal(4000);
+    let net = AmpLstm::seeded(SEED);
+    let base = amp_lstm_base(&net);
+    let (mut state, mut stream) = (
+        AmpLstmState::zeros(),
+        baseline::recurrent::LstmStream::default(),
+    );
+    for (t, &x) in signal.iter().enumerate() {
+        let want = net.step(&SVector::from([x]), &mut state)[0];
+        let got = base.step(x, &mut stream);
+        assert_close(&format!("lstm output {t}"), &[got], &[want]);
+    }
+    assert_close("lstm h", &stream.h, state.l0.h[0].as_slice());
+    assert_close("lstm c", &stream.c, state.l0.c[0].as_slice());
+
+    let net = AmpGru::seeded(SEED);
+    let base = amp_gru_base(&net);
+    let (mut state, mut h) = (AmpGruState::zeros(), [0.0; 16]);
+    for (t, &x) in signal.iter().enumerate() {
+        let want = net.step(&SVector::from([x]), &mut state)[0];
+        let got = base.step(x, &mut h);
+        assert_close(&format!("gru output {t}"), &[got], &[want]);
+    }
+    assert_close("gru h", &h, state.l0.h[0].as_slice());
+}
+
+/// Every tensor of the LSTM model in the baseline's layout, by name.
+fn lstm_tensors(p: &baseline::recurrent::LstmParams) -> [(&'static str, Vec<f32>); 6] {
+    [
+        ("weight_hh (transposed)", p.wt.as_flattened().to_vec()),
+        ("weight_ih", p.wx.to_vec()),
+        ("bias_ih", p.bi.to_vec()),
+        ("bias_hh", p.bh.to_vec()),
+        ("l1.weight", p.ow.to_vec()),
+        ("l1.bias", p.ob.to_vec()),
+    ]
+}
+
+/// amp_lstm_window's baseline: from the same weights, three consecutive windows of truncated
+/// BPTT (the state carried between them) give the generated `train_sequence`'s loss, updated
+/// parameters and carried state.
+#[test]
+fn amp_window_agrees() {
+    let (xs, ys) = amp_window();
+    let (mx, my) = (amp_window_matrices(&xs), amp_window_matrices(&ys));
+    let mut net = AmpLstm::seeded(SEED);
+    let mut base = amp_lstm_window_base(&net);
+    let mut state = AmpLstmState::<AMP_BATCH>::zeros();
+    let (mut opt, mut base_opt) = (Adam::new(AMP_LR), baseline::Adam::new(AMP_LR));
+    for window in 0..3 {
+        let before = amp_lstm_params(&net);
+        let want = net.train_sequence(&mx, &my, &Mse, &mut opt, &mut state);
+        let got = base.train_window(&xs, &ys, &mut base_opt);
+        assert_close(&format!("loss {window}"), &[got], &[want]);
+        let after = amp_lstm_params(&net);
+        let tensors = lstm_tensors(&before).into_iter();
+        let tensors = tensors.zip(lstm_tensors(&base.p)).zip(lstm_tensors(&after));
+        for (((name, before), (_, got)), (_, want)) in tensors {
+            let what = format!("window {window} {name}");
+            assert_close(&what, &got, &want);
+            assert_same_update(&what, &before, &got, &want);
+        }
+        for b in 0..AMP_BATCH {
+            let stream = &base.state[b];
+            let what = format!("window {window} stream {b}");
+            assert_close(
+                &format!("{what} h"),
+                &stream.h,
+                state.l0.h[0].column(b).as_slice(),
+            );
+            assert_close(
+                &format!("{what} c"),
+                &stream.c,
+                state.l0.c[0].column(b).as_slice(),
+            );
+        }
+    }
+}
+
 #[test]
 fn tanh_is_within_a_few_ulp() {
     let mut worst = 0.0f64;

@@ -23,6 +23,8 @@
 //!   polynomial, within 1 ulp, vectorisable: the same math, not a second copy of it), `ln` the
 //!   standard library's, as in the generated code.
 //!
+//! The recurrent baselines of the amp workloads are in [`recurrent`].
+//!
 //! `tests/baseline_agrees.rs` checks that, from the same weights, one step of each baseline
 //! gives the generated network's loss and updated parameters.
 
@@ -91,6 +93,22 @@ pub trait Isa: Copy {
             let d = dz[b][o];
             for i in 0..IN {
                 g[i] = Self::madd(d, x[b][i], g[i]);
+            }
+        }
+    }
+
+    /// `acc[r] += sum_k h[k] wt[k][r]`: a product with the weight stored transposed, as
+    /// broadcast multiply-adds over all rows at once (the recurrent baselines' gate products).
+    #[inline(always)]
+    fn broadcast_product<const K: usize, const R: usize>(
+        wt: &[[f32; R]; K],
+        h: &[f32; K],
+        acc: &mut [f32; R],
+    ) {
+        for k in 0..K {
+            let hk = h[k];
+            for r in 0..R {
+                acc[r] = Self::madd(wt[k][r], hk, acc[r]);
             }
         }
     }
@@ -206,6 +224,20 @@ impl Isa for Fma {
                 g[i] = d.mul_add(x[b][i], g[i]);
             }
         }
+    }
+
+    #[inline(always)]
+    fn broadcast_product<const K: usize, const R: usize>(
+        wt: &[[f32; R]; K],
+        h: &[f32; K],
+        acc: &mut [f32; R],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if R.is_multiple_of(8) && R <= 64 {
+            // SAFETY: as above.
+            return unsafe { small::broadcast_product(wt, h, acc) };
+        }
+        Plain::broadcast_product(wt, h, acc)
     }
 
     #[inline(always)]
@@ -908,3 +940,6 @@ impl<
         loss
     }
 }
+
+// After `dispatch!`, which it uses.
+pub mod recurrent;

@@ -218,3 +218,27 @@ pub unsafe fn adam<const N: usize>(
         }
     }
 }
+
+/// `acc[r] += sum_k h[k] wt[k][r]`; `R % 8 == 0`, `R <= 64`. The rows' accumulators stay in
+/// registers (up to eight vectors) through the whole sum and are stored once.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub unsafe fn broadcast_product<const K: usize, const R: usize>(
+    wt: &[[f32; R]; K],
+    h: &[f32; K],
+    acc: &mut [f32; R],
+) {
+    let mut v = [_mm256_setzero_ps(); 8];
+    for (c, v) in v.iter_mut().enumerate().take(R / 8) {
+        *v = unsafe { _mm256_loadu_ps(acc.as_ptr().add(8 * c)) };
+    }
+    for k in 0..K {
+        let s = _mm256_set1_ps(h[k]);
+        for (c, v) in v.iter_mut().enumerate().take(R / 8) {
+            *v = _mm256_fmadd_ps(unsafe { _mm256_loadu_ps(wt[k].as_ptr().add(8 * c)) }, s, *v);
+        }
+    }
+    for (c, v) in v.iter().enumerate().take(R / 8) {
+        unsafe { _mm256_storeu_ps(acc.as_mut_ptr().add(8 * c), *v) };
+    }
+}

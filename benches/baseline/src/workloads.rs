@@ -8,7 +8,14 @@
 //! - mnist: Linear(784,128) ReLU Linear(128,10), cross-entropy, SGD lr 1e-2, batch 64: one step.
 //! - infer: Linear(16,32) Tanh Linear(32,32) Tanh Linear(32,4): one single-sample forward.
 //! - online: the infer network, MSE, SGD lr 1e-2, batch 1: one training step.
+//!
+//! And the amp workloads (a sample of audio in, one out; `recurrent.rs`):
+//! - amp_lstm_step: LSTM(1,16) Linear(16,1): one time step of one stream (`step`).
+//! - amp_gru_step: GRU(1,16) Linear(16,1): one time step of one stream.
+//! - amp_lstm_window: the LSTM model, MSE, Adam lr 1e-3, one window of truncated
+//!   backpropagation through time, 64 steps of 8 streams (`train_sequence`).
 
+use crate::recurrent::{GG, GruStep, H, LG, LstmParams, LstmStep, LstmWindow};
 use crate::{Dense, Mlp2, Mlp3};
 use nn_runtime::prelude::*;
 
@@ -32,6 +39,16 @@ network! {
     pub struct TanhNet { Linear(16, 32), Tanh, Linear(32, 32), Tanh, Linear(32, 4) }
 }
 
+network! {
+    /// amp_lstm_step, amp_lstm_window: an LSTM and a linear read-out, one sample a step.
+    pub struct AmpLstm { LSTM(1, 16), Linear(16, 1) }
+}
+
+network! {
+    /// amp_gru_step: the same with a GRU.
+    pub struct AmpGru { GRU(1, 16), Linear(16, 1) }
+}
+
 /// The seed every generated network starts from.
 pub const SEED: u64 = 1;
 
@@ -39,6 +56,10 @@ pub const XOR_LR: f32 = 1e-2;
 pub const DIGITS_LR: f32 = 1e-3;
 pub const MNIST_LR: f32 = 1e-2;
 pub const ONLINE_LR: f32 = 1e-2;
+pub const AMP_LR: f32 = 1e-3;
+/// Steps of the amp_lstm_window window, and its streams.
+pub const AMP_WINDOW: usize = 64;
+pub const AMP_BATCH: usize = 8;
 
 /// Baseline of xor: Adam (2 slots per parameter), batch 4.
 pub type XorBase = Mlp2<2, 8, 1, 4, 2>;
@@ -140,6 +161,119 @@ pub fn copy_layer<const IN: usize, const OUT: usize>(
         }
         to.b[o] = from.bias[o];
     }
+}
+
+/// The audio the amp workloads step through: `n` samples of a sum of three sines and a little
+/// noise, in [-1, 1).
+pub fn amp_signal(n: usize) -> Vec<f32> {
+    let mut s = Stream::new(5);
+    (0..n)
+        .map(|t| {
+            let t = t as f32 / 48_000.0;
+            let tone = 0.5 * (std::f32::consts::TAU * 110.0 * t).sin()
+                + 0.2 * (std::f32::consts::TAU * 330.0 * t).sin()
+                + 0.1 * (std::f32::consts::TAU * 1234.0 * t).sin();
+            tone + s.uniform(-0.1, 0.1)
+        })
+        .collect()
+}
+
+/// amp_lstm_window's window: the input, and as targets a saturated copy of it, step `t` of
+/// stream `b` at `[t][b]` (stream `b` the signal from sample `b * AMP_WINDOW`).
+#[allow(clippy::type_complexity)]
+pub fn amp_window() -> (
+    Box<[[f32; AMP_BATCH]; AMP_WINDOW]>,
+    Box<[[f32; AMP_BATCH]; AMP_WINDOW]>,
+) {
+    let signal = amp_signal(AMP_BATCH * AMP_WINDOW + AMP_WINDOW);
+    let mut xs = Box::new([[0.0; AMP_BATCH]; AMP_WINDOW]);
+    let mut ys = xs.clone();
+    for t in 0..AMP_WINDOW {
+        for b in 0..AMP_BATCH {
+            xs[t][b] = signal[b * AMP_WINDOW + t];
+            ys[t][b] = (3.0 * xs[t][b]).tanh();
+        }
+    }
+    (xs, ys)
+}
+
+/// The window as the generated `train_sequence` reads it: one `1 x B` matrix per step, the
+/// same numbers.
+pub fn amp_window_matrices(xs: &[[f32; AMP_BATCH]; AMP_WINDOW]) -> Vec<SMatrix<f32, 1, AMP_BATCH>> {
+    xs.iter().map(|row| SMatrix::from_row_slice(row)).collect()
+}
+
+/// The LSTM model's weights in the baselines' layout: `W_hh` transposed, the input weight as
+/// a column, the biases apart.
+pub fn amp_lstm_params(net: &AmpLstm) -> LstmParams {
+    let l = &net.l0.first;
+    let mut p = LstmParams {
+        wt: [[0.0; LG]; H],
+        wx: [0.0; LG],
+        bi: [0.0; LG],
+        bh: [0.0; LG],
+        ow: [0.0; H],
+        ob: [net.l1.bias[0]],
+    };
+    for r in 0..LG {
+        for k in 0..H {
+            p.wt[k][r] = l.weight_hh[(r, k)];
+        }
+        p.wx[r] = l.weight_ih[(r, 0)];
+        p.bi[r] = l.bias_ih[r];
+        p.bh[r] = l.bias_hh[r];
+    }
+    for k in 0..H {
+        p.ow[k] = net.l1.weight[(0, k)];
+    }
+    p
+}
+
+/// The inference baseline of the LSTM model, with the weights of `net`.
+pub fn amp_lstm_base(net: &AmpLstm) -> Box<LstmStep> {
+    let p = amp_lstm_params(net);
+    let mut b = [0.0; LG];
+    for r in 0..LG {
+        b[r] = p.bi[r] + p.bh[r];
+    }
+    Box::new(LstmStep {
+        wt: p.wt,
+        wx: p.wx,
+        b,
+        ow: p.ow,
+        ob: p.ob[0],
+    })
+}
+
+/// The training baseline of the LSTM model, with the weights of `net`, a zero state and fresh
+/// Adam moments.
+pub fn amp_lstm_window_base(net: &AmpLstm) -> Box<LstmWindow<AMP_WINDOW, AMP_BATCH>> {
+    LstmWindow::new(amp_lstm_params(net))
+}
+
+/// The inference baseline of the GRU model, with the weights of `net`.
+pub fn amp_gru_base(net: &AmpGru) -> Box<GruStep> {
+    let l = &net.l0.first;
+    let mut base = Box::new(GruStep {
+        wt: [[0.0; GG]; H],
+        wx: [0.0; GG],
+        bi: [0.0; GG],
+        bh: [0.0; GG],
+        ow: [0.0; H],
+        ob: net.l1.bias[0],
+    });
+    for r in 0..GG {
+        for k in 0..H {
+            base.wt[k][r] = l.weight_hh[(r, k)];
+        }
+        base.wx[r] = l.weight_ih[(r, 0)];
+        base.bi[r] = l.bias_ih[r];
+        base.bh[r] = l.bias_hh[r];
+    }
+    for k in 0..H {
+        base.ow[k] = net.l1.weight[(0, k)];
+    }
+    base
 }
 
 /// A baseline with the weights of `net` and fresh optimizer state.

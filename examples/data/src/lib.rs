@@ -1,4 +1,4 @@
-//! What the data examples (`digits.rs`, `tabular.rs` beside this crate) share: reading the
+//! What the examples beside this crate (`digits.rs`, `tabular.rs`, `amp.rs`) share: reading the
 //! CSV files of `examples/data/`, a training loop with a progress bar per epoch, and a PNG
 //! chart of the training history.
 
@@ -198,20 +198,25 @@ pub fn fit<N, const IN: usize, const OUT: usize, const B: usize>(
     history
 }
 
+/// Registers the font embedded in the binary (Hack, from `epaint_default_fonts`) as
+/// plotters' `"sans-serif"`, so that charts need no system font. Registering twice is
+/// harmless; a font the library cannot parse is an error, not a panic.
+pub fn register_font() -> Result<(), Box<dyn Error>> {
+    use plotters::style::FontStyle;
+    plotters::style::register_font(
+        "sans-serif",
+        FontStyle::Normal,
+        epaint_default_fonts::HACK_REGULAR,
+    )
+    .map_err(|_| "the embedded font could not be loaded".into())
+}
+
 /// Draws training loss (left axis) and test accuracy (right axis) per epoch into a PNG at
 /// `path`. Text uses a font embedded in the binary (Hack, from `epaint_default_fonts`), so no
 /// system font is needed.
 pub fn chart(history: &History, title: &str, path: &Path) -> Result<(), Box<dyn Error>> {
     use plotters::prelude::*;
-    use plotters::style::{FontStyle, register_font};
-
-    // Registering twice is harmless; a font the library cannot parse is an error, not a panic.
-    register_font(
-        "sans-serif",
-        FontStyle::Normal,
-        epaint_default_fonts::HACK_REGULAR,
-    )
-    .map_err(|_| "the embedded font could not be loaded")?;
+    register_font()?;
 
     let epochs = history.train_loss.len();
     let max_loss = history.train_loss.iter().copied().fold(0.0f32, f32::max) * 1.05;
