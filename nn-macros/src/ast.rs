@@ -86,6 +86,8 @@ pub enum Arg {
     Str(syn::LitStr),
     /// `true` or `false`.
     Bool(syn::LitBool),
+    /// `(3, 2)`: a pair (or more) of numbers, as torch takes a kernel's height and width.
+    Tuple(syn::token::Paren, Vec<Arg>),
     /// `name = value`.
     Keyword(Ident, Box<Arg>),
     /// A nested layer.
@@ -402,6 +404,9 @@ impl Parse for Arg {
             Arg::Str(input.parse()?)
         } else if input.peek(syn::LitBool) {
             Arg::Bool(input.parse()?)
+        } else if input.peek(syn::token::Paren) {
+            let args: Args = input.parse()?;
+            Arg::Tuple(args.paren, args.list)
         } else {
             let minus: Option<Token![-]> = input.parse()?;
             // At the end of the argument the parser's error has no place of its own: it goes on
@@ -463,6 +468,14 @@ impl ToTokens for Arg {
             }
             Arg::Str(lit) => lit.to_tokens(tokens),
             Arg::Bool(lit) => lit.to_tokens(tokens),
+            Arg::Tuple(paren, list) => paren.surround(tokens, |inner| {
+                for (i, arg) in list.iter().enumerate() {
+                    if i > 0 {
+                        <Token![,]>::default().to_tokens(inner);
+                    }
+                    arg.to_tokens(inner);
+                }
+            }),
             Arg::Keyword(name, value) => {
                 name.to_tokens(tokens);
                 <Token![=]>::default().to_tokens(tokens);
@@ -509,6 +522,10 @@ impl Arg {
             }
             Arg::Str(lit) => format!("{:?}", lit.value()),
             Arg::Bool(lit) => lit.value.to_string(),
+            Arg::Tuple(_, list) => {
+                let list: Vec<String> = list.iter().map(Arg::display).collect();
+                format!("({})", list.join(", "))
+            }
             Arg::Keyword(name, value) => format!("{name} = {}", value.display()),
             Arg::Layer(layer) => layer.display_labelled(),
         }

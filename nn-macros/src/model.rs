@@ -39,6 +39,39 @@ pub enum Scalar {
     F64,
 }
 
+/// The shape a sample's features have: flat (a vector, as `Linear` takes), or channels over a
+/// length or an image, stored row-major channel-first in the sample's column (element
+/// `(c, h, w)` at `c * H * W + h * W + w`, as torch's `x.view(N, C, H, W)`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// A vector of features.
+    Flat,
+    /// `(channels, length)`.
+    Length(usize, usize),
+    /// `(channels, height, width)`.
+    Image(usize, usize, usize),
+}
+
+impl Shape {
+    /// The shape as torch prints a sample's: `(8, 3, 3)`, or `flat`.
+    pub fn describe(&self) -> String {
+        match self {
+            Shape::Flat => "flat".into(),
+            Shape::Length(c, l) => format!("({c}, {l})"),
+            Shape::Image(c, h, w) => format!("({c}, {h}, {w})"),
+        }
+    }
+
+    /// The number of features, where the shape has axes.
+    pub fn features(&self) -> Option<usize> {
+        match self {
+            Shape::Flat => None,
+            Shape::Length(c, l) => Some(c * l),
+            Shape::Image(c, h, w) => Some(c * h * w),
+        }
+    }
+}
+
 /// A number of features: known to the macro, or a nested network's, known to the compiler.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Size {

@@ -14,7 +14,7 @@ use crate::ast::{Arg, LayerSyntax, NetworkInput, Number};
 use crate::definitions::Definitions;
 use crate::errors::Errors;
 use crate::layers::{self, ArgKind, ArgSpec, Entry, Lookup, Value};
-use crate::model::{Layer, Network, Part, Scalar, Size, SizeCheck};
+use crate::model::{Layer, Network, Part, Scalar, Shape, Size, SizeCheck};
 
 /// The largest size a layer may declare. Far above what fits in memory as a static matrix;
 /// it exists so that size arithmetic cannot overflow.
@@ -446,6 +446,16 @@ impl Checker<'_> {
                 ),
             )),
             (ArgKind::Bool { default }, None) => Ok(Value::Bool(*default)),
+            (ArgKind::Spatial { min, words, .. }, Some(arg)) => {
+                spatial_value(spec.name, arg, *min, words)
+            }
+            (
+                ArgKind::Spatial {
+                    default: Some(d), ..
+                },
+                None,
+            ) => Ok(Value::Spatial(vec![*d], Span::call_site())),
+            (ArgKind::Spatial { default: None, .. }, None) => Ok(Value::Absent),
             (ArgKind::Layers, _) => return self.block(entry, syntax, layers, here),
             // Required arguments left out are reported together, by `missing`.
             (_, None) => return None,
@@ -539,6 +549,20 @@ impl Checker<'_> {
     /// again at the next layer that declares its input, so one typo does not also read as a
     /// size mismatch. Returns the size the list produces.
     fn chain(&mut self, layers: &mut [Option<Layer>], input: Option<Size>) -> Option<Size> {
+        self.chain_shaped(layers, input, Shape::Flat, &mut Vec::new())
+            .map(|(size, _)| size)
+    }
+
+    /// Chains sizes and shapes through `layers` from `input` of shape `shape`; `shapes` is the
+    /// story since a layer first gave the features a shape (`Unflatten(1, 8, 8) (1, 8, 8)`,
+    /// `Conv2d(1, 8, 3) (8, 6, 6)`, ...), told in errors.
+    fn chain_shaped(
+        &mut self,
+        layers: &mut [Option<Layer>],
+        input: Option<Size>,
+        mut shape: Shape,
+        shapes: &mut Vec<String>,
+    ) -> Option<(Size, Shape)> {
         let mut features = input;
         let mut producer: Option<String> = None;
         for slot in layers.iter_mut() {
@@ -546,11 +570,21 @@ impl Checker<'_> {
                 features = None;
                 continue;
             };
+            // The shape first: a kind may learn from it what it is (a `Conv1d` on flat
+            // features is causal, on a length not) and so which size it declares.
+            let arriving = features.clone().unwrap_or(Size::Known(0));
+            let Some(next) = self.shape_layer(layer, &shape, &arriving, shapes) else {
+                // Told. The layers after it are still checked, as if it kept the shape, but
+                // with the number of features unknown, so that its mistake is not repeated.
+                features = None;
+                continue;
+            };
             let declared = layer.kind.declared_input();
             let known = features.is_some() || declared.is_some();
             let incoming = match (&declared, features.take()) {
                 (Some(declared), Some(actual)) => {
-                    self.meet(actual.clone(), declared, layer, producer.as_deref());
+                    let told = told(shapes);
+                    self.meet(actual.clone(), declared, layer, producer.as_deref(), &told);
                     if layer.kind.adopts_input() {
                         actual
                     } else {
@@ -564,22 +598,59 @@ impl Checker<'_> {
             if let Some(inner) = layer.kind.inner_mut() {
                 let mut slots: Vec<Option<Layer>> =
                     std::mem::take(inner).into_iter().map(Some).collect();
-                let output = self.chain(&mut slots, Some(incoming.clone()));
+                let output =
+                    self.chain_shaped(&mut slots, Some(incoming.clone()), shape.clone(), shapes);
                 if let Some(inner) = layer.kind.inner_mut() {
                     *inner = slots.into_iter().flatten().collect();
                 }
-                if let Some(output) = output {
+                if let Some((output, _)) = output {
                     self.check_block(layer, &incoming, output);
                 }
             }
             layer.output = layer.kind.output(&incoming);
+            shape = next;
+            if shape != Shape::Flat || !shapes.is_empty() {
+                shapes.push(format!(
+                    "`{}` {}",
+                    layer.source,
+                    describe(&shape, &layer.output)
+                ));
+            }
             if declared.is_some() {
                 producer = Some(layer.source.clone());
             }
             // A layer that keeps its size passes on "unknown" after a mistake.
             features = known.then(|| layer.output.clone());
         }
-        features
+        features.map(|f| (f, shape))
+    }
+
+    /// The shape `layer` gives from `shape`; `None` (reported, with the shapes so far) where
+    /// it cannot take it.
+    fn shape_layer(
+        &mut self,
+        layer: &mut Layer,
+        shape: &Shape,
+        incoming: &Size,
+        shapes: &[String],
+    ) -> Option<Shape> {
+        let result = if layer.kind.flat_only() && *shape != Shape::Flat {
+            Err(format!(
+                "`{}` takes flat features, but here they have shape {}: add `Flatten` before it",
+                layer.source,
+                shape.describe()
+            ))
+        } else {
+            layer.kind.shape(shape, incoming)
+        };
+        match result {
+            Ok(next) => Some(next),
+            Err(message) => {
+                let told = told(shapes);
+                self.errors.at(layer.span, format!("{message}{told}"));
+                None
+            }
+        }
     }
 
     /// Whether a block's layers fit it: an error now where the sizes are known, a check for
@@ -611,12 +682,21 @@ impl Checker<'_> {
 
     /// Where the size a chain carries meets the size a layer declares: an error now if both
     /// are literals and differ, a check for the compiler if either is a nested network's.
-    fn meet(&mut self, actual: Size, declared: &Size, layer: &Layer, producer: Option<&str>) {
+    fn meet(
+        &mut self,
+        actual: Size,
+        declared: &Size,
+        layer: &Layer,
+        producer: Option<&str>,
+        told: &str,
+    ) {
         let span = layer.kind.input_span().unwrap_or_else(Span::call_site);
         match (&actual, declared) {
             (Size::Known(a), Size::Known(d)) if a != d => {
-                self.errors
-                    .at(span, size_mismatch_message(*a, *d, producer));
+                self.errors.at(
+                    span,
+                    format!("{}{told}", size_mismatch_message(*a, *d, producer)),
+                );
             }
             (a, d) if a == d => {}
             (Size::Known(_), Size::Known(_)) => {}
@@ -784,6 +864,23 @@ fn size_value(entry: &Entry, name: &str, arg: &Arg) -> syn::Result<(usize, Span)
 }
 
 /// A numeric argument: finite, and representable in the network's scalar type.
+/// The shapes a chain has gone through since a layer first gave its features a shape, as a
+/// note for an error; nothing while they are flat.
+fn told(shapes: &[String]) -> String {
+    if shapes.is_empty() {
+        return String::new();
+    }
+    format!("\nnote: the features' shapes: {}", shapes.join(" -> "))
+}
+
+/// A shape with its feature count: `(8, 3, 3)`, or `72 features` when flat.
+fn describe(shape: &Shape, features: &Size) -> String {
+    match shape {
+        Shape::Flat => format!("{} features", features.describe()),
+        shaped => shaped.describe(),
+    }
+}
+
 /// A string argument, one of `choices`.
 fn choice_value(name: &str, arg: &Arg, choices: &[&str]) -> syn::Result<String> {
     let listed: Vec<String> = choices.iter().map(|c| format!("{c:?}")).collect();
@@ -797,6 +894,43 @@ fn choice_value(name: &str, arg: &Arg, choices: &[&str]) -> syn::Result<String> 
                 arg.display()
             ),
         )),
+    }
+}
+
+/// A spatial size: a whole number, a tuple of them, or one of `words`.
+fn spatial_value(name: &str, arg: &Arg, min: usize, words: &[&str]) -> syn::Result<Value> {
+    let number = |arg: &Arg| match arg {
+        Arg::Number(Number {
+            minus: None,
+            lit: Lit::Int(lit),
+        }) if lit.suffix().is_empty() => lit.base10_parse::<usize>().ok().filter(|n| *n >= min),
+        _ => None,
+    };
+    let span = syn::spanned::Spanned::span(&quote::ToTokens::to_token_stream(arg));
+    let found = match arg {
+        Arg::Str(lit) if words.contains(&lit.value().as_str()) => {
+            return Ok(Value::Str(lit.value()));
+        }
+        Arg::Tuple(_, list) if !list.is_empty() && list.len() <= 3 => {
+            list.iter().map(number).collect::<Option<Vec<usize>>>()
+        }
+        Arg::Tuple(..) => None,
+        other => number(other).map(|n| vec![n]),
+    };
+    match found {
+        Some(values) if values.iter().all(|v| *v <= MAX_SIZE) => Ok(Value::Spatial(values, span)),
+        _ => {
+            let mut expected =
+                format!("a whole number of at least {min}, or one per axis, e.g. `(3, 2)`");
+            if !words.is_empty() {
+                let words: Vec<String> = words.iter().map(|w| format!("{w:?}")).collect();
+                expected.push_str(&format!(", or {}", words.join(" or ")));
+            }
+            Err(syn::Error::new_spanned(
+                arg,
+                format!("`{name}` must be {expected}; found `{}`", arg.display()),
+            ))
+        }
     }
 }
 

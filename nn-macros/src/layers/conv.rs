@@ -11,82 +11,130 @@
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
 
-use super::{
-    Access, ArgKind, ArgSpec, Entry, Equations, Kind, Lines, Params, Role, Site, StateSpec, Value,
-    size,
-};
-use crate::model::{Count, Layer, Scalar, Size};
+use super::conv2d::{ARGS, Conv};
+use super::{Access, Entry, Equations, Kind, Lines, Params, Role, Site, StateSpec};
+use crate::model::{Count, Layer, Scalar, Shape, Size};
 
 /// A causal convolution steps one sample at a time and pads the past itself: the only stride,
 /// padding and groups it takes are torch's defaults.
 const STEPS: &str = "the causal streaming `Conv1d` steps one time step at a time and pads the \
 past itself (left, by (kernel_size - 1) * dilation)";
 
-/// The table entry, with torch's arguments in torch's order.
+/// The table entry, with torch's arguments in torch's order (those of `Conv2d`).
 pub const CONV1D: Entry<'static> = Entry {
     name: "Conv1d",
-    args: &[
-        ArgSpec {
-            name: "in_channels",
-            kind: ArgKind::Size,
-        },
-        ArgSpec {
-            name: "out_channels",
-            kind: ArgKind::Size,
-        },
-        ArgSpec {
-            name: "kernel_size",
-            kind: ArgKind::Size,
-        },
-        ArgSpec {
-            name: "stride",
-            kind: ArgKind::Dim {
-                allowed: &[1],
-                why: STEPS,
-            },
-        },
-        ArgSpec {
-            name: "padding",
-            kind: ArgKind::Dim {
-                allowed: &[0],
-                why: STEPS,
-            },
-        },
-        ArgSpec {
-            name: "dilation",
-            kind: ArgKind::OptionalSize { default: 1 },
-        },
-        ArgSpec {
-            name: "groups",
-            kind: ArgKind::Dim {
-                allowed: &[1],
-                why: "grouped convolutions are not supported yet",
-            },
-        },
-        ArgSpec {
-            name: "bias",
-            kind: ArgKind::Bool { default: true },
-        },
-    ],
+    args: ARGS,
     build: |args| {
-        let ((input, span), (output, out_span), (kernel, _)) =
-            (size(&args, 0), size(&args, 1), size(&args, 2));
-        let dilation = match args.get(5) {
-            Some(Value::Size(d, _)) => *d,
-            _ => 1,
-        };
-        let bias = !matches!(args.get(7), Some(Value::Bool(false)));
-        Box::new(CausalConv {
+        Box::new(Conv1d {
+            shaped: Conv::new(1, &args),
+            causal: None,
+        })
+    },
+};
+
+/// A `Conv1d`: over a sample's length where its features have the shape `(c, l)`, causal over
+/// time where they are flat. Which one is known once its input's shape is.
+struct Conv1d {
+    shaped: Conv,
+    causal: Option<CausalConv>,
+}
+
+impl Conv1d {
+    /// The kind it turned out to be.
+    fn kind(&self) -> &dyn Kind {
+        match &self.causal {
+            Some(causal) => causal,
+            None => &self.shaped,
+        }
+    }
+
+    /// The causal form, from the arguments as written.
+    fn causal(&self) -> Result<CausalConv, String> {
+        if let Some(argument) = self.shaped.non_default() {
+            return Err(format!(
+                "`{argument}` must be torch's default here: on flat features {STEPS}"
+            ));
+        }
+        let (kernel, dilation) = self.shaped.causal_parts()?;
+        let (input, output, span, out_span) = self.shaped.channels();
+        Ok(CausalConv {
             input,
             output,
             kernel,
             dilation,
-            bias,
+            bias: self.shaped.bias,
             span,
             out_span,
         })
-    },
-};
+    }
+}
+
+impl Kind for Conv1d {
+    fn torch(&self) -> String {
+        self.kind().torch()
+    }
+
+    fn shape(&mut self, input: &Shape, features: &Size) -> Result<Shape, String> {
+        if *input == Shape::Flat {
+            self.causal = Some(self.causal()?);
+            return Ok(Shape::Flat);
+        }
+        self.shaped.shape(input, features)
+    }
+
+    // Before its input's shape is known it is taken for the causal form, whose input size it
+    // states: a `Conv1d` over a length comes after the `Unflatten` that states one first.
+    fn declared_input(&self) -> Option<Size> {
+        match &self.causal {
+            None if self.shaped.checked().is_none() => Some(Size::Known(self.shaped.channels().0)),
+            _ => self.kind().declared_input(),
+        }
+    }
+
+    fn input_span(&self) -> Option<Span> {
+        self.kind().input_span()
+    }
+
+    fn output_span(&self) -> Option<Span> {
+        self.kind().output_span()
+    }
+
+    fn output(&self, input: &Size) -> Size {
+        self.kind().output(input)
+    }
+
+    fn params(&self) -> Option<&dyn Params> {
+        self.kind().params()
+    }
+
+    fn state(&self, layer: &Layer, scalar: Scalar) -> Option<StateSpec> {
+        self.kind().state(layer, scalar)
+    }
+
+    fn forward(&self, s: &Site) -> TokenStream {
+        self.kind().forward(s)
+    }
+
+    fn backward(&self, s: &Site) -> TokenStream {
+        self.kind().backward(s)
+    }
+
+    fn forward_flops(&self, layer: &Layer) -> Count {
+        self.kind().forward_flops(layer)
+    }
+
+    fn backward_flops(&self, layer: &Layer, pass_down: bool) -> Count {
+        self.kind().backward_flops(layer, pass_down)
+    }
+
+    fn activations(&self, layer: &Layer) -> Count {
+        self.kind().activations(layer)
+    }
+
+    fn equations(&self, eq: &Equations) -> Lines {
+        self.kind().equations(eq)
+    }
+}
 
 /// A causal convolution over time.
 struct CausalConv {

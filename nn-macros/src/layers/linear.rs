@@ -61,6 +61,10 @@ impl Kind for Linear {
         Size::Known(self.output)
     }
 
+    fn flat_only(&self) -> bool {
+        true
+    }
+
     fn params(&self) -> Option<&dyn Params> {
         Some(self)
     }

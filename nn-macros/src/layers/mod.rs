@@ -14,17 +14,21 @@
 
 pub mod activation;
 mod conv;
+mod conv2d;
+mod geometry;
 mod linear;
 mod nested;
+mod pool;
 mod prelu;
 mod recurrent;
 mod residual;
+mod shape;
 mod softmax;
 
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::quote;
 
-use crate::model::{Count, Layer, Part, Scalar, Size, has_params};
+use crate::model::{Count, Layer, Part, Scalar, Shape, Size, has_params};
 
 /// One entry of the table: how a kind is written and built. The builtins' are `'static`; a
 /// user's named activation has one borrowing its definition, for binding its arguments.
@@ -70,6 +74,17 @@ pub enum ArgKind {
         /// The value used when the argument is left out.
         default: usize,
     },
+    /// A spatial size as torch takes it: a number, or one per axis as a tuple (`(3, 2)`), each
+    /// at least `min`, or one of `words` (`padding = "same"`); left out, `default` (or, with
+    /// none, absent: the kind decides, as pooling's stride defaults to its kernel).
+    Spatial {
+        /// The value used when the argument is left out.
+        default: Option<usize>,
+        /// The smallest value allowed.
+        min: usize,
+        /// Words it may be instead.
+        words: &'static [&'static str],
+    },
     /// A flag, with torch's default (`bias = false`).
     Bool {
         /// The value used when the argument is left out.
@@ -97,6 +112,11 @@ pub enum Value {
     Str(String),
     /// A flag.
     Bool(bool),
+    /// A spatial size: one number per axis as written (one number for all axes), with the span
+    /// of what was written.
+    Spatial(Vec<usize>, Span),
+    /// An optional argument left out.
+    Absent,
 }
 
 /// What a layer is, once its arguments are known.
@@ -146,6 +166,21 @@ pub trait Kind {
     /// message (in parts, since the compiler may have to finish it).
     fn check_block(&self, _input: &Size, _output: &Size) -> Option<Vec<Part>> {
         None
+    }
+
+    /// The shape the layer gives its output from its input's (`features` of them), or, where
+    /// the input's shape does not suit it, what is wrong, in words. A kind whose geometry
+    /// depends on the input's shape (a convolution's output size) records it here; its
+    /// `output` then follows. By default a layer keeps the shape (elementwise layers); one
+    /// that takes flat features only says so with [`flat_only`](Kind::flat_only).
+    fn shape(&mut self, input: &Shape, _features: &Size) -> Result<Shape, String> {
+        Ok(input.clone())
+    }
+
+    /// Whether the layer takes flat features only (`Linear`, the recurrent layers, softmax):
+    /// after a layer that gives them a shape, `Flatten` must come first.
+    fn flat_only(&self) -> bool {
+        false
     }
 
     /// The layer's own parameters, if it learns.
@@ -355,6 +390,15 @@ const KINDS: &[Entry<'static>] = &[
     recurrent::LSTM,
     recurrent::RNN,
     conv::CONV1D,
+    conv2d::CONV2D,
+    pool::MAX_POOL1D,
+    pool::MAX_POOL2D,
+    pool::AVG_POOL1D,
+    pool::AVG_POOL2D,
+    pool::ADAPTIVE_AVG_POOL1D,
+    pool::ADAPTIVE_AVG_POOL2D,
+    shape::UNFLATTEN,
+    shape::FLATTEN,
     softmax::SOFTMAX,
     softmax::LOG_SOFTMAX,
 ];
@@ -369,7 +413,6 @@ pub fn entries() -> impl Iterator<Item = &'static Entry<'static>> {
 const UNSUPPORTED: &[&str] = &[
     "Dropout",
     "AlphaDropout",
-    "Conv2d",
     "Conv3d",
     "ConvTranspose2d",
     "BatchNorm1d",
@@ -378,13 +421,6 @@ const UNSUPPORTED: &[&str] = &[
     "GroupNorm",
     "InstanceNorm1d",
     "Embedding",
-    "Flatten",
-    "Unflatten",
-    "MaxPool1d",
-    "MaxPool2d",
-    "AvgPool1d",
-    "AvgPool2d",
-    "AdaptiveAvgPool2d",
     "MultiheadAttention",
     "Transformer",
     "RReLU",
@@ -473,6 +509,10 @@ impl Entry<'_> {
                 ArgKind::OptionalSize { default } => format!("{} = {default}", a.name),
                 ArgKind::Dim { allowed, .. } => format!("{} = {}", a.name, allowed[0]),
                 ArgKind::Bool { default } => format!("{} = {default}", a.name),
+                ArgKind::Spatial {
+                    default: Some(d), ..
+                } => format!("{} = {d}", a.name),
+                ArgKind::Spatial { default: None, .. } => format!("{} = None", a.name),
                 ArgKind::Layers => "layer, ...".to_string(),
                 _ => a.name.to_string(),
             })

@@ -53,6 +53,11 @@ impl Kind for Nested {
         }
     }
 
+    // A nested network takes a flat vector of its `IN` features.
+    fn flat_only(&self) -> bool {
+        true
+    }
+
     fn torch(&self) -> String {
         format!("the network [`{}`]", self.0)
     }

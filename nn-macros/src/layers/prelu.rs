@@ -80,6 +80,11 @@ impl Kind for PRelu {
         Some(self.span)
     }
 
+    // One slope per feature: torch's per-channel slopes of shaped features are not these.
+    fn flat_only(&self) -> bool {
+        self.count > 1
+    }
+
     fn params(&self) -> Option<&dyn Params> {
         Some(self)
     }

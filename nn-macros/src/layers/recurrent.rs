@@ -185,6 +185,10 @@ impl Kind for Recurrent {
         Size::Known(self.hidden)
     }
 
+    fn flat_only(&self) -> bool {
+        true
+    }
+
     fn params(&self) -> Option<&dyn Params> {
         Some(self)
     }

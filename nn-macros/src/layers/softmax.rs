@@ -43,6 +43,10 @@ impl Kind for Softmax {
         format!("`nn.{name}(dim=1)`")
     }
 
+    fn flat_only(&self) -> bool {
+        true
+    }
+
     fn forward(&self, s: &Site) -> TokenStream {
         let (rt, input) = (s.rt, &s.input_ref);
         match self.log {
