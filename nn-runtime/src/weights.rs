@@ -523,7 +523,10 @@ mod tests {
         }
         // The same as the [3, 12] matrix it is stored as.
         for i in 0..36 {
-            assert_eq!(row_major_index(&[3, 2, 2, 3], i), row_major_index(&[3, 12], i));
+            assert_eq!(
+                row_major_index(&[3, 2, 2, 3], i),
+                row_major_index(&[3, 12], i)
+            );
         }
     }
 
