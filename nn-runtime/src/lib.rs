@@ -149,6 +149,7 @@ pub mod __private {
     pub use crate::layer::conv::{CausalConv1d, ConvCache, ConvState};
     pub use crate::layer::conv2d::{Conv1d, Conv2d};
     pub use crate::layer::ops::*;
+    pub use crate::layer::pool::*;
     pub use crate::layer::prelu::PRelu;
     pub use crate::layer::recurrent::{
         CellLayer, Gru, GruCache, HiddenState, Lstm, LstmCache, LstmState, Rnn, RnnCache,

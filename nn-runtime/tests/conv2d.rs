@@ -518,3 +518,246 @@ fn reset_draws_torch_bounds_in_torch_order() {
     }
     assert_eq!(init.uniform::<f64>(1.0), again.uniform::<f64>(1.0));
 }
+
+/// A pool's geometry, for the references (`KH = 1`, `HI = HO = 1` for a 1-D one).
+#[derive(Clone, Copy, Debug)]
+struct PoolGeo {
+    c: usize,
+    hi: usize,
+    wi: usize,
+    ho: usize,
+    wo: usize,
+    kh: usize,
+    kw: usize,
+    sh: usize,
+    sw: usize,
+    ph: usize,
+    pw: usize,
+}
+
+/// Torch's pools of one sample from their definitions, on the explicitly padded map:
+/// `max` over the window with `-inf` in the padding, or the window's sum (zeros in the
+/// padding) over `KH KW`.
+fn pool_ref(geo: PoolGeo, max: bool, x: &[f64]) -> Vec<f64> {
+    let mut y = Vec::new();
+    for c in 0..geo.c {
+        for ho in 0..geo.ho {
+            for wo in 0..geo.wo {
+                let mut values = Vec::new();
+                for kh in 0..geo.kh {
+                    for kw in 0..geo.kw {
+                        let h = (ho * geo.sh + kh) as isize - geo.ph as isize;
+                        let w = (wo * geo.sw + kw) as isize - geo.pw as isize;
+                        let inside = h >= 0 && w >= 0 && h < geo.hi as isize && w < geo.wi as isize;
+                        values.push(if inside {
+                            x[c * geo.hi * geo.wi + h as usize * geo.wi + w as usize]
+                        } else if max {
+                            f64::NEG_INFINITY
+                        } else {
+                            0.0
+                        });
+                    }
+                }
+                y.push(if max {
+                    values.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+                } else {
+                    values.iter().sum::<f64>() / (geo.kh * geo.kw) as f64
+                });
+            }
+        }
+    }
+    y
+}
+
+/// A batch of distinct values (so that every window's maximum is unique) in `[-1, 1)`.
+fn distinct<const R: usize, const B: usize>(salt: usize) -> SMatrix<f64, R, B> {
+    assert!(R * B < 1000);
+    SMatrix::from_fn(|r, c| value(r * B + c, salt))
+}
+
+/// A pool's forward pass against its reference and its backward pass against central
+/// finite differences of `sum(r y)`.
+fn check_pool<const NI: usize, const NO: usize, const B: usize>(
+    geo: PoolGeo,
+    max: bool,
+    forward: impl Fn(&SMatrix<f64, NI, B>) -> SMatrix<f64, NO, B>,
+    backward: impl Fn(&SMatrix<f64, NI, B>, &SMatrix<f64, NO, B>) -> SMatrix<f64, NI, B>,
+) {
+    let x = distinct::<NI, B>(11);
+    let r = SMatrix::<f64, NO, B>::from_fn(|i, c| value(i * B + c, 12));
+    let y = forward(&x);
+    for b in 0..B {
+        let column: Vec<f64> = x.column(b).iter().copied().collect();
+        let want = pool_ref(geo, max, &column);
+        assert_eq!(want.len(), NO);
+        for (i, &v) in want.iter().enumerate() {
+            close(
+                y[(i, b)],
+                v,
+                1e-12,
+                &format!("{geo:?} max {max} [{i}, {b}]"),
+            );
+        }
+    }
+    let dx = backward(&x, &r);
+    // Small steps: the inputs are 0.002 apart at least, so no maximum changes hands.
+    let h = 1e-7;
+    for i in 0..NI * B {
+        let (mut plus, mut minus) = (x, x);
+        plus.as_mut_slice()[i] += h;
+        minus.as_mut_slice()[i] -= h;
+        let loss = |x: &SMatrix<f64, NI, B>| forward(x).component_mul(&r).sum();
+        let fd = (loss(&plus) - loss(&minus)) / (2.0 * h);
+        close(
+            dx.as_slice()[i],
+            fd,
+            1e-6,
+            &format!("{geo:?} max {max} dx {i}"),
+        );
+    }
+}
+
+#[test]
+fn pools_match_the_reference_and_their_gradients() {
+    use nn_runtime::__private::*;
+    // A 3 x 2 kernel, stride (2, 1) != kernel, padding (1, 1):
+    // HO = (5 + 2 - 3) / 2 + 1 = 3, WO = (6 + 2 - 2) / 1 + 1 = 7.
+    let geo = PoolGeo {
+        c: 2,
+        hi: 5,
+        wi: 6,
+        ho: 3,
+        wo: 7,
+        kh: 3,
+        kw: 2,
+        sh: 2,
+        sw: 1,
+        ph: 1,
+        pw: 1,
+    };
+    check_pool::<60, 42, 2>(
+        geo,
+        true,
+        max_pool2d::<f64, 2, 5, 6, 3, 7, 3, 2, 2, 1, 1, 1, 60, 42, 2>,
+        max_pool2d_backward::<f64, 2, 5, 6, 3, 7, 3, 2, 2, 1, 1, 1, 60, 42, 2>,
+    );
+    check_pool::<60, 42, 2>(
+        geo,
+        false,
+        avg_pool2d::<f64, 2, 5, 6, 3, 7, 3, 2, 2, 1, 1, 1, 60, 42, 2>,
+        |_, dy| avg_pool2d_backward::<f64, 2, 5, 6, 3, 7, 3, 2, 2, 1, 1, 1, 60, 42, 2>(dy),
+    );
+    // Digits: 2 x 2, stride 2, on 16 channels of 8 x 8 (one sample: 1024 distinct values).
+    let geo = PoolGeo {
+        c: 3,
+        hi: 8,
+        wi: 8,
+        ho: 4,
+        wo: 4,
+        kh: 2,
+        kw: 2,
+        sh: 2,
+        sw: 2,
+        ph: 0,
+        pw: 0,
+    };
+    check_pool::<192, 48, 1>(
+        geo,
+        true,
+        max_pool2d::<f64, 3, 8, 8, 4, 4, 2, 2, 2, 2, 0, 0, 192, 48, 1>,
+        max_pool2d_backward::<f64, 3, 8, 8, 4, 4, 2, 2, 2, 2, 0, 0, 192, 48, 1>,
+    );
+    check_pool::<192, 48, 1>(
+        geo,
+        false,
+        avg_pool2d::<f64, 3, 8, 8, 4, 4, 2, 2, 2, 2, 0, 0, 192, 48, 1>,
+        |_, dy| avg_pool2d_backward::<f64, 3, 8, 8, 4, 4, 2, 2, 2, 2, 0, 0, 192, 48, 1>(dy),
+    );
+    // 1-D: kernel 3, stride 2, padding 1: LO = (9 + 2 - 3) / 2 + 1 = 5.
+    let geo = PoolGeo {
+        c: 3,
+        hi: 1,
+        wi: 9,
+        ho: 1,
+        wo: 5,
+        kh: 1,
+        kw: 3,
+        sh: 1,
+        sw: 2,
+        ph: 0,
+        pw: 1,
+    };
+    check_pool::<27, 15, 3>(
+        geo,
+        true,
+        max_pool1d::<f64, 3, 9, 5, 3, 2, 1, 27, 15, 3>,
+        max_pool1d_backward::<f64, 3, 9, 5, 3, 2, 1, 27, 15, 3>,
+    );
+    check_pool::<27, 15, 3>(
+        geo,
+        false,
+        avg_pool1d::<f64, 3, 9, 5, 3, 2, 1, 27, 15, 3>,
+        |_, dy| avg_pool1d_backward::<f64, 3, 9, 5, 3, 2, 1, 27, 15, 3>(dy),
+    );
+    // Global averages: (C, H W) to (C, 1, 1), as average pools of the whole map.
+    let geo = PoolGeo {
+        c: 3,
+        hi: 2,
+        wi: 3,
+        ho: 1,
+        wo: 1,
+        kh: 2,
+        kw: 3,
+        sh: 1,
+        sw: 1,
+        ph: 0,
+        pw: 0,
+    };
+    check_pool::<18, 3, 2>(
+        geo,
+        false,
+        adaptive_avg_pool2d_1::<f64, 3, 6, 18, 2>,
+        |_, dy| adaptive_avg_pool2d_1_backward::<f64, 3, 6, 18, 2>(dy),
+    );
+    let geo = PoolGeo {
+        c: 3,
+        hi: 1,
+        wi: 6,
+        ho: 1,
+        wo: 1,
+        kh: 1,
+        kw: 6,
+        sh: 1,
+        sw: 1,
+        ph: 0,
+        pw: 0,
+    };
+    check_pool::<18, 3, 2>(
+        geo,
+        false,
+        adaptive_avg_pool1d_1::<f64, 3, 6, 18, 2>,
+        |_, dy| adaptive_avg_pool1d_1_backward::<f64, 3, 6, 18, 2>(dy),
+    );
+}
+
+#[test]
+fn max_pool_ties_go_to_the_first_in_scan_order() {
+    use nn_runtime::__private::{max_pool2d, max_pool2d_backward};
+    // One 3 x 3 map of equal values, 2 x 2 windows at stride 1: each window's gradient goes to
+    // its top-left input, as torch's CPU kernel's.
+    let x = SMatrix::<f32, 9, 1>::from_element(1.0);
+    let dy = SMatrix::<f32, 4, 1>::from_column_slice(&[1.0, 2.0, 3.0, 4.0]);
+    let y = max_pool2d::<f32, 1, 3, 3, 2, 2, 2, 2, 1, 1, 0, 0, 9, 4, 1>(&x);
+    assert_eq!(y, SMatrix::<f32, 4, 1>::from_element(1.0));
+    let dx = max_pool2d_backward::<f32, 1, 3, 3, 2, 2, 2, 2, 1, 1, 0, 0, 9, 4, 1>(&x, &dy);
+    let want = [1.0, 2.0, 0.0, 3.0, 4.0, 0.0, 0.0, 0.0, 0.0];
+    assert_eq!(dx.as_slice(), want);
+    // A window of -inf only (with padding) still picks its first real input.
+    let x = SMatrix::<f32, 4, 1>::from_element(f32::NEG_INFINITY);
+    let y = max_pool2d::<f32, 1, 2, 2, 3, 3, 2, 2, 1, 1, 1, 1, 4, 9, 1>(&x);
+    assert!(y.iter().all(|&v| v == f32::NEG_INFINITY));
+    let dy = SMatrix::<f32, 9, 1>::from_element(1.0);
+    let dx = max_pool2d_backward::<f32, 1, 2, 2, 3, 3, 2, 2, 1, 1, 1, 1, 4, 9, 1>(&x, &dy);
+    // Each input is the first real one of the windows that hold it at their top left.
+    assert_eq!(dx.as_slice(), [4.0, 2.0, 2.0, 1.0]);
+}
