@@ -110,6 +110,7 @@ pub mod weights;
 
 pub use layer::Linear;
 pub use layer::conv::{CausalConv1d, ConvState};
+pub use layer::conv2d::{Conv1d, Conv2d};
 pub use layer::prelu::PRelu;
 pub use layer::recurrent::{CellLayer, Gru, HiddenState, Lstm, LstmState, Rnn};
 pub use loss::{BceWithLogits, CrossEntropy, Hinge, Loss, Mse, one_hot};
@@ -146,7 +147,9 @@ pub mod __private {
     pub use crate::init::Init;
     pub use crate::layer::Linear;
     pub use crate::layer::conv::{CausalConv1d, ConvCache, ConvState};
+    pub use crate::layer::conv2d::{Conv1d, Conv2d};
     pub use crate::layer::ops::*;
+    pub use crate::layer::pool::*;
     pub use crate::layer::prelu::PRelu;
     pub use crate::layer::recurrent::{
         CellLayer, Gru, GruCache, HiddenState, Lstm, LstmCache, LstmState, Rnn, RnnCache,

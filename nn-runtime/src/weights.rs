@@ -505,6 +505,32 @@ mod tests {
     }
 
     #[test]
+    fn row_major_index_reads_four_axes_as_rows_by_the_rest() {
+        // A 2-D convolution's [OUT, CIN/G, KH, KW] = [3, 2, 2, 3] weight, stored as a 3 x 12
+        // matrix whose column (ci * KH + kh) * KW + kw is [:, ci, kh, kw]: torch's row-major
+        // index of (o, ci, kh, kw) is ((o * 2 + ci) * 2 + kh) * 3 + kw.
+        for o in 0..3 {
+            for ci in 0..2 {
+                for kh in 0..2 {
+                    for kw in 0..3 {
+                        let column = (ci * 2 + kh) * 3 + kw;
+                        let column_major = column * 3 + o;
+                        let torch = ((o * 2 + ci) * 2 + kh) * 3 + kw;
+                        assert_eq!(row_major_index(&[3, 2, 2, 3], column_major), torch);
+                    }
+                }
+            }
+        }
+        // The same as the [3, 12] matrix it is stored as.
+        for i in 0..36 {
+            assert_eq!(
+                row_major_index(&[3, 2, 2, 3], i),
+                row_major_index(&[3, 12], i)
+            );
+        }
+    }
+
+    #[test]
     fn dtypes() {
         assert_eq!(dtype_of::<f32>(), Dtype::F32);
         assert_eq!(dtype_of::<f64>(), Dtype::F64);

@@ -35,6 +35,8 @@ const FLOORS: &[(&str, &[&str], &[&str])] = &[
             "LstmState",
             "CausalConv1d",
             "ConvState",
+            "Conv2d",
+            "Conv1d",
         ],
     ),
     (

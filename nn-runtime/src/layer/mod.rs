@@ -11,12 +11,16 @@
 //! ([`recurrent`]: [`Gru`](recurrent::Gru), [`Lstm`](recurrent::Lstm), [`Rnn`](recurrent::Rnn),
 //! their states and their time steps forward and backward), and the causal convolution of
 //! sequence networks ([`conv`]: [`CausalConv1d`](conv::CausalConv1d), its ring-buffer state
-//! and its time steps).
+//! and its time steps), and the shaped convolutions of feature maps ([`conv2d`]:
+//! [`Conv2d`](conv2d::Conv2d), [`Conv1d`](conv2d::Conv1d), forward and backward by im2col) and the pools that go with them ([`pool`]: max, average and
+//! global average, 2-D and 1-D, free functions).
 
 pub mod conv;
+pub mod conv2d;
 pub mod heap;
 pub mod init;
 pub(crate) mod ops;
+pub mod pool;
 pub mod prelu;
 pub mod recurrent;
 pub(crate) mod softmax;

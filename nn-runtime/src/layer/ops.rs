@@ -109,6 +109,52 @@ fn product<T: Real>(
         )
 }
 
+/// `C = A B`, or `C += A B` with `accumulate`, for matrices given as slices with strides (the
+/// layout of [`product`]: `A(i, p)` at `a[i rsa + p csa]`, `B(p, j)` at `b[p rsb + j csb]`,
+/// `C(i, j)` at `c[i + j ldc]`): by the SIMD kernels where the product is [`large`] enough,
+/// by portable loops otherwise. The im2col products of the shaped convolutions, whose
+/// operands are a sample's column read as a matrix, a group's rows of the weight, or its
+/// transpose, all in place.
+#[inline(always)]
+pub(crate) fn strided_product<T: Real>(
+    (m, k, n): (usize, usize, usize),
+    (a, (rsa, csa)): (&[T], (usize, usize)),
+    (b, (rsb, csb)): (&[T], (usize, usize)),
+    (c, ldc): (&mut [T], usize),
+    accumulate: bool,
+) {
+    if product(
+        (m, k, n),
+        (a, (rsa, csa)),
+        (b, (rsb, csb)),
+        (c, ldc),
+        T::one(),
+        accumulate,
+    ) {
+        return;
+    }
+    for j in 0..n {
+        let column = &mut c[j * ldc..][..m];
+        if !accumulate {
+            column.fill(T::zero());
+        }
+        for p in 0..k {
+            let bv = b[p * rsb + j * csb];
+            if rsa == 1 {
+                // A's column p is contiguous: an axpy the compiler vectorises.
+                let a_column = &a[p * csa..][..m];
+                for (c, &av) in column.iter_mut().zip(a_column) {
+                    *c += av * bv;
+                }
+            } else {
+                for (i, c) in column.iter_mut().enumerate() {
+                    *c += a[i * rsa + p * csa] * bv;
+                }
+            }
+        }
+    }
+}
+
 /// `W = alpha dz x^T`, or `W += alpha dz x^T` with `add`, by whichever SIMD kernel fits the
 /// layer's sizes (see [`one_small`], [`weight_grad_transposed`], [`large`]); `false`, with
 /// nothing done, where none does: the weight gradient with `alpha = 1`, or a fused SGD step
