@@ -225,7 +225,11 @@ impl Kind for Pool {
             &s.input_ref,
             &s.grad_output,
         );
-        quote!(let #dx = #call(#input, &#dy);)
+        match self.op {
+            // The largest input of each window is found again, from the cached input.
+            Op::Max => quote!(let #dx = #call(#input, &#dy);),
+            Op::Avg | Op::Global => quote!(let #dx = #call(&#dy);),
+        }
     }
 
     // Per output, a comparison or an add per element of its window.
