@@ -81,9 +81,9 @@
 //!
 //! 1. `simd`, the SIMD kernels and the one check of the processor's features;
 //! 2. scalar math, [`real`];
-//! 3. the `Linear`, `PRelu`, recurrent (`Gru`, `Lstm`, `Rnn`) and causal convolution
-//!    (`CausalConv1d`) blocks and their operations, [`layer`], with [`init`], [`heap`],
-//!    [`tensors`];
+//! 3. the `Linear`, `PRelu`, recurrent (`Gru`, `Lstm`, `Rnn`), causal convolution
+//!    (`CausalConv1d`) and shaped convolution (`Conv2d`, `Conv1d`) blocks and their
+//!    operations, and the pools, [`layer`], with [`init`], [`heap`], [`tensors`];
 //! 4. what every generated network is, [`net`];
 //! 5. losses, [`loss`];
 //! 6. optimizers, [`optim`];
