@@ -616,7 +616,8 @@ impl Checker<'_> {
                     describe(&shape, &layer.output)
                 ));
             }
-            if declared.is_some() {
+            // The layer the next size error names: the last that stated or changed the size.
+            if declared.is_some() || layer.output != incoming {
                 producer = Some(layer.source.clone());
             }
             // A layer that keeps its size passes on "unknown" after a mistake.
