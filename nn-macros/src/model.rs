@@ -299,6 +299,31 @@ impl Network {
         found
     }
 
+    /// Every layer, those inside blocks included.
+    pub fn all_layers(&self) -> Vec<&Layer> {
+        fn walk<'a>(layers: &'a [Layer], found: &mut Vec<&'a Layer>) {
+            for layer in layers {
+                found.push(layer);
+                if let Some(inner) = layer.kind.inner() {
+                    walk(inner, found);
+                }
+            }
+        }
+        let mut found = Vec::new();
+        walk(&self.layers, &mut found);
+        found
+    }
+
+    /// Whether training and inference differ (batch statistics, dropout).
+    pub fn is_moded(&self) -> bool {
+        self.all_layers().iter().any(|l| l.kind.moded())
+    }
+
+    /// Whether a layer draws dropout masks.
+    pub fn drops(&self) -> bool {
+        self.all_layers().iter().any(|l| l.kind.drops())
+    }
+
     /// Whether the network steps through time: it holds a sequence layer.
     pub fn is_sequence(&self) -> bool {
         !self.state_layers().is_empty()

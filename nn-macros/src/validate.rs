@@ -73,7 +73,9 @@ pub fn check(input: NetworkInput, definitions: &Definitions) -> syn::Result<Netw
         size_checks,
         ..
     } = cx;
-    let layers = checked.into_iter().flatten().collect();
+    let layers: Vec<Layer> = checked.into_iter().flatten().collect();
+    let mut errors = errors;
+    sequence_modes(&layers, scalar, &mut errors);
     errors.finish(Network {
         attrs,
         vis,
@@ -865,6 +867,32 @@ fn size_value(entry: &Entry, name: &str, arg: &Arg) -> syn::Result<(usize, Span)
 }
 
 /// A numeric argument: finite, and representable in the network's scalar type.
+/// Batch statistics and dropout are not supported in a sequence network yet: its windows would
+/// need them per time step.
+fn sequence_modes(layers: &[Layer], scalar: Scalar, errors: &mut Errors) {
+    let mut all = Vec::new();
+    fn walk<'a>(layers: &'a [Layer], all: &mut Vec<&'a Layer>) {
+        for layer in layers {
+            all.push(layer);
+            if let Some(inner) = layer.kind.inner() {
+                walk(inner, all);
+            }
+        }
+    }
+    walk(layers, &mut all);
+    if all.iter().any(|l| l.kind.state(l, scalar).is_some()) {
+        for layer in all.iter().filter(|l| l.kind.moded()) {
+            errors.at(
+                layer.span,
+                format!(
+                    "`{}` in a sequence network is not supported yet (its training and inference differ per time step)",
+                    layer.source
+                ),
+            );
+        }
+    }
+}
+
 /// The shapes a chain has gone through since a layer first gave its features a shape, as a
 /// note for an error; nothing while they are flat.
 fn told(shapes: &[String]) -> String {

@@ -27,7 +27,9 @@ pub fn impls(model: &Network) -> TokenStream {
         let entry = sequence::entry_points(model, &last);
         quote!(#entry #step)
     } else {
-        entry_points(model)
+        let infer = infer_pass(model);
+        let entry = entry_points(model);
+        quote!(#entry #infer)
     };
     let traits = traits(model);
     let (state_impl, step_alias) = (sequence::state_impl(model), sequence::step_alias(model));
@@ -264,13 +266,39 @@ fn entry_points(model: &Network) -> TokenStream {
     let one_out = quote_spanned!(output_span=> #rt::SVector<#scalar, #output>);
     let loss = quote!(__L: #rt::Loss<#scalar>);
     let optimizer = quote!(__O: #rt::Optimizer<#scalar>);
+    // A network whose training and inference differ runs its inference pass.
+    let forward_body = if model.is_moded() {
+        quote!(self.__infer(xs))
+    } else {
+        quote!(Self::__forward(self, xs, #[inline(always)] |_, c| *c.#last))
+    };
     let forward_batch = multiversion(
         quote! {
             /// Runs a batch, one sample per column: `IN x B` in, `OUT x B` out.
             pub fn forward_batch<const __B: usize>(&self, xs: &#batch_in) -> #batch_out
         },
-        quote!(Self::__forward(self, xs, #[inline(always)] |_, c| *c.#last)),
+        forward_body,
     );
+    let advance = model.drops().then(|| quote!(self.__dropout.advance();));
+    let (kept, after) = after_step(model);
+    // With work after the update, the forward pass also hands back what it needs.
+    let forward_and_back = if after.is_empty() {
+        quote! {
+            let value = Self::__forward(&*self, xs, #[inline(always)] |this, c| {
+                let (value, top) = loss.value_and_grad(c.#last, ys);
+                this.__backward::<__B, false>(xs, c, top, &mut grads);
+                value
+            });
+        }
+    } else {
+        quote! {
+            let (value, kept) = Self::__forward(&*self, xs, #[inline(always)] |this, c| {
+                let (value, top) = loss.value_and_grad(c.#last, ys);
+                this.__backward::<__B, false>(xs, c, top, &mut grads);
+                (value, #kept)
+            });
+        }
+    };
     let gradients_into = multiversion(
         quote! {
             /// Like [`gradients`](Self::gradients), overwriting `grads`: no allocation, no large value on the stack.
@@ -284,15 +312,24 @@ fn entry_points(model: &Network) -> TokenStream {
             })
         },
     );
+    // Where dropout's key must advance after the step, the fused step's value is bound first.
+    let (fused_head, fused_tail) = match &advance {
+        Some(advance) => (
+            quote!(let value = Self::__forward),
+            quote!(#advance return value;),
+        ),
+        None => (quote!(return Self::__forward), TokenStream::new()),
+    };
     let fused = fuses_sgd(model).then(|| {
         quote! {
             let rate = optimizer.plain_sgd_rate();
             if let ::core::option::Option::Some(rate) = rate {
-                return Self::__forward(&mut *self, xs, #[inline(always)] |this, c| {
+                #fused_head(&mut *self, xs, #[inline(always)] |this, c| {
                     let (value, top) = loss.value_and_grad(c.#last, ys);
                     this.__backward_sgd(xs, c, top, rate);
                     value
                 });
+                #fused_tail
             }
         }
     });
@@ -306,14 +343,12 @@ fn entry_points(model: &Network) -> TokenStream {
             #fused
             // The passes themselves, not `gradients_into`: this body is already the right copy.
             let mut grads = self.__scratch.take();
-            let value = Self::__forward(&*self, xs, #[inline(always)] |this, c| {
-                let (value, top) = loss.value_and_grad(c.#last, ys);
-                this.__backward::<__B, false>(xs, c, top, &mut grads);
-                value
-            });
+            #forward_and_back
             const TENSORS: usize = <#ident as #rt::Network>::TENSORS;
             #rt::optimizer_step::<_, _, TENSORS>(self, &grads, optimizer);
             self.__scratch.put(grads);
+            #after
+            #advance
             value
         },
     );
@@ -335,6 +370,48 @@ fn entry_points(model: &Network) -> TokenStream {
 
         #gradients_into
         #train_step
+    }
+}
+
+/// What `train_step` keeps from its forward pass for the work after its update (a tuple of
+/// copies of those caches), and that work (a batch norm's running statistics).
+fn after_step(model: &Network) -> (TokenStream, TokenStream) {
+    let pass = Pass::forward(model);
+    let _ = pass.forward(&model.layers, "");
+    let after = pass.after();
+    let layers = model.all_layers();
+    let indices = after.iter().map(|(i, _)| Literal::usize_unsuffixed(*i));
+    let kept = quote!((#(::core::clone::Clone::clone(c.#indices),)*));
+    let work: TokenStream = after
+        .iter()
+        .enumerate()
+        .filter_map(|(k, (_, field))| {
+            let layer = layers.iter().find(|l| l.field == *field)?;
+            let k = Literal::usize_unsuffixed(k);
+            layer
+                .kind
+                .after_step(layer, model.scalar, &quote!(&kept.#k))
+        })
+        .collect();
+    (kept, work)
+}
+
+/// The inference pass of a network whose training and inference differ: batch norms use
+/// their running statistics, dropout passes everything.
+fn infer_pass(model: &Network) -> TokenStream {
+    if !model.is_moded() || model.is_sequence() {
+        return TokenStream::new();
+    }
+    let pass = Pass::infer(model);
+    let (code, last) = pass.forward(&model.layers, "");
+    let (input, output) = (model.input().tokens(), model.output().tokens());
+    quote! {
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        fn __infer<const __B: usize>(&self, x0: &__M<#input, __B>) -> __M<#output, __B> {
+            let this = self;
+            #code
+            #last
+        }
     }
 }
 
@@ -412,6 +489,35 @@ fn traits(model: &Network) -> TokenStream {
         })
     };
     let (visit, visit_mut) = (visits(false), visits(true));
+    // Integer buffers (a batch norm's count of batches), where a layer may hold some.
+    let counted: Vec<_> = layers
+        .iter()
+        .filter(|l| l.kind.params().is_some_and(|p| p.counts()))
+        .collect();
+    let counts = (!counted.is_empty()).then(|| {
+        let visits = |method: TokenStream, reference: TokenStream| -> TokenStream {
+            counted
+                .iter()
+                .map(|l| {
+                    let (field, prefix) = (&l.field, format!("{}.", l.prefix));
+                    quote!(#rt::Tensors::#method(#reference self.#field, &(prefix.to_owned() + #prefix), f);)
+                })
+                .collect()
+        };
+        let (counts, counts_mut) = (
+            visits(quote!(visit_counts), quote!(&)),
+            visits(quote!(visit_counts_mut), quote!(&mut)),
+        );
+        quote! {
+            fn visit_counts(&self, prefix: &str, f: &mut #rt::CountVisitor) {
+                #counts
+            }
+
+            fn visit_counts_mut(&mut self, prefix: &str, f: &mut #rt::CountVisitorMut) {
+                #counts_mut
+            }
+        }
+    });
     // `__backward` recomputes the forward pass, then goes down to the input's gradient.
     let nested_flops = Count::sum([
         chain_forward_flops(&model.layers),
@@ -434,6 +540,8 @@ fn traits(model: &Network) -> TokenStream {
             fn visit_mut(&mut self, prefix: &str, f: &mut #rt::VisitorMut<#scalar>) {
                 #visit_mut
             }
+
+            #counts
         }
 
         #nested

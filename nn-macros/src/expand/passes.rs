@@ -28,6 +28,9 @@ pub struct Pass<'a> {
     keep: bool,
     /// The activations the forward pass made, in order, with their types.
     cached: RefCell<Vec<(Ident, TokenStream)>>,
+    /// Where in the cache a layer with work after `train_step`'s update keeps what it needs,
+    /// by the layer's field.
+    after: RefCell<Vec<(usize, Ident)>>,
 }
 
 impl<'a> Pass<'a> {
@@ -59,12 +62,18 @@ impl<'a> Pass<'a> {
             sgd_rate,
             keep: true,
             cached: RefCell::new(Vec::new()),
+            after: RefCell::new(Vec::new()),
         }
     }
 
     /// The activations the forward pass caches, after [`Chain::forward`] ran over the network.
     pub fn cached(&self) -> Vec<(Ident, TokenStream)> {
         self.cached.borrow().clone()
+    }
+
+    /// The layers with work after `train_step`'s update: their cache index and field.
+    pub fn after(&self) -> Vec<(usize, Ident)> {
+        self.after.borrow().clone()
     }
 
     /// The chain-rule step of layer `j` of `layers`, passing a gradient down or not.
@@ -112,6 +121,11 @@ impl<'a> Pass<'a> {
             carry: quote!(carry.#field),
             step_cache: format_ident!("k{prefix}{j}"),
             keep: self.keep,
+            owner: if self.backward {
+                quote!(self)
+            } else {
+                quote!(this)
+            },
         }
     }
 }
@@ -125,13 +139,19 @@ impl Chain for Pass<'_> {
             let size = layer.output.tokens();
             let mut cached = self.cached.borrow_mut();
             cached.push((site.output.clone(), quote!(__M<#size, __B>)));
-            // A sequence layer's step keeps more than its output for its backward step.
-            if let Some(state) = layer
-                .kind
-                .state(layer, self.model.scalar)
-                .filter(|_| self.keep)
-            {
-                cached.push((site.step_cache.clone(), state.cache));
+            // A sequence layer's step, a batch norm's batch statistics: kept beside the output.
+            let extra = layer.kind.extra_cache(layer, self.model.scalar);
+            if let Some(ty) = extra.filter(|_| self.keep) {
+                if layer
+                    .kind
+                    .after_step(layer, self.model.scalar, &quote!(kept))
+                    .is_some()
+                {
+                    self.after
+                        .borrow_mut()
+                        .push((cached.len(), layer.field.clone()));
+                }
+                cached.push((site.step_cache.clone(), ty));
             }
         }
         (code, x(prefix, layers.len()))

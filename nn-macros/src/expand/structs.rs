@@ -16,6 +16,14 @@ pub fn definitions(model: &Network) -> TokenStream {
     let summary = docs::struct_summary(model);
     let (params, grad_fields) = (fields(model, Role::Params), fields(model, Role::Grads));
     let state = super::sequence::state_struct(model);
+    // The key dropout masks are drawn from, advanced by every `train_step`.
+    let dropout = model.drops().then(|| {
+        quote! {
+            /// The key of the dropout masks, advanced by `train_step`; not part of the value.
+            #[doc(hidden)]
+            pub __dropout: #rt::DropoutKey,
+        }
+    });
     let grads_doc = format!(
         " Gradients of a loss with respect to every parameter of [`{ident}`], field for field \
          the same shapes, as returned by [`{ident}::gradients`]."
@@ -29,6 +37,7 @@ pub fn definitions(model: &Network) -> TokenStream {
             /// `train_step`'s reusable gradients; not part of the value (end a literal with `..Name::zeros()`).
             #[doc(hidden)]
             pub __scratch: #rt::Scratch<#grads>,
+            #dropout
         }
 
         #[doc = #grads_doc]

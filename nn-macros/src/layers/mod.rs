@@ -13,11 +13,14 @@
 //! runtime kernel if it needs one, and its tests.
 
 pub mod activation;
+mod batch_norm;
 mod conv;
 mod conv2d;
+mod dropout;
 mod geometry;
 mod linear;
 mod nested;
+mod norm;
 mod pool;
 mod prelu;
 mod recurrent;
@@ -215,6 +218,36 @@ pub trait Kind {
         None
     }
 
+    /// Whether the layer computes differently in training (`train_step`, `gradients`) and in
+    /// inference (`forward`, `forward_batch`): batch statistics, dropout.
+    fn moded(&self) -> bool {
+        false
+    }
+
+    /// Whether the layer draws dropout masks, from the network's `__dropout` key.
+    fn drops(&self) -> bool {
+        false
+    }
+
+    /// The type of what the layer's training forward pass keeps beside its output for its
+    /// backward pass (a sequence layer's step cache, a batch norm's batch statistics), bound
+    /// to `site.step_cache`.
+    fn extra_cache(&self, layer: &Layer, scalar: Scalar) -> Option<TokenStream> {
+        self.state(layer, scalar).map(|state| state.cache)
+    }
+
+    /// Statements `train_step` runs after the optimizer's update, given `kept`, what the
+    /// layer's training forward pass kept ([`extra_cache`](Kind::extra_cache)): a batch norm
+    /// updates its running statistics from its batch's.
+    fn after_step(
+        &self,
+        _layer: &Layer,
+        _scalar: Scalar,
+        _kept: &TokenStream,
+    ) -> Option<TokenStream> {
+        None
+    }
+
     /// The layer's forward equation and the backward equations the generator derives for it,
     /// as text for the generated docs, in the names `eq` gives.
     fn equations(&self, eq: &Equations<'_>) -> Lines {
@@ -291,6 +324,12 @@ pub trait Params {
     /// Rustdoc of the field.
     fn doc(&self, layer: &Layer, role: Role) -> String;
 
+    /// Whether the block may hold integer buffers (a batch norm's `num_batches_tracked`, or a
+    /// nested network's), which weight files carry as I64 through `Tensors::visit_counts`.
+    fn counts(&self) -> bool {
+        false
+    }
+
     /// Whether the kind's backward pass can step its parameters in place with a plain SGD
     /// rate (`Site::sgd_rate`) instead of storing their gradient.
     fn fuses_sgd(&self) -> bool {
@@ -363,8 +402,11 @@ pub struct Site<'a> {
     /// For a sequence layer: the variable holding what its forward step keeps for the
     /// backward step.
     pub step_cache: Ident,
-    /// Whether the forward pass keeps what the backward pass needs (not when only stepping).
+    /// Whether the forward pass keeps what the backward pass needs: a training pass (not
+    /// when only stepping, or in inference).
     pub keep: bool,
+    /// The network in this pass: `this` forward, `self` backward.
+    pub owner: TokenStream,
 }
 
 /// The generator's passes over a chain of layers, which blocks call for their inner layers.
@@ -397,6 +439,10 @@ const KINDS: &[Entry<'static>] = &[
     pool::AVG_POOL2D,
     pool::ADAPTIVE_AVG_POOL1D,
     pool::ADAPTIVE_AVG_POOL2D,
+    norm::LAYER_NORM,
+    batch_norm::BATCH_NORM1D,
+    batch_norm::BATCH_NORM2D,
+    dropout::DROPOUT,
     shape::UNFLATTEN,
     shape::FLATTEN,
     softmax::SOFTMAX,
@@ -411,13 +457,9 @@ pub fn entries() -> impl Iterator<Item = &'static Entry<'static>> {
 /// PyTorch modules a user may reach for that `network!` does not have yet: named, they get an
 /// error that says so, rather than being taken for a nested network that does not exist.
 const UNSUPPORTED: &[&str] = &[
-    "Dropout",
     "AlphaDropout",
     "Conv3d",
     "ConvTranspose2d",
-    "BatchNorm1d",
-    "BatchNorm2d",
-    "LayerNorm",
     "GroupNorm",
     "InstanceNorm1d",
     "Embedding",

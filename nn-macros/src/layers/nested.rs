@@ -118,6 +118,11 @@ impl Kind for Nested {
 }
 
 impl Params for Nested {
+    // It may hold a batch norm: its counts are asked for.
+    fn counts(&self) -> bool {
+        true
+    }
+
     fn ty(&self, _layer: &Layer, _scalar: Scalar, role: Role) -> TokenStream {
         let net = &self.0;
         match role {
