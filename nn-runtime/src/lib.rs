@@ -160,7 +160,7 @@ pub mod __private {
     pub use crate::optim::{Optimizer, optimizer_step};
     pub use crate::real::{Real, math};
     pub use crate::simd::{Kernels, has_avx2_fma, simd};
-    pub use crate::tensors::{Tensors, Visitor, VisitorMut};
+    pub use crate::tensors::{CountVisitor, CountVisitorMut, Tensors, Visitor, VisitorMut};
     pub use const_format::concatcp;
     pub use core::{concat, stringify};
     pub use nalgebra::{SMatrix, SVector};
