@@ -5,7 +5,9 @@
 //! `2.weight`, ..., `1.0.weight` inside a nested network or a residual block at position 1: see
 //! [`Tensors`](crate::Tensors)), stored row-major with PyTorch's shapes (`[out, in]` for a weight,
 //! `[out, in, k]` for a convolution's, `[out]` for a bias) and dtype `F32` or `F64` as the
-//! network computes. So a file written by `safetensors.torch.save_file(model.state_dict(),
+//! network computes. Integer buffers (BatchNorm's `num_batches_tracked`: see
+//! [`Tensors::visit_counts`](crate::Tensors::visit_counts)) are scalars of dtype `I64` and shape
+//! `[]`, as torch stores them. So a file written by `safetensors.torch.save_file(model.state_dict(),
 //! path)` for the equivalent `nn.Sequential` loads here, and a file saved here loads in PyTorch with
 //! `model.load_state_dict(safetensors.torch.load_file(path))`.
 //!
@@ -80,7 +82,8 @@ pub enum Error {
     WrongShape {
         /// The tensor's `state_dict` name.
         name: String,
-        /// The network's shape, as PyTorch states it (`[out, in]`, `[out, in, k]` or `[out]`).
+        /// The network's shape, as PyTorch states it (`[out, in]`, `[out, in, k]`, `[out]`, or
+        /// `[]` for an integer count).
         expected: Vec<usize>,
         /// The shape in the file.
         found: Vec<usize>,
@@ -89,7 +92,7 @@ pub enum Error {
     WrongDtype {
         /// The tensor's `state_dict` name.
         name: String,
-        /// The network's dtype: `F32` or `F64`.
+        /// The network's dtype: `F32` or `F64`, or `I64` for an integer count.
         expected: String,
         /// The dtype in the file, as safetensors spells it (`F64`, `BF16`, ...).
         found: String,
@@ -211,7 +214,8 @@ fn encode<T: Real>(dtype: Dtype, shape: &[usize], data: &[T]) -> Vec<u8> {
 ///
 /// Names are the `state_dict` names [`Tensors::visit`](crate::Tensors::visit) gives (with an empty prefix), shapes
 /// PyTorch's, data row-major little-endian, dtype `F32` for an `f32` network and `F64` for an
-/// `f64` one: exactly what `safetensors.torch.save_file(model.state_dict(), path)` writes for
+/// `f64` one; then the integer counts of
+/// [`Tensors::visit_counts`](crate::Tensors::visit_counts), each an `I64` of shape `[]`: exactly what `safetensors.torch.save_file(model.state_dict(), path)` writes for
 /// the equivalent `nn.Sequential`, without its `{"format": "pt"}` metadata (which PyTorch does
 /// not need to load the file).
 pub fn to_safetensors_bytes<N: Network>(net: &N) -> Vec<u8> {
@@ -233,6 +237,14 @@ fn try_to_bytes<N: Network>(net: &N) -> Result<Vec<u8>, safetensors::SafeTensorE
         };
         tensors.push((name.to_string(), tensor));
     });
+    net.visit_counts("", &mut |name, value| {
+        let count = Owned {
+            dtype: Dtype::I64,
+            shape: Vec::new(),
+            bytes: value.to_le_bytes().to_vec(),
+        };
+        tensors.push((name.to_string(), count));
+    });
     safetensors::serialize(tensors.iter().map(|(name, t)| (name.as_str(), t)), None)
 }
 
@@ -250,7 +262,7 @@ pub fn save_safetensors<N: Network>(net: &N, path: impl AsRef<Path>) -> Result<(
 /// `include_bytes!`).
 ///
 /// The file must hold exactly the network's tensors, by `state_dict` name, each with the
-/// network's dtype and PyTorch's shape; otherwise the [`Error`] names the first tensor that
+/// network's dtype and PyTorch's shape, and its integer counts, each an `I64` of shape `[]`; otherwise the [`Error`] names the first tensor that
 /// differs. Never panics, whatever the bytes.
 ///
 /// The network is built as a value, on the stack: for one too large for it use
@@ -312,6 +324,12 @@ pub fn fill_from_safetensors_bytes<N: Network>(net: &mut N, bytes: &[u8]) -> Res
             first_error = check(&file, name, shape, expected).err();
         }
     });
+    net.visit_counts("", &mut |name, _| {
+        names.insert(name.to_string());
+        if first_error.is_none() {
+            first_error = check(&file, name, &[], Dtype::I64).err();
+        }
+    });
     if let Some(err) = first_error {
         return Err(err);
     }
@@ -331,6 +349,16 @@ pub fn fill_from_safetensors_bytes<N: Network>(net: &mut N, bytes: &[u8]) -> Res
     net.visit_mut("", &mut |name, shape, data| {
         if let Ok(view) = file.tensor(name) {
             decode(expected, shape, view.data(), data);
+        }
+    });
+    net.visit_counts_mut("", &mut |name, value| {
+        let bytes = file.tensor(name).ok().and_then(|view| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(view.data().get(..8)?);
+            Some(b)
+        });
+        if let Some(bytes) = bytes {
+            *value = i64::from_le_bytes(bytes);
         }
     });
     Ok(())
@@ -472,6 +500,205 @@ impl<N: Network> SafeTensorsExt for N {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::init::Init;
+    use crate::tensors::{CountVisitor, CountVisitorMut, Tensors, Visitor, VisitorMut};
+    use nalgebra::SVector;
+
+    /// A network written by hand, with one float tensor and two integer counts, so counts are
+    /// tested here without the macro (and without a layer that has them).
+    #[derive(Clone, Debug, PartialEq)]
+    struct Counted {
+        weight: SVector<f32, 3>,
+        first: i64,
+        second: i64,
+    }
+
+    // SAFETY: floats and integers, all of which are zero in all-zero bytes.
+    unsafe impl Zeroable for Counted {}
+
+    impl Tensors<f32> for Counted {
+        fn visit(&self, prefix: &str, f: &mut Visitor<f32>) {
+            f(&format!("{prefix}0.weight"), &[3], self.weight.as_slice());
+        }
+
+        fn visit_mut(&mut self, prefix: &str, f: &mut VisitorMut<f32>) {
+            f(
+                &format!("{prefix}0.weight"),
+                &[3],
+                self.weight.as_mut_slice(),
+            );
+        }
+
+        fn visit_counts(&self, prefix: &str, f: &mut CountVisitor) {
+            f(&format!("{prefix}1.num_batches_tracked"), self.first);
+            f(&format!("{prefix}2.num_batches_tracked"), self.second);
+        }
+
+        fn visit_counts_mut(&mut self, prefix: &str, f: &mut CountVisitorMut) {
+            f(&format!("{prefix}1.num_batches_tracked"), &mut self.first);
+            f(&format!("{prefix}2.num_batches_tracked"), &mut self.second);
+        }
+    }
+
+    impl Network for Counted {
+        type Scalar = f32;
+        type Grads = Counted;
+        const IN: usize = 3;
+        const OUT: usize = 3;
+        const PARAMS: usize = 3;
+        const TENSORS: usize = 1;
+        const FLOPS_FORWARD: usize = 0;
+        const FLOPS_BACKWARD: usize = 0;
+        const FLOPS_NESTED_BACKWARD: usize = 0;
+        const ACTIVATION_BYTES: usize = 0;
+
+        fn reset(&mut self, _: &mut Init) {
+            self.weight.fill(1.0);
+        }
+
+        fn tensors<'a>(
+            &'a mut self,
+            gradients: &'a Self::Grads,
+            params: &mut [&'a mut [f32]],
+            grads: &mut [&'a [f32]],
+            at: &mut usize,
+        ) {
+            params[*at] = self.weight.as_mut_slice();
+            grads[*at] = gradients.weight.as_slice();
+            *at += 1;
+        }
+    }
+
+    fn counted() -> Counted {
+        Counted {
+            weight: SVector::from([0.5, -1.0, 2.0]),
+            first: 7,
+            second: i64::MIN + 3,
+        }
+    }
+
+    /// A safetensors file of the given tensors: `(name, dtype, shape, bytes)`.
+    fn file(tensors: &[(&str, Dtype, &[usize], Vec<u8>)]) -> Vec<u8> {
+        let owned: Vec<(&str, Owned)> = tensors
+            .iter()
+            .map(|(name, dtype, shape, bytes)| {
+                let t = Owned {
+                    dtype: *dtype,
+                    shape: shape.to_vec(),
+                    bytes: bytes.clone(),
+                };
+                (*name, t)
+            })
+            .collect();
+        safetensors::serialize(owned.iter().map(|(n, t)| (*n, t)), None).unwrap()
+    }
+
+    fn weight_bytes() -> Vec<u8> {
+        [0.5f32, -1.0, 2.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect()
+    }
+
+    #[test]
+    fn counts_are_saved_as_i64_scalars_and_loaded_back() {
+        let net = counted();
+        let bytes = to_safetensors_bytes(&net);
+        let parsed = SafeTensors::deserialize(&bytes).unwrap();
+        let mut names = parsed.names();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            ["0.weight", "1.num_batches_tracked", "2.num_batches_tracked"]
+        );
+        for (name, value) in [
+            ("1.num_batches_tracked", 7),
+            ("2.num_batches_tracked", i64::MIN + 3),
+        ] {
+            let view = parsed.tensor(name).unwrap();
+            assert_eq!(view.dtype(), Dtype::I64);
+            assert!(view.shape().is_empty(), "{name}: {:?}", view.shape());
+            assert_eq!(view.data(), value.to_le_bytes());
+        }
+        let back: Counted = from_safetensors_bytes(&bytes).unwrap();
+        assert_eq!(back, net);
+    }
+
+    /// The header torch's `safetensors.torch.save_file` writes for a long scalar loads.
+    #[test]
+    fn a_torch_style_scalar_loads() {
+        let header = r#"{"0.weight":{"dtype":"F32","shape":[3],"data_offsets":[0,12]},"1.num_batches_tracked":{"dtype":"I64","shape":[],"data_offsets":[12,20]},"2.num_batches_tracked":{"dtype":"I64","shape":[],"data_offsets":[20,28]}}"#;
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend(weight_bytes());
+        bytes.extend(7i64.to_le_bytes());
+        bytes.extend((i64::MIN + 3).to_le_bytes());
+        let net: Counted = from_safetensors_bytes(&bytes).unwrap();
+        assert_eq!(net, counted());
+    }
+
+    /// Every mismatch of a count is an error naming it, and leaves the network as it was.
+    #[test]
+    fn count_mismatches_are_errors_naming_the_count() {
+        let seven = 7i64.to_le_bytes().to_vec();
+        let other = (i64::MIN + 3).to_le_bytes().to_vec();
+        let weight = ("0.weight", Dtype::F32, &[3usize][..], weight_bytes());
+        let first = ("1.num_batches_tracked", Dtype::I64, &[][..], seven.clone());
+        let second = ("2.num_batches_tracked", Dtype::I64, &[][..], other.clone());
+        let cases: [(Vec<_>, &str); 5] = [
+            (
+                vec![weight.clone(), first.clone()],
+                "tensor `2.num_batches_tracked` is missing from the file",
+            ),
+            (
+                vec![
+                    weight.clone(),
+                    first.clone(),
+                    ("2.num_batches_tracked", Dtype::F32, &[][..], vec![0; 4]),
+                ],
+                "tensor `2.num_batches_tracked` has dtype F32 in the file, but the network \
+                 expects I64",
+            ),
+            (
+                vec![
+                    weight.clone(),
+                    ("1.num_batches_tracked", Dtype::I64, &[1][..], seven.clone()),
+                    second.clone(),
+                ],
+                "tensor `1.num_batches_tracked` has shape [1] in the file, but the network \
+                 expects []",
+            ),
+            (
+                vec![
+                    weight.clone(),
+                    first.clone(),
+                    second.clone(),
+                    ("3.num_batches_tracked", Dtype::I64, &[][..], seven.clone()),
+                ],
+                "the file has a tensor `3.num_batches_tracked` that the network does not have",
+            ),
+            (
+                vec![
+                    ("0.weight", Dtype::I64, &[3][..], vec![0; 24]),
+                    first.clone(),
+                    second.clone(),
+                ],
+                "tensor `0.weight` has dtype I64 in the file, but the network expects F32",
+            ),
+        ];
+        for (tensors, message) in cases {
+            let mut net = counted();
+            net.first = 1;
+            let before = net.clone();
+            let err = fill_from_safetensors_bytes(&mut net, &file(&tensors)).unwrap_err();
+            assert_eq!(err.to_string(), message);
+            assert_eq!(net, before, "{message}: the network changed");
+        }
+        // And all of them, right, load.
+        let mut net = Counted::zeros();
+        fill_from_safetensors_bytes(&mut net, &file(&[weight, first, second])).unwrap();
+        assert_eq!(net, counted());
+    }
 
     #[test]
     fn row_major_index_transposes_matrices_only() {

@@ -37,6 +37,9 @@ const FLOORS: &[(&str, &[&str], &[&str])] = &[
             "ConvState",
             "Conv2d",
             "Conv1d",
+            "BatchNorm",
+            "BnStats",
+            "DropoutKey",
         ],
     ),
     (

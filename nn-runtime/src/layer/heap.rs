@@ -8,8 +8,8 @@
 /// Types for which all-zero bytes are a valid value (all `0.0`, empty options).
 ///
 /// # Safety
-/// Implement only for types made of floats, and of other `Zeroable` types, and of
-/// [`Scratch`]. `network!` implements it for every network and gradient struct it generates.
+/// Implement only for types made of floats, of integers (zero bytes are `0`), of other
+/// `Zeroable` types, and of [`Scratch`]. `network!` implements it for every network and gradient struct it generates.
 pub unsafe trait Zeroable {}
 
 /// Compiles only where `T` is [`Zeroable`]: generated code asserts it of every field type of a

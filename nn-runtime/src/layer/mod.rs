@@ -13,12 +13,17 @@
 //! sequence networks ([`conv`]: [`CausalConv1d`](conv::CausalConv1d), its ring-buffer state
 //! and its time steps), and the shaped convolutions of feature maps ([`conv2d`]:
 //! [`Conv2d`](conv2d::Conv2d), [`Conv1d`](conv2d::Conv1d), forward and backward by im2col) and the pools that go with them ([`pool`]: max, average and
-//! global average, 2-D and 1-D, free functions).
+//! global average, 2-D and 1-D, free functions), and batch normalisation ([`norm_batch`]:
+//! [`BatchNorm`](norm_batch::BatchNorm), its running statistics, its training and inference
+//! passes), and dropout's counter-based masks ([`dropout`]: the kernels and the step counter
+//! [`DropoutKey`](dropout::DropoutKey)).
 
 pub mod conv;
 pub mod conv2d;
+pub mod dropout;
 pub mod heap;
 pub mod init;
+pub mod norm_batch;
 pub(crate) mod ops;
 pub mod pool;
 pub mod prelu;

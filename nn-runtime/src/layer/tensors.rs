@@ -17,6 +17,16 @@ pub type Visitor<'a, T> = dyn FnMut(&str, Shape, &[T]) + 'a;
 /// What [`Tensors::visit_mut`] calls for each tensor, with mutable data.
 pub type VisitorMut<'a, T> = dyn FnMut(&str, Shape, &mut [T]) + 'a;
 
+/// What [`Tensors::visit_counts`] calls for each integer count: `f(name, value)`.
+///
+/// A count is a scalar `i64` buffer of torch's `state_dict` (shape `[]`, dtype `I64`), such as
+/// BatchNorm's `num_batches_tracked`: not a float, so not something [`Visitor`] can carry, yet
+/// part of the state a weight file must hold for torch to load it strictly.
+pub type CountVisitor<'a> = dyn FnMut(&str, i64) + 'a;
+
+/// What [`Tensors::visit_counts_mut`] calls for each integer count, with a mutable value.
+pub type CountVisitorMut<'a> = dyn FnMut(&str, &mut i64) + 'a;
+
 /// Something that holds named parameter tensors.
 ///
 /// Data slices are in nalgebra's column-major order: element `(r, c)` of an `R x C` weight is
@@ -30,6 +40,21 @@ pub trait Tensors<T: Real> {
 
     /// Like [`visit`](Tensors::visit), with mutable data.
     fn visit_mut(&mut self, prefix: &str, f: &mut VisitorMut<T>);
+
+    /// Calls `f(name, value)` for every integer count (a scalar `i64` buffer, shape `[]`, such
+    /// as BatchNorm's `num_batches_tracked`), in declaration order, each name prefixed by
+    /// `prefix`. Counts are not parameters: no optimizer sees them, but weight files save and
+    /// load them beside the float tensors, as torch's `state_dict` holds them.
+    ///
+    /// The default visits nothing: most blocks have no count.
+    fn visit_counts(&self, prefix: &str, f: &mut CountVisitor) {
+        let _ = (prefix, f);
+    }
+
+    /// Like [`visit_counts`](Tensors::visit_counts), with mutable values.
+    fn visit_counts_mut(&mut self, prefix: &str, f: &mut CountVisitorMut) {
+        let _ = (prefix, f);
+    }
 }
 
 impl<T: Real, const IN: usize, const OUT: usize> Tensors<T> for super::Linear<T, IN, OUT> {
