@@ -84,7 +84,7 @@ impl<T: Real, L: Loss<T>> Loss<T> for Capture<L> {
 /// [`Tensors::visit`](nn_runtime::Tensors::visit) order, and the names `visit` lists that have no gradient (buffers such as
 /// `running_mean`).
 ///
-/// [`Network::tensors`](nn_runtime::Network::tensors) (the optimizers' flat view) lists each parameter beside its gradient;
+/// [`Network::tensors`] (the optimizers' flat view) lists each parameter beside its gradient;
 /// each of its tensors is matched with the tensor `visit` gives at the same address and length,
 /// so a gradient cannot be put under another tensor's name. A tensor of the optimizer's view
 /// that `visit` does not list fails.
