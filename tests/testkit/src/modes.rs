@@ -6,8 +6,9 @@
 //!   training-mode output, which `gradients` and `train_step` compute but do not return
 //!   (`forward_batch` is the inference pass).
 //! - [`parameter_gradients`]: every gradient by its parameter's `state_dict` name, when
-//!   [`Tensors::visit`](nn_runtime::Tensors::visit) also lists tensors that are not parameters (running statistics), so that
-//!   [`named_gradients`](crate::fixtures::named_gradients)' one-to-one pairing does not hold.
+//!   [`Tensors::visit`](nn_runtime::Tensors::visit) also lists tensors that are not parameters
+//!   (running statistics), so that the one-to-one pairing of
+//!   [`named_gradients`](crate::fixtures::named_gradients) does not hold.
 
 use crate::fixtures::Named;
 use nn_runtime::prelude::*;
@@ -81,8 +82,8 @@ impl<T: Real, L: Loss<T>> Loss<T> for Capture<L> {
 }
 
 /// The gradients of `grads`, each under the `state_dict` name of its parameter, in
-/// [`Tensors::visit`](nn_runtime::Tensors::visit) order, and the names `visit` lists that have no gradient (buffers such as
-/// `running_mean`).
+/// [`Tensors::visit`](nn_runtime::Tensors::visit) order, and the names `visit` lists that have
+/// no gradient (buffers such as `running_mean`).
 ///
 /// [`Network::tensors`] (the optimizers' flat view) lists each parameter beside its gradient;
 /// each of its tensors is matched with the tensor `visit` gives at the same address and length,
