@@ -1,13 +1,15 @@
 //! What the workspace's tests share, so that each is written once: readers of the JSON
 //! fixtures in `tests/fixtures/`, the optimizer a fixture names built from its `torch.optim`
 //! arguments, the XOR network and data, a deterministic generator of test values, and the
-//! probe that measures an activation through a network (with its PyTorch fixture's reader).
+//! probe that measures an activation through a network (with its PyTorch fixture's reader), and
+//! the loss that captures a training-mode output.
 //!
 //! A dev-only crate (`publish = false`): the tests of the workspace depend on it, the product
 //! does not.
 
 pub mod activations;
 pub mod fixtures;
+pub mod modes;
 pub mod optim;
 pub mod rng;
 pub mod xor;
