@@ -82,8 +82,8 @@
 //! 1. `simd`, the SIMD kernels and the one check of the processor's features;
 //! 2. scalar math, [`real`];
 //! 3. the `Linear`, `PRelu`, recurrent (`Gru`, `Lstm`, `Rnn`), causal convolution
-//!    (`CausalConv1d`) and shaped convolution (`Conv2d`, `Conv1d`) blocks and their
-//!    operations, and the pools, [`layer`], with [`init`], [`heap`], [`tensors`];
+//!    (`CausalConv1d`), shaped convolution (`Conv2d`, `Conv1d`) and layer normalisation
+//!    (`LayerNorm`) blocks and their operations, and the pools, [`layer`], with [`init`], [`heap`], [`tensors`];
 //! 4. what every generated network is, [`net`];
 //! 5. losses, [`loss`];
 //! 6. optimizers, [`optim`];
@@ -111,6 +111,7 @@ pub mod weights;
 pub use layer::Linear;
 pub use layer::conv::{CausalConv1d, ConvState};
 pub use layer::conv2d::{Conv1d, Conv2d};
+pub use layer::norm::LayerNorm;
 pub use layer::prelu::PRelu;
 pub use layer::recurrent::{CellLayer, Gru, HiddenState, Lstm, LstmState, Rnn};
 pub use loss::{BceWithLogits, CrossEntropy, Hinge, Loss, Mse, one_hot};
@@ -148,6 +149,7 @@ pub mod __private {
     pub use crate::layer::Linear;
     pub use crate::layer::conv::{CausalConv1d, ConvCache, ConvState};
     pub use crate::layer::conv2d::{Conv1d, Conv2d};
+    pub use crate::layer::norm::LayerNorm;
     pub use crate::layer::ops::*;
     pub use crate::layer::pool::*;
     pub use crate::layer::prelu::PRelu;

@@ -37,6 +37,7 @@ const FLOORS: &[(&str, &[&str], &[&str])] = &[
             "ConvState",
             "Conv2d",
             "Conv1d",
+            "LayerNorm",
         ],
     ),
     (

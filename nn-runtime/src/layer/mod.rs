@@ -13,12 +13,14 @@
 //! sequence networks ([`conv`]: [`CausalConv1d`](conv::CausalConv1d), its ring-buffer state
 //! and its time steps), and the shaped convolutions of feature maps ([`conv2d`]:
 //! [`Conv2d`](conv2d::Conv2d), [`Conv1d`](conv2d::Conv1d), forward and backward by im2col) and the pools that go with them ([`pool`]: max, average and
-//! global average, 2-D and 1-D, free functions).
+//! global average, 2-D and 1-D, free functions), and layer normalisation over each sample's
+//! last axis ([`norm`]: [`LayerNorm`](norm::LayerNorm), its parameters and both passes).
 
 pub mod conv;
 pub mod conv2d;
 pub mod heap;
 pub mod init;
+pub mod norm;
 pub(crate) mod ops;
 pub mod pool;
 pub mod prelu;
