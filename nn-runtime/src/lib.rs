@@ -82,8 +82,9 @@
 //! 1. `simd`, the SIMD kernels and the one check of the processor's features;
 //! 2. scalar math, [`real`];
 //! 3. the `Linear`, `PRelu`, recurrent (`Gru`, `Lstm`, `Rnn`), causal convolution
-//!    (`CausalConv1d`), shaped convolution (`Conv2d`, `Conv1d`) and batch-norm (`BatchNorm`)
-//!    blocks and their operations, dropout's kernels and `DropoutKey`, and the pools, [`layer`], with [`init`], [`heap`], [`tensors`];
+//!    (`CausalConv1d`), shaped convolution (`Conv2d`, `Conv1d`), batch-norm (`BatchNorm`) and
+//!    layer-norm (`LayerNorm`) blocks and their operations, dropout's kernels and `DropoutKey`,
+//!    and the pools, [`layer`], with [`init`], [`heap`], [`tensors`];
 //! 4. what every generated network is, [`net`];
 //! 5. losses, [`loss`];
 //! 6. optimizers, [`optim`];
@@ -112,6 +113,7 @@ pub use layer::Linear;
 pub use layer::conv::{CausalConv1d, ConvState};
 pub use layer::conv2d::{Conv1d, Conv2d};
 pub use layer::dropout::DropoutKey;
+pub use layer::norm::LayerNorm;
 pub use layer::norm_batch::{BatchNorm, BnStats};
 pub use layer::prelu::PRelu;
 pub use layer::recurrent::{CellLayer, Gru, HiddenState, Lstm, LstmState, Rnn};
@@ -151,6 +153,7 @@ pub mod __private {
     pub use crate::layer::conv::{CausalConv1d, ConvCache, ConvState};
     pub use crate::layer::conv2d::{Conv1d, Conv2d};
     pub use crate::layer::dropout::{DropoutKey, dropout, dropout_backward};
+    pub use crate::layer::norm::LayerNorm;
     pub use crate::layer::norm_batch::{BatchNorm, BnStats};
     pub use crate::layer::ops::*;
     pub use crate::layer::pool::*;

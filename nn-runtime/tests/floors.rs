@@ -40,6 +40,7 @@ const FLOORS: &[(&str, &[&str], &[&str])] = &[
             "BatchNorm",
             "BnStats",
             "DropoutKey",
+            "LayerNorm",
         ],
     ),
     (

@@ -41,7 +41,8 @@ pub const LAYER_NORM: Entry<'static> = Entry {
             span,
             eps: args.get(1).map_or(1e-5, number),
             affine: flag(2),
-            bias: flag(2) && flag(3),
+            // As torch's flag: without `elementwise_affine` there is no bias either way.
+            bias: flag(3),
             features: None,
         })
     },
@@ -66,13 +67,12 @@ impl LayerNorm {
         quote!(#rt::LayerNorm<#t, #g, #affine, #bias>)
     }
 
-    /// Where its weight and bias are; without them, a block of none, made where it is used.
-    fn place(&self, s: &Site) -> TokenStream {
-        if self.affine {
-            s.param.clone()
-        } else {
-            let ty = self.ty(s.scalar);
-            quote!(<#ty>::zeros())
+    /// Its learned tensors: weight and bias, the weight alone, or none.
+    fn tensor_count(&self) -> usize {
+        match (self.affine, self.bias) {
+            (false, _) => 0,
+            (true, false) => 1,
+            (true, true) => 2,
         }
     }
 
@@ -125,42 +125,25 @@ impl Kind for LayerNorm {
         Some(self.span)
     }
 
+    // Its block is a field even without `elementwise_affine`, holding no tensor then.
     fn params(&self) -> Option<&dyn Params> {
-        self.affine.then_some(self as &dyn Params)
+        Some(self)
     }
 
     fn forward(&self, s: &Site) -> TokenStream {
-        let (place, input, n, eps) = (
-            self.place(s),
-            &s.input_ref,
-            self.n(),
-            s.scalar.lit(self.eps),
-        );
+        let (place, input, n, eps) = (&s.param, &s.input_ref, self.n(), s.scalar.lit(self.eps));
         s.bind(quote!(#place.forward::<#n, __B>(#input, #eps)))
     }
 
     // dx from the normalised input and dy; dw = sum of dy x_hat, db = sum of dy.
     fn backward(&self, s: &Site) -> TokenStream {
-        let (place, input, n, eps) = (
-            self.place(s),
-            &s.input_ref,
-            self.n(),
-            s.scalar.lit(self.eps),
-        );
-        let dy = &s.grad_output;
-        let grad = if self.affine {
-            let g = &s.grad;
-            quote!(&mut #g)
-        } else {
-            let ty = self.ty(s.scalar);
-            quote!(&mut <#ty>::zeros())
-        };
+        let (place, grad, input, n) = (&s.param, &s.grad, &s.input_ref, self.n());
+        let (dy, eps) = (&s.grad_output, s.scalar.lit(self.eps));
         match &s.grad_input {
-            Some(dx) => quote!(let #dx = #place.backward::<#n, __B>(#input, &#dy, #eps, #grad);),
-            None if self.affine => {
-                quote!(#place.backward_params::<#n, __B>(#input, &#dy, #eps, #grad);)
+            Some(dx) => {
+                quote!(let #dx = #place.backward::<#n, __B>(#input, &#dy, #eps, &mut #grad);)
             }
-            None => TokenStream::new(),
+            None => quote!(#place.backward_params::<#n, __B>(#input, &#dy, #eps, &mut #grad);),
         }
     }
 
@@ -200,11 +183,11 @@ impl Params for LayerNorm {
     }
 
     fn count(&self, _: &Layer) -> Count {
-        Count::known(self.group * if self.bias { 2 } else { 1 })
+        Count::known(self.group * self.tensor_count())
     }
 
     fn tensors(&self) -> Count {
-        Count::known(if self.bias { 2 } else { 1 })
+        Count::known(self.tensor_count())
     }
 
     fn reset(&self, place: &TokenStream) -> TokenStream {
@@ -230,7 +213,13 @@ impl Params for LayerNorm {
         format!(
             " {what} layer `{p}`, `{}`: weight{} of {} features; `state_dict` names `{p}.weight`{}.",
             layer.source,
-            if self.bias { " and bias" } else { "" },
+            if self.tensor_count() == 2 {
+                " and bias"
+            } else if self.affine {
+                ""
+            } else {
+                " (none: no elementwise affine)"
+            },
             self.group,
             if self.bias {
                 format!(", `{p}.bias`")

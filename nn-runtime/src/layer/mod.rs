@@ -16,13 +16,15 @@
 //! global average, 2-D and 1-D, free functions), and batch normalisation ([`norm_batch`]:
 //! [`BatchNorm`](norm_batch::BatchNorm), its running statistics, its training and inference
 //! passes), and dropout's counter-based masks ([`dropout`]: the kernels and the step counter
-//! [`DropoutKey`](dropout::DropoutKey)).
+//! [`DropoutKey`](dropout::DropoutKey)),
+//! and layer normalisation over each sample's last axis ([`norm`]: [`LayerNorm`](norm::LayerNorm), its parameters and both passes).
 
 pub mod conv;
 pub mod conv2d;
 pub mod dropout;
 pub mod heap;
 pub mod init;
+pub mod norm;
 pub mod norm_batch;
 pub(crate) mod ops;
 pub mod pool;
