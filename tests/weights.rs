@@ -537,3 +537,30 @@ fn a_network_too_large_for_the_stack_saves_and_loads_on_the_heap() {
     assert!(same.1);
     assert!(same.0 > Wide::PARAMS * 4);
 }
+
+network! {
+    /// A convolution with batch statistics: running statistics and an integer count saved.
+    struct Normed { Unflatten(1, 4, 4), Conv2d(1, 2, 3, padding = 1), BatchNorm2d(2), ReLU, Flatten, Linear(32, 2) }
+}
+
+#[test]
+fn batch_norm_buffers_and_count_round_trip_under_torchs_names() {
+    let mut net = Normed::seeded(4);
+    let xs = SMatrix::<f32, 16, 3>::from_fn(|r, c| ((r * 3 + c) as f32 * 0.7).sin());
+    let ys = SMatrix::<f32, 2, 3>::from_fn(|r, c| (r + c) as f32 * 0.1);
+    let mut opt = Adam::new(0.01);
+    for _ in 0..3 {
+        net.train_step(&xs, &ys, &Mse, &mut opt);
+    }
+    assert_eq!(net.l2.num_batches_tracked, 3);
+    assert_ne!(net.l2.running_var, SVector::<f32, 2>::repeat(1.0));
+    let bytes = net.to_safetensors_bytes();
+    let file = read_by_hand(&bytes);
+    assert_eq!(file["2.num_batches_tracked"].0, "I64");
+    assert_eq!(file["2.running_mean"].1, [2]);
+    let back = Normed::from_safetensors_bytes(&bytes).unwrap();
+    assert_eq!(back, net);
+    assert_eq!(back.l2.num_batches_tracked, 3);
+    // Inference uses the running statistics: the same outputs after the round trip.
+    assert_eq!(back.forward_batch(&xs), net.forward_batch(&xs));
+}

@@ -199,6 +199,7 @@ impl NetworkInput {
             && !input.peek(syn::Ident)
             && !input.peek(Token![#])
             && !input.peek(Token![pub])
+            && !input.peek(Token![struct])
         {
             return Err(input.error("unexpected tokens after the network's `{ ... }`; another network starts with `struct`"));
         }

@@ -612,11 +612,13 @@ impl Checker<'_> {
             layer.output = layer.kind.output(&incoming);
             shape = next;
             if shape != Shape::Flat || !shapes.is_empty() {
-                shapes.push(format!(
-                    "`{}` {}",
-                    layer.source,
+                // After a mistake the number of features is unknown: only the shape is told.
+                let told = if known {
                     describe(&shape, &layer.output)
-                ));
+                } else {
+                    shape.describe()
+                };
+                shapes.push(format!("`{}` {told}", layer.source));
             }
             // The layer the next size error names: the last that stated or changed the size.
             if declared.is_some() || layer.output != incoming {

@@ -2,7 +2,7 @@
 use nn_runtime::prelude::*;
 
 network! {
-    struct N { Linear(2, 8), Dropout, Linear(8, 1) }
+    struct N { Linear(2, 8), GroupNorm, Linear(8, 1) }
 }
 
 fn main() {}
