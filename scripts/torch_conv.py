@@ -178,6 +178,32 @@ CONFIGS = {
         ("Flatten", "nn.Flatten()"),
         ("Linear(4, 1)", "nn.Linear(4, 1)"),
     ],
+    # Padding by words: "same" (2x5x5 -> 3x5x5), "valid" with a rectangular kernel (-> 2x3x5),
+    # then max pooling with padding and a stride smaller than its kernel (-> 2x4x6):
+    # 2x5x5 -> 3x5x5 -> 2x3x5 -> 2x4x6 -> 2x1x1 -> 2 -> 2.
+    "conv2d_padding_words": [
+        ("Unflatten(2, 5, 5)", "nn.Unflatten(1, (2, 5, 5))"),
+        ('Conv2d(2, 3, 3, padding = "same")', "nn.Conv2d(2, 3, 3, padding='same')"),
+        ("Tanh", "nn.Tanh()"),
+        ('Conv2d(3, 2, (3, 1), padding = "valid")', "nn.Conv2d(3, 2, (3, 1), padding='valid')"),
+        ("MaxPool2d(2, stride = 1, padding = 1)", "nn.MaxPool2d(2, stride=1, padding=1)"),
+        ("AdaptiveAvgPool2d(1)", "nn.AdaptiveAvgPool2d(1)"),
+        ("Flatten", "nn.Flatten()"),
+        ("Linear(2, 2)", "nn.Linear(2, 2)"),
+    ],
+    # One-dimensional with dilation, depthwise groups and no bias, into the global average:
+    # 4x9 -> 4x5 -> 4x1 -> 4 -> 1.
+    "conv1d_dilation_groups": [
+        ("Unflatten(4, 9)", "nn.Unflatten(1, (4, 9))"),
+        (
+            "Conv1d(4, 4, 3, dilation = 2, groups = 4, bias = false)",
+            "nn.Conv1d(4, 4, 3, dilation=2, groups=4, bias=False)",
+        ),
+        ("Tanh", "nn.Tanh()"),
+        ("AdaptiveAvgPool1d(1)", "nn.AdaptiveAvgPool1d(1)"),
+        ("Flatten", "nn.Flatten()"),
+        ("Linear(4, 1)", "nn.Linear(4, 1)"),
+    ],
 }
 
 CONVS = (nn.Conv1d, nn.Conv2d)

@@ -379,6 +379,27 @@ table! {
         Unflatten(3, 6, 6), Conv2d(3, 4, 3, stride = 2), AdaptiveAvgPool2d(1), Flatten,
         Linear(4, 1)
     ];
+    // Padding by words, "same" and "valid" (a rectangular kernel), then max pooling with
+    // padding and a stride smaller than its kernel: 2x5x5 -> 3x5x5 -> 2x3x5 -> 2x4x6 -> 2 -> 2.
+    Words32: f32 [
+        Unflatten(2, 5, 5), Conv2d(2, 3, 3, padding = "same"), Tanh,
+        Conv2d(3, 2, (3, 1), padding = "valid"), MaxPool2d(2, stride = 1, padding = 1),
+        AdaptiveAvgPool2d(1), Flatten, Linear(2, 2)
+    ];
+    Words64: f64 [
+        Unflatten(2, 5, 5), Conv2d(2, 3, 3, padding = "same"), Tanh,
+        Conv2d(3, 2, (3, 1), padding = "valid"), MaxPool2d(2, stride = 1, padding = 1),
+        AdaptiveAvgPool2d(1), Flatten, Linear(2, 2)
+    ];
+    // One-dimensional with dilation, depthwise groups and no bias: 4x9 -> 4x5 -> 4 -> 1.
+    Depthwise32: f32 [
+        Unflatten(4, 9), Conv1d(4, 4, 3, dilation = 2, groups = 4, bias = false), Tanh,
+        AdaptiveAvgPool1d(1), Flatten, Linear(4, 1)
+    ];
+    Depthwise64: f64 [
+        Unflatten(4, 9), Conv1d(4, 4, 3, dilation = 2, groups = 4, bias = false), Tanh,
+        AdaptiveAvgPool1d(1), Flatten, Linear(4, 1)
+    ];
 }
 
 // ------------------------------------------------------------------------------------------------
