@@ -111,6 +111,35 @@ pub mod public {
     }
 
     network! {
+        /// Shapes, normalisation and dropout, `f32`.
+        pub struct Shaped {
+            Unflatten(1, 6, 6),
+            Conv2d(1, 4, 3, padding = 1),
+            BatchNorm2d(4),
+            ReLU,
+            MaxPool2d(2),
+            Conv2d(4, 4, (3, 1), padding = "valid", bias = false),
+            AvgPool2d((1, 3)),
+            Flatten,
+            LayerNorm(4, elementwise_affine = false),
+            Dropout(0.25),
+            Linear(4, 3),
+        }
+
+        /// One-dimensional shapes, `f64`.
+        pub struct Shaped1d: f64 {
+            Unflatten(2, 8),
+            Conv1d(2, 3, 3, stride = 2, padding = 1),
+            BatchNorm1d(3, affine = false),
+            Tanh,
+            MaxPool1d(2),
+            AdaptiveAvgPool1d(1),
+            Flatten,
+            Linear(3, 1),
+        }
+    }
+
+    network! {
         /// An amp model: an LSTM with a skip connection, one input, one output.
         pub struct Amp { Residual(LSTM(1, 8), Linear(8, 1)) }
 
@@ -275,6 +304,25 @@ fn the_activation_family_trains() {
         (total - 1.0).abs() < 1e-12,
         "log-softmax exponentials sum to {total}"
     );
+}
+
+#[test]
+fn shaped_networks_train_and_infer() {
+    let xs = SMatrix::<f32, 36, 6>::from_fn(|r, c| ((r * 5 + c * 3) as f32 * 0.37).sin());
+    let labels = [0, 1, 2, 1, 0, 2];
+    let classes: SMatrix<f32, 3, 6> = one_hot(&labels).expect("labels below 3");
+    let net = trains!(
+        public::Shaped::seeded(3),
+        &xs,
+        &classes,
+        &CrossEntropy,
+        Adam::new(0.01)
+    );
+    assert_finite(&net.forward_batch(&xs));
+    let xs = SMatrix::<f64, 16, 4>::from_fn(|r, c| ((r + 2 * c) as f64 * 0.3).cos());
+    let ys = SMatrix::<f64, 1, 4>::from_fn(|_, c| c as f64 * 0.25);
+    let net = trains!(public::Shaped1d::seeded(4), &xs, &ys, &Mse, Sgd::new(0.05));
+    assert_finite(&net.forward_batch(&xs));
 }
 
 #[test]

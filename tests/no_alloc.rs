@@ -77,6 +77,23 @@ network! {
     }
 }
 
+network! {
+    /// Convolution, pooling, batch statistics, layer normalisation and dropout.
+    pub struct Shaped {
+        Unflatten(1, 6, 6),
+        Conv2d(1, 4, 3, padding = 1),
+        BatchNorm2d(4),
+        ReLU,
+        MaxPool2d(2),
+        Conv2d(4, 4, 3, padding = "same", groups = 2),
+        AdaptiveAvgPool2d(1),
+        Flatten,
+        LayerNorm(4),
+        Dropout(0.25),
+        Linear(4, 3),
+    }
+}
+
 /// Runs every hot-path entry point of a network once to warm up, then again counting.
 macro_rules! assert_steady_state_allocates_nothing {
     ($net:ty, $in:literal, $out:literal, $batch:literal, $loss:expr, $($opt:expr),+) => {{
@@ -155,6 +172,15 @@ fn steady_state_steps_allocate_nothing() {
     assert_steady_state_allocates_nothing!(Family, 4, 3, 8, Mse, Adam::new(0.01), Sgd::new(0.1));
     // One sample: the constant-size kernels, with and without the fused SGD step.
     assert_steady_state_allocates_nothing!(Large, 64, 10, 1, Mse, Sgd::new(0.01), Adam::new(0.001));
+    assert_steady_state_allocates_nothing!(
+        Shaped,
+        36,
+        3,
+        8,
+        CrossEntropy,
+        Adam::new(0.01),
+        Sgd::new(0.1)
+    );
     sequence_steps_and_windows_allocate_nothing();
 }
 
