@@ -1,4 +1,4 @@
-//! The five workloads of issue 4 and the three amp workloads (see
+//! The five workloads of issue 4, the three amp workloads and the two conv workloads (see
 //! `benches/baseline/src/workloads.rs`), each a criterion group of two functions measured in
 //! the same run: `generated` (a `network!` network through
 //! its public API) and `baseline` (the hand-written code of the `nn-baseline` crate in
@@ -261,6 +261,63 @@ fn online(c: &mut Criterion) {
     group.finish();
 }
 
+/// The digits conv network (`examples/data/digits_conv.rs`): one Adam training step on a
+/// batch of 32 with cross-entropy (`conv`), and one single-sample forward (`conv_infer`).
+fn conv(c: &mut Criterion) {
+    let (xs, ys) = conv_data();
+    let init = DigitsConv::seeded(SEED);
+    let mut group = c.benchmark_group("conv");
+
+    let mut run = Run::new((init.clone(), Adam::new(CONV_LR)));
+    group.bench_function("generated", |b| {
+        b.iter_custom(|iters| {
+            run.time(
+                iters,
+                |(net, opt)| (*net, *opt) = (init.clone(), Adam::new(CONV_LR)),
+                |(net, opt)| {
+                    black_box(net.train_step(black_box(&*xs), black_box(&*ys), &CrossEntropy, opt));
+                },
+            )
+        })
+    });
+
+    let init_base = conv_base(&init);
+    let (bx, by) = (rows(&xs), rows(&ys));
+    let mut run = Run::new((conv_base(&init), baseline::Adam::new(CONV_LR)));
+    group.bench_function("baseline", |b| {
+        b.iter_custom(|iters| {
+            run.time(
+                iters,
+                |(base, opt)| {
+                    (base.c1, base.c3) = (init_base.c1.clone(), init_base.c3.clone());
+                    (base.c6, base.l10) = (init_base.c6.clone(), init_base.l10.clone());
+                    base.clear_state();
+                    *opt = baseline::Adam::new(CONV_LR);
+                },
+                |(base, opt)| {
+                    black_box(base.train_step::<baseline::CrossEntropy, _>(
+                        black_box(bx),
+                        black_box(by),
+                        opt,
+                    ));
+                },
+            )
+        })
+    });
+    group.finish();
+
+    let x: SVector<f32, 64> = xs.column(0).into_owned();
+    let mut group = c.benchmark_group("conv_infer");
+    group.bench_function("generated", |b| {
+        b.iter(|| black_box(init.forward(black_box(&x))))
+    });
+    let bx = &rows(&x)[0];
+    group.bench_function("baseline", |b| {
+        b.iter(|| black_box(init_base.forward(black_box(bx))))
+    });
+    group.finish();
+}
+
 /// Samples the amp step workloads cycle through (a tenth of a second at 48 kHz).
 const AMP_SAMPLES: usize = 4800;
 
@@ -413,6 +470,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = workloads;
     config = config();
-    targets = xor, digits, mnist, infer, online, activation, amp_step, amp_window
+    targets = xor, digits, mnist, infer, online, activation, amp_step, amp_window, conv
 }
 criterion_main!(workloads);

@@ -17,7 +17,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 which="${1:-both}"
 shift || true
 
-WORKLOADS=(xor digits mnist infer online amp_lstm_step amp_gru_step amp_lstm_window)
+WORKLOADS=(xor digits mnist infer online amp_lstm_step amp_gru_step amp_lstm_window conv conv_infer)
 # Absolute: cargo runs the bench binary in its package's folder (benches/), and criterion reads
 # CRITERION_HOME relative to that.
 DEFAULT_DIR="$PWD/target"
@@ -108,7 +108,7 @@ echo "- machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(lscp
 echo "- SIMD: $(grep -o -w -E 'avx2|fma|avx512f' /proc/cpuinfo | sort -u | tr '\n' ' ')"
 echo "- toolchain: $(rustc --version)"
 echo "- load average before / after: ${load_before} / ${load_after}"
-echo "- times: criterion median of one step (one forward for infer; one time step of one stream for amp_lstm_step and amp_gru_step; one window of 64 steps of 8 streams for amp_lstm_window), f32, one thread"
+echo "- times: criterion median of one step (one forward for infer; one time step of one stream for amp_lstm_step and amp_gru_step; one window of 64 steps of 8 streams for amp_lstm_window; one Adam step at batch 32 for conv, one single-sample forward for conv_infer), f32, one thread"
 if [[ -n "${compile_default:-}" ]]; then
     table "Default flags (what users build with)" "$DEFAULT_DIR"
     activation_row "default" "$DEFAULT_DIR"

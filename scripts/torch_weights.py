@@ -36,6 +36,19 @@ What it does
         tests/fixtures/weights/named_torch_outputs.json  its outputs on a few inputs (compared
             in tests/weights.rs to 1e-6)
 
+    and, for a convolutional network, a float32
+        nn.Sequential(nn.Unflatten(1, (1, 8, 8)), nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(),
+                      nn.MaxPool2d(2), nn.Conv2d(4, 8, 3, padding=1), nn.ReLU(),
+                      nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+    trained 10 Adam(lr=0.01) steps with cross-entropy on seeded random 8x8 images and labels
+    (`network! { struct ConvTorch { Unflatten(1, 8, 8), Conv2d(1, 4, 3, padding = 1), ReLU,
+    MaxPool2d(2), Conv2d(4, 8, 3, padding = 1), ReLU, AdaptiveAvgPool2d(1), Flatten,
+    Linear(8, 10) } }`), in
+        tests/fixtures/weights/conv_torch.safetensors    tensors 1.weight [4, 1, 3, 3], 1.bias,
+            4.weight [8, 4, 3, 3], 4.bias, 8.weight [10, 8], 8.bias, float32
+        tests/fixtures/weights/conv_torch_outputs.json   its logits on a few images (each one
+            list of 64 pixels, row-major; compared in tests/named_weights.rs to 1e-5)
+
     With --check PATH: loads PATH, a safetensors file written by this project (for example by
     `cargo run --release --example torch_roundtrip`, which writes target/xor_finetuned.safetensors),
     into the same nn.Sequential with load_state_dict(strict=True), so any missing, extra or
@@ -190,6 +203,41 @@ def export_rnn():
     print(f"wrote rnn_torch.safetensors and rnn_torch_outputs.json ({', '.join(record['names'])})")
 
 
+def conv_network():
+    """`ConvTorch` of tests/named_weights.rs: a small convolutional network on 8x8 images, each
+    sample a row of 64 pixels (row-major) that Unflatten makes a (1, 8, 8) map."""
+    return nn.Sequential(
+        nn.Unflatten(1, (1, 8, 8)),
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(4, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 10),
+    )
+
+
+def export_conv():
+    """conv_torch.safetensors and conv_torch_outputs.json: the conv network after 10 Adam steps
+    on random data, and its logits on 6 other random images (pixels uniform in [0, 1))."""
+    torch.manual_seed(4)
+    model = conv_network()
+    xs, labels = torch.rand(32, 64), torch.randint(0, 10, (32,))
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(10):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(xs), labels).backward()
+        opt.step()
+    inputs = torch.rand(6, 64).tolist()
+    what = ("nn.Sequential(Unflatten(1, (1, 8, 8)), Conv2d(1, 4, 3, padding=1), ReLU, MaxPool2d(2), "
+            "Conv2d(4, 8, 3, padding=1), ReLU, AdaptiveAvgPool2d(1), Flatten, Linear(8, 10)), float32; "
+            "10 Adam(lr=0.01) steps of cross_entropy on rand (32, 64) images and randint labels, "
+            "torch.manual_seed(4); inputs: each image's 64 pixels, row-major")
+    export("conv", model, inputs, torch.float32, what)
+
+
 def xor_network():
     """The seed network, as examples/xor.rs declares it with `network!`."""
     return nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 1))
@@ -231,6 +279,7 @@ def train_and_export():
     export_big()
     export_named()
     export_rnn()
+    export_conv()
 
 
 def check(path, expected_path):

@@ -6,6 +6,7 @@
 use nn_baseline as baseline;
 use nn_baseline::Dense;
 use nn_baseline::workloads::*;
+use nn_runtime::Conv2d;
 use nn_runtime::prelude::*;
 
 /// Relative tolerance on losses and parameters after a step.
@@ -238,6 +239,87 @@ fn amp_window_agrees() {
             );
         }
     }
+}
+
+/// A generated convolution's weight as the baseline stores it (`[out][in 9]`), and its bias.
+fn conv_dense<const CING: usize, const CK: usize, const COUT: usize>(
+    l: &Conv2d<f32, COUT, CING, 3, 3, CK, true>,
+) -> Dense<CK, COUT> {
+    let mut base = Dense {
+        w: [[0.0; CK]; COUT],
+        b: [0.0; COUT],
+    };
+    copy_conv(l, &mut base);
+    base
+}
+
+/// Compares a baseline convolution with a generated one, and their updates from `before`.
+fn compare_conv<const CING: usize, const CK: usize, const COUT: usize>(
+    what: &str,
+    before: &Conv2d<f32, COUT, CING, 3, 3, CK, true>,
+    base: &Dense<CK, COUT>,
+    net: &Conv2d<f32, COUT, CING, 3, 3, CK, true>,
+) {
+    let (before, want) = (conv_dense(before), conv_dense(net));
+    let (w0, w) = (before.w.as_flattened(), want.w.as_flattened());
+    assert_close(&format!("{what}.weight"), base.w.as_flattened(), w);
+    assert_close(&format!("{what}.bias"), &base.b, &want.b);
+    assert_same_update(&format!("{what}.weight"), w0, base.w.as_flattened(), w);
+    assert_same_update(&format!("{what}.bias"), &before.b, &base.b, &want.b);
+}
+
+/// The conv workload's baseline: from the same weights, three Adam steps give the generated
+/// network's losses and updated parameters, every convolution's included.
+#[test]
+fn conv_step_agrees() {
+    // In a debug build the batch's activations and the kernels' temporaries of both sides
+    // overflow the test thread's stack.
+    big_stack(|| {
+        let (xs, ys) = conv_data();
+        let init = DigitsConv::seeded(SEED);
+        let mut net = init.clone();
+        let mut base = conv_base(&net);
+        let (mut opt, mut base_opt) = (Adam::new(CONV_LR), baseline::Adam::new(CONV_LR));
+        for step in 0..3 {
+            let before = net.clone();
+            let want = net.train_step(&*xs, &*ys, &CrossEntropy, &mut opt);
+            let got =
+                base.train_step::<baseline::CrossEntropy, _>(rows(&xs), rows(&ys), &mut base_opt);
+            assert_close(&format!("loss {step}"), &[got], &[want]);
+            compare_conv(&format!("step {step} l1"), &before.l1, &base.c1, &net.l1);
+            compare_conv(&format!("step {step} l3"), &before.l3, &base.c3, &net.l3);
+            compare_conv(&format!("step {step} l6"), &before.l6, &base.c6, &net.l6);
+            compare_layer(
+                &format!("step {step} l10"),
+                &before.l10,
+                &base.l10,
+                &net.l10,
+            );
+        }
+        assert_ne!(net.l1, init.l1);
+    });
+}
+
+/// The conv workload's single-sample forward baseline gives the generated `forward`'s logits.
+#[test]
+fn conv_forward_agrees() {
+    big_stack(|| {
+        let mut net = DigitsConv::seeded(SEED);
+        // A few steps first, so the weights are not only their initial draw.
+        let (xs, ys) = conv_data();
+        let mut opt = Adam::new(0.01);
+        for _ in 0..5 {
+            net.train_step(&*xs, &*ys, &CrossEntropy, &mut opt);
+        }
+        let base = conv_base(&net);
+        let mut s = Stream::new(10);
+        for _ in 0..50 {
+            let x: SVector<f32, 64> = *s.matrix(0.0, 1.0);
+            let want = net.forward(&x);
+            let got = base.forward(&rows(&x)[0]);
+            assert_close("forward", &got, want.as_slice());
+        }
+    });
 }
 
 #[test]

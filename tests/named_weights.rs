@@ -1,6 +1,7 @@
 //! A model whose submodules are named, as real PyTorch models name them (`self.encoder`,
 //! `self.head`), loads by those names: `name: Layer(..)` names the field and the `state_dict`
-//! prefix. The fixture is a model trained in PyTorch (scripts/torch_weights.py).
+//! prefix; a stacked LSTM loads layer by layer; a convolutional `nn.Sequential` loads by its
+//! indices. The fixtures are models trained in PyTorch (scripts/torch_weights.py).
 
 use nn_runtime::prelude::*;
 use serde_json::Value;
@@ -144,4 +145,70 @@ fn a_missing_or_extra_lstm_layer_is_an_error_naming_the_tensor() {
         .unwrap_err()
         .to_string();
     assert!(error.contains("`rnn.") && error.contains("_l2`"), "{error}");
+}
+
+network! {
+    /// `conv_network()` of scripts/torch_weights.py: `nn.Sequential(nn.Unflatten(1, (1, 8, 8)),
+    /// nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 8, 3,
+    /// padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))`: the
+    /// layers with parameters at indices 1, 4 and 8, as in torch's `state_dict`.
+    pub struct ConvTorch {
+        Unflatten(1, 8, 8),
+        Conv2d(1, 4, 3, padding = 1),
+        ReLU,
+        MaxPool2d(2),
+        Conv2d(4, 8, 3, padding = 1),
+        ReLU,
+        AdaptiveAvgPool2d(1),
+        Flatten,
+        Linear(8, 10),
+    }
+}
+
+const TORCH_CONV: &[u8] = include_bytes!("fixtures/weights/conv_torch.safetensors");
+
+/// A convolutional network PyTorch trained and saved loads by its `state_dict` names (each
+/// convolution's weight `[out, in, 3, 3]`) and gives PyTorch's logits, one image at a time and
+/// as a batch; saved again, the file loads back to the same network.
+#[test]
+fn a_pytorch_conv_net_loads_and_gives_pytorchs_outputs() {
+    let net = ConvTorch::from_safetensors_bytes(TORCH_CONV).unwrap();
+    let record: Value =
+        serde_json::from_str(include_str!("fixtures/weights/conv_torch_outputs.json")).unwrap();
+    nn_testkit::fixtures::assert_tensor_names(&net, &record);
+    let mut shapes = Vec::new();
+    nn_runtime::Tensors::visit(&net, "", &mut |name, shape, _| {
+        shapes.push((name.to_string(), shape.to_vec()))
+    });
+    assert_eq!(shapes[0], ("1.weight".to_string(), vec![4, 1, 3, 3]));
+    assert_eq!(shapes[2], ("4.weight".to_string(), vec![8, 4, 3, 3]));
+
+    let inputs = record["inputs"].as_array().unwrap();
+    let outputs = record["outputs"].as_array().unwrap();
+    assert_eq!((inputs.len(), outputs.len()), (6, 6));
+    let value = |v: &Value| v.as_f64().unwrap() as f32;
+    let xs = SMatrix::<f32, 64, 6>::from_fn(|r, c| value(&inputs[c][r]));
+    let want = SMatrix::<f32, 10, 6>::from_fn(|r, c| value(&outputs[c][r]));
+    let batch = net.forward_batch(&xs);
+    let mut worst = 0f32;
+    for c in 0..6 {
+        let alone = net.forward(&xs.column(c).into_owned());
+        for r in 0..10 {
+            for (how, got) in [("alone", alone[r]), ("in the batch", batch[(r, c)])] {
+                let diff = (got - want[(r, c)]).abs();
+                worst = worst.max(diff);
+                assert!(
+                    diff <= 1e-5,
+                    "image {c} {how}, logit {r}: ours {got}, PyTorch {}",
+                    want[(r, c)]
+                );
+            }
+        }
+    }
+    println!("max abs diff vs PyTorch (conv net): {worst:e}");
+    // The images are told apart: the logits are not one constant column.
+    assert_ne!(want.column(0), want.column(1));
+
+    let again = ConvTorch::from_safetensors_bytes(&net.to_safetensors_bytes()).unwrap();
+    assert_eq!(again, net);
 }

@@ -108,16 +108,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         scaler.transform_row(&mut x)?;
         let logits = outcome.net.forward(&SVector::from_column_slice(&x));
         let guess = logits.argmax().0;
-        for row in pixels.chunks(8) {
-            let line: String = row
-                .iter()
-                .map(|&p| match p as u32 {
-                    0..=3 => ' ',
-                    4..=8 => '.',
-                    9..=12 => '+',
-                    _ => '#',
-                })
-                .collect();
+        for line in common::ascii_digit(pixels) {
             println!("    {line}");
         }
         println!("  label {label}, read as {guess}\n");

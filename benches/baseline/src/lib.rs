@@ -23,7 +23,8 @@
 //!   polynomial, within 1 ulp, vectorisable: the same math, not a second copy of it), `ln` the
 //!   standard library's, as in the generated code.
 //!
-//! The recurrent baselines of the amp workloads are in [`recurrent`].
+//! The recurrent baselines of the amp workloads are in [`recurrent`], the convolutional one of
+//! the conv workloads in [`conv`].
 //!
 //! `tests/baseline_agrees.rs` checks that, from the same weights, one step of each baseline
 //! gives the generated network's loss and updated parameters.
@@ -941,5 +942,6 @@ impl<
     }
 }
 
-// After `dispatch!`, which it uses.
+// After `dispatch!`, which they use.
+pub mod conv;
 pub mod recurrent;

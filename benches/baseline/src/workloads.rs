@@ -9,12 +9,19 @@
 //! - infer: Linear(16,32) Tanh Linear(32,32) Tanh Linear(32,4): one single-sample forward.
 //! - online: the infer network, MSE, SGD lr 1e-2, batch 1: one training step.
 //!
+//! And the conv workload (the digits conv network of `examples/data/digits_conv.rs`;
+//! `conv.rs`):
+//! - conv: Unflatten(1,8,8) Conv2d(1,16,3,p=1) ReLU Conv2d(16,16,3,p=1) ReLU MaxPool2d(2)
+//!   Conv2d(16,32,3,p=1) ReLU MaxPool2d(2) Flatten Linear(128,10), cross-entropy, Adam lr 1e-3,
+//!   batch 32: one training step (`conv`), and one single-sample forward (`conv_infer`).
+//!
 //! And the amp workloads (a sample of audio in, one out; `recurrent.rs`):
 //! - amp_lstm_step: LSTM(1,16) Linear(16,1): one time step of one stream (`step`).
 //! - amp_gru_step: GRU(1,16) Linear(16,1): one time step of one stream.
 //! - amp_lstm_window: the LSTM model, MSE, Adam lr 1e-3, one window of truncated
 //!   backpropagation through time, 64 steps of 8 streams (`train_sequence`).
 
+use crate::conv::{CONV_BATCH, ConvBase};
 use crate::recurrent::{GG, GruStep, H, LG, LstmParams, LstmStep, LstmWindow};
 use crate::{Dense, Mlp2, Mlp3};
 use nn_runtime::prelude::*;
@@ -40,6 +47,23 @@ network! {
 }
 
 network! {
+    /// conv and conv_infer: the digits conv network of `examples/data/digits_conv.rs`.
+    pub struct DigitsConv {
+        Unflatten(1, 8, 8),
+        Conv2d(1, 16, 3, padding = 1),
+        ReLU,
+        Conv2d(16, 16, 3, padding = 1),
+        ReLU,
+        MaxPool2d(2),
+        Conv2d(16, 32, 3, padding = 1),
+        ReLU,
+        MaxPool2d(2),
+        Flatten,
+        Linear(128, 10),
+    }
+}
+
+network! {
     /// amp_lstm_step, amp_lstm_window: an LSTM and a linear read-out, one sample a step.
     pub struct AmpLstm { LSTM(1, 16), Linear(16, 1) }
 }
@@ -57,6 +81,7 @@ pub const DIGITS_LR: f32 = 1e-3;
 pub const MNIST_LR: f32 = 1e-2;
 pub const ONLINE_LR: f32 = 1e-2;
 pub const AMP_LR: f32 = 1e-3;
+pub const CONV_LR: f32 = 1e-3;
 /// Steps of the amp_lstm_window window, and its streams.
 pub const AMP_WINDOW: usize = 64;
 pub const AMP_BATCH: usize = 8;
@@ -130,6 +155,16 @@ pub fn xor_data() -> (Box<SMatrix<f32, 2, 4>>, Box<SMatrix<f32, 1, 4>>) {
 /// 32 digit-like images (pixels in [0, 1)) and one-hot labels.
 pub fn digits_data() -> (Box<SMatrix<f32, 64, 32>>, Box<SMatrix<f32, 10, 32>>) {
     let mut s = Stream::new(2);
+    (s.matrix(0.0, 1.0), s.one_hot())
+}
+
+/// 32 digit-like images for the conv workload and one-hot labels: pixels in [0, 1), a
+/// different draw from [`digits_data`]'s.
+pub fn conv_data() -> (
+    Box<SMatrix<f32, 64, CONV_BATCH>>,
+    Box<SMatrix<f32, 10, CONV_BATCH>>,
+) {
+    let mut s = Stream::new(6);
     (s.matrix(0.0, 1.0), s.one_hot())
 }
 
@@ -306,5 +341,29 @@ pub fn tanh_base(net: &TanhNet) -> Box<TanhBase> {
     copy_layer(&net.l0, &mut base.l0);
     copy_layer(&net.l2, &mut base.l2);
     copy_layer(&net.l4, &mut base.l4);
+    base
+}
+
+/// Copies a generated convolution's weight (`COUT x CK`, column `(ci KH + kh) KW + kw`) and
+/// bias into a baseline layer stored as `[out][in 9]`: torch's `[out, in, 3, 3]`, row-major.
+pub fn copy_conv<const CING: usize, const CK: usize, const COUT: usize>(
+    from: &nn_runtime::Conv2d<f32, COUT, CING, 3, 3, CK, true>,
+    to: &mut Dense<CK, COUT>,
+) {
+    for o in 0..COUT {
+        for c in 0..CK {
+            to.w[o][c] = from.weight[(o, c)];
+        }
+        to.b[o] = from.bias[o];
+    }
+}
+
+/// The conv baseline with the weights of `net` and fresh optimizer state.
+pub fn conv_base(net: &DigitsConv) -> Box<ConvBase> {
+    let mut base = ConvBase::zeroed();
+    copy_conv(&net.l1, &mut base.c1);
+    copy_conv(&net.l3, &mut base.c3);
+    copy_conv(&net.l6, &mut base.c6);
+    copy_layer(&net.l10, &mut base.l10);
     base
 }

@@ -1,6 +1,7 @@
-//! What the examples beside this crate (`digits.rs`, `tabular.rs`, `amp.rs`) share: reading the
-//! CSV files of `examples/data/`, a training loop with a progress bar per epoch, and a PNG
-//! chart of the training history.
+//! What the examples beside this crate (`digits.rs`, `digits_conv.rs`, `tabular.rs`, `amp.rs`)
+//! share: reading the CSV files of `examples/data/`, a training loop with a progress bar per
+//! epoch, a PNG chart of the training history, and for the two digits examples a digit drawn
+//! in text and a PNG gallery of digits with what a network read in them.
 
 use indicatif::{ProgressBar, ProgressStyle};
 use nn_runtime::data::Dataset;
@@ -290,9 +291,95 @@ pub fn chart(history: &History, title: &str, path: &Path) -> Result<(), Box<dyn 
     Ok(())
 }
 
+/// An 8x8 digit of `examples/data/digits.csv.gz` (64 pixels, row by row, 0..16) as 8 lines of
+/// text: blank, `.`, `+` or `#` by how dark each pixel is.
+pub fn ascii_digit(pixels: &[f32]) -> Vec<String> {
+    pixels
+        .chunks(8)
+        .map(|row| {
+            row.iter()
+                .map(|&p| match p as u32 {
+                    0..=3 => ' ',
+                    4..=8 => '.',
+                    9..=12 => '+',
+                    _ => '#',
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// A digit to draw in a [`digit_gallery`]: its 64 raw pixels (0..16), its label, and what a
+/// network read in it.
+#[derive(Clone, Debug)]
+pub struct Reading {
+    /// The 8x8 image, row by row, as in the data set (0 white, 16 black).
+    pub pixels: Vec<f32>,
+    /// The true digit.
+    pub label: usize,
+    /// The network's answer.
+    pub guess: usize,
+}
+
+/// Draws `digits` side by side into a PNG at `path`, each 8x8 image in grey levels under a
+/// caption `label 3, read 8` (red where the two differ), with `title` above; a gallery with no
+/// digit says so. The font is the embedded one, as in [`chart`].
+pub fn digit_gallery(digits: &[Reading], title: &str, path: &Path) -> Result<(), Box<dyn Error>> {
+    use plotters::prelude::*;
+    register_font()?;
+
+    const CELL: u32 = 150;
+    let columns = digits.len().clamp(1, 6);
+    let rows = digits.len().div_ceil(columns).max(1);
+    // Wide enough for a title of about 50 characters however few digits there are.
+    let size = (
+        (columns as u32 * CELL).max(600),
+        rows as u32 * (CELL + 24) + 48,
+    );
+    let root = BitMapBackend::new(path, size).into_drawing_area();
+    root.fill(&WHITE)?;
+    let root = root.titled(title, ("sans-serif", 20))?;
+    if digits.is_empty() {
+        root.draw_text(
+            "(none)",
+            &("sans-serif", 18).into_text_style(&root),
+            (16, 16),
+        )?;
+    }
+    let cells = root.split_evenly((rows, (size.0 / CELL) as usize));
+    for (cell, digit) in cells.iter().zip(digits) {
+        let color = if digit.label == digit.guess {
+            BLACK
+        } else {
+            RED
+        };
+        let caption = format!("label {}, read {}", digit.label, digit.guess);
+        cell.draw_text(
+            &caption,
+            &("sans-serif", 15).into_text_style(cell).color(&color),
+            (8, 4),
+        )?;
+        let pixel = (CELL as i32 - 32) / 8;
+        for (i, &p) in digit.pixels.iter().enumerate() {
+            let (y, x) = ((i / 8) as i32, (i % 8) as i32);
+            let level = 255 - (p.clamp(0.0, 16.0) * 255.0 / 16.0).round() as u8;
+            let top_left = (16 + x * pixel, 26 + y * pixel);
+            let bottom_right = (top_left.0 + pixel, top_left.1 + pixel);
+            cell.draw(&Rectangle::new(
+                [top_left, bottom_right],
+                RGBColor(level, level, level).filled(),
+            ))?;
+        }
+        let frame = [(15, 25), (17 + 8 * pixel, 27 + 8 * pixel)];
+        cell.draw(&Rectangle::new(frame, BLACK.mix(0.3)))?;
+    }
+    root.present()?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{load, parse};
+    use super::{Reading, ascii_digit, digit_gallery, load, parse};
 
     #[test]
     fn the_shipped_files_read_as_their_readme_says() {
@@ -335,5 +422,29 @@ mod tests {
                 .to_string()
                 .contains("cannot read")
         );
+    }
+
+    #[test]
+    fn digits_draw_as_text_and_as_a_gallery() {
+        let digits = load("digits.csv.gz").unwrap();
+        let lines = ascii_digit(&digits.rows[0]);
+        assert_eq!(lines.len(), 8);
+        assert!(lines.iter().all(|l| l.chars().count() == 8));
+        let dir = std::env::temp_dir().join(format!("nn-gallery-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let readings: Vec<Reading> = (0..7)
+            .map(|i| Reading {
+                pixels: digits.rows[i].clone(),
+                label: digits.labels[i],
+                guess: (digits.labels[i] + i % 2) % 10,
+            })
+            .collect();
+        for n in [0, 2, 7] {
+            let path = dir.join(format!("{n}.png"));
+            digit_gallery(&readings[..n], "a gallery", &path).unwrap();
+            let png = std::fs::read(&path).unwrap();
+            assert_eq!(&png[1..4], b"PNG", "{n} digits");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
