@@ -27,17 +27,9 @@ use approx::relative_eq;
 use nn_runtime::Tensors;
 use nn_runtime::prelude::*;
 use nn_testkit::fixtures::{Named, element, named_tensors};
+use nn_testkit::gradcheck::{H, Report, set_scalar};
 use nn_testkit::modes::{Capture, parameter_gradients};
 use nn_testkit::rng::SplitMix64;
-
-/// Step of the central difference (see `tests/gradcheck.rs`).
-const H: f64 = 1e-6;
-
-/// Absolute tolerance per unit of loss, as in `tests/gradcheck.rs`.
-const EPSILON: f64 = 1e-8;
-
-/// Relative tolerance, as in `tests/gradcheck.rs`.
-const MAX_RELATIVE: f64 = 1e-6;
 
 /// How far a ReLU input must stay from 0.
 const KINK_MARGIN: f64 = 1e-4;
@@ -47,101 +39,6 @@ const SEEDS: u64 = 100;
 
 // ------------------------------------------------------------------------------------------------
 // The checker (as tests/conv_fd.rs).
-
-/// One analytic entry that disagrees with its central difference.
-#[derive(Debug)]
-struct Mismatch {
-    what: String,
-    analytic: f64,
-    numeric: f64,
-}
-
-/// The outcome of one network's check.
-#[derive(Debug, Default)]
-struct Report {
-    checked: usize,
-    worst_fraction: f64,
-    mismatches: Vec<Mismatch>,
-}
-
-impl Report {
-    /// Compares an analytic entry with the central difference of `loss_up` and `loss_down`
-    /// taken at `value + H` and `value - H`.
-    fn entry(
-        &mut self,
-        what: String,
-        analytic: f64,
-        up: f64,
-        down: f64,
-        losses: (f64, f64),
-        loss: f64,
-    ) {
-        // The step actually taken is `up - down` as rounded, not exactly `2 H`.
-        let numeric = (losses.0 - losses.1) / (up - down);
-        let epsilon = EPSILON * loss.abs().max(1.0);
-        let err = (analytic - numeric).abs();
-        let allowed = epsilon.max(MAX_RELATIVE * analytic.abs().max(numeric.abs()));
-        self.checked += 1;
-        self.worst_fraction = self.worst_fraction.max(err / allowed);
-        let ok = analytic.is_finite()
-            && relative_eq!(
-                analytic,
-                numeric,
-                epsilon = epsilon,
-                max_relative = MAX_RELATIVE
-            );
-        if !ok {
-            self.mismatches.push(Mismatch {
-                what,
-                analytic,
-                numeric,
-            });
-        }
-    }
-
-    fn assert(&self, what: &str, expected: usize) {
-        println!(
-            "{what}: {} entries, worst {:.3} of the tolerance",
-            self.checked, self.worst_fraction
-        );
-        assert_eq!(self.checked, expected, "{what}: entries checked");
-        let listing: String = self
-            .mismatches
-            .iter()
-            .map(|m| {
-                format!(
-                    "  {}: analytic {:e}, numeric {:e}, ratio {}\n",
-                    m.what,
-                    m.analytic,
-                    m.numeric,
-                    m.analytic / m.numeric
-                )
-            })
-            .collect();
-        assert!(
-            self.mismatches.is_empty(),
-            "{what}: {} of {} entries disagree with central differences \
-             (epsilon {EPSILON:e} x max(1, |loss|), max_relative {MAX_RELATIVE:e}):\n{listing}",
-            self.mismatches.len(),
-            self.checked
-        );
-    }
-}
-
-/// Sets element `i` of tensor number `t` (in `visit` order) of `net` to `value`; returns the
-/// value it had.
-fn set_scalar<N: Tensors<f64>>(net: &mut N, t: usize, i: usize, value: f64) -> f64 {
-    let mut at = 0;
-    let mut old = f64::NAN;
-    net.visit_mut("", &mut |_, _, data| {
-        if at == t {
-            old = data[i];
-            data[i] = value;
-        }
-        at += 1;
-    });
-    old
-}
 
 /// Checks every parameter of `net` (the tensors named in `analytic`; the others, the running
 /// statistics, must leave `loss` exactly as it is when perturbed).

@@ -9,6 +9,7 @@
 
 pub mod activations;
 pub mod fixtures;
+pub mod gradcheck;
 pub mod modes;
 pub mod optim;
 pub mod rng;
