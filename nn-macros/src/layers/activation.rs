@@ -27,7 +27,10 @@ macro_rules! builtin {
     };
 }
 
-const RELU: Entry<'static> = builtin!("ReLU", [], "|x| if x > 0.0 { x } else { 0.0 }");
+// Written so that NaN takes the last branch and propagates, as torch's `relu(nan)` is NaN
+// (`x > 0 ? x : 0` would turn NaN into 0, hiding a fault from a control loop); the gradient
+// at 0 is still 0, torch's convention. It compiles to one `max(0, x)` instruction either way.
+const RELU: Entry<'static> = builtin!("ReLU", [], "|x| if x <= 0.0 { 0.0 } else { x }");
 const LEAKY_RELU: Entry<'static> = builtin!(
     "LeakyReLU",
     ["negative_slope" = 0.01],

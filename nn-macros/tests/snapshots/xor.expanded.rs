@@ -17,7 +17,7 @@ Forward:
 
 ```text
 a1 = l0.weight · a0 + l0.bias
-a2 = f(a1), f(x) = if x > 0.0 { x } else { 0.0 }
+a2 = f(a1), f(x) = if x <= 0.0 { 0.0 } else { x }
 a3 = l2.weight · a2 + l2.bias
 ```
 
@@ -27,7 +27,7 @@ Backward, derived by `network!` (the chain rule applied at compile time), in the
 ∂L/∂l2.weight = δa3 · a2ᵀ
 ∂L/∂l2.bias = Σ δa3 over the batch
 δa2 = l2.weightᵀ · δa3
-δa1 = δa2 ⊙ f'(a1), f'(x) = if x > 0.0 { 1.0 } else { 0.0 }
+δa1 = δa2 ⊙ f'(a1), f'(x) = if x <= 0.0 { 0.0 } else { 1.0 }
 ∂L/∂l0.weight = δa1 · a0ᵀ
 ∂L/∂l0.bias = Σ δa1 over the batch
 ```
@@ -194,7 +194,7 @@ const _: () = {
             __S: ::core::ops::Deref<Target = Self>,
         {
             let x1 = __nn::linear_forward(&this.l0, x0);
-            let x2 = __nn::map(&x1, |x| if x > 0f32 { x } else { 0f32 });
+            let x2 = __nn::map(&x1, |x| if x <= 0f32 { 0f32 } else { x });
             let x3 = __nn::linear_forward(&this.l2, &x2);
             then(this, (&x1, &x2, &x3))
         }
@@ -208,7 +208,7 @@ const _: () = {
         ) -> __M<2, __B> {
             let (x1, x2, _) = cache;
             let d2 = __nn::linear_backward(&self.l2, x2, &d3, &mut grads.l2);
-            let d1 = __nn::chain(d2, x1, |x| if x > 0f32 { 1f32 } else { 0f32 });
+            let d1 = __nn::chain(d2, x1, |x| if x <= 0f32 { 0f32 } else { 1f32 });
             if __INPUT {
                 let d0 = __nn::linear_backward(&self.l0, x0, &d1, &mut grads.l0);
                 d0
@@ -227,7 +227,7 @@ const _: () = {
         ) {
             let (x1, x2, _) = cache;
             let d2 = __nn::linear_backward_sgd(&mut self.l2, x2, &d3, rate);
-            let d1 = __nn::chain(d2, x1, |x| if x > 0f32 { 1f32 } else { 0f32 });
+            let d1 = __nn::chain(d2, x1, |x| if x <= 0f32 { 0f32 } else { 1f32 });
             __nn::linear_update_sgd(&mut self.l0, x0, &d1, rate);
         }
     }
