@@ -1,8 +1,10 @@
 //! What the workspace's tests share, so that each is written once: readers of the JSON
 //! fixtures in `tests/fixtures/`, the optimizer a fixture names built from its `torch.optim`
 //! arguments, the XOR network and data, a deterministic generator of test values, and the
-//! probe that measures an activation through a network (with its PyTorch fixture's reader), and
-//! the loss that captures a training-mode output.
+//! probe that measures an activation through a network (with its PyTorch fixture's reader), the
+//! loss that captures a training-mode output, and the PyTorch-parity harness of the
+//! whole-network tests (a table of networks matched with their fixtures, compared within
+//! tolerances).
 //!
 //! A dev-only crate (`publish = false`): the tests of the workspace depend on it, the product
 //! does not.
@@ -12,5 +14,6 @@ pub mod fixtures;
 pub mod gradcheck;
 pub mod modes;
 pub mod optim;
+pub mod parity;
 pub mod rng;
 pub mod xor;
