@@ -41,14 +41,21 @@
 //!
 //! Every fixture must be matched by a row and every row by a fixture, and the number of
 //! comparisons is asserted, so nothing goes unchecked silently.
+//!
+//! The matching of fixtures and rows, the comparisons within the tolerances and the report of
+//! every mismatch are `nn_testkit::parity`'s (shared with the other parity tests); this file
+//! holds the tolerances, the table and what its checks compare.
 
 use nn_runtime::Tensors;
 use nn_runtime::prelude::*;
 use nn_testkit::fixtures::{
-    Named, assert_tensor_names, column_major, element, fixture_names, list, load, named_tensors,
-    number, samples, set_tensors,
+    Named, assert_tensor_names, column_major, element, list, named_tensors, number, samples,
+    set_tensors,
 };
 use nn_testkit::modes::{Capture, Seen, parameter_gradients};
+use nn_testkit::parity::{
+    Checker, Dtype, Parity, Row, Suite, Tolerances, assert_adam_training, assert_shapes, run_table,
+};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -79,14 +86,11 @@ const F64_ABS: f64 = 1e-12;
 // gives: the script reseeds until every gradient fed to Adam (but the pinned biases') is at
 // least 1e-6 in magnitude at every step, in both dtypes.
 
-/// `(REL, ABS)` for a fixture's dtype.
-fn tolerance(dtype: &str) -> (f64, f64) {
-    match dtype {
-        "float32" => (F32_REL, F32_ABS),
-        "float64" => (F64_REL, F64_ABS),
-        other => panic!("no tolerance for dtype {other}"),
-    }
-}
+/// The tolerances above, per dtype.
+const TOLERANCES: Tolerances = Tolerances {
+    f32: (F32_REL, F32_ABS),
+    f64: (F64_REL, F64_ABS),
+};
 
 /// Samples per batch, as `BATCH` in `torch_norm_bn.py`.
 const BATCH: usize = 6;
@@ -102,93 +106,16 @@ const PINNED_MOVE: f64 = 4.0;
 // ------------------------------------------------------------------------------------------------
 // Comparing.
 
-/// Every comparison of one case, and every mismatch, so that one failure lists them all.
-struct Checker {
-    case: String,
-    rel: f64,
-    abs: f64,
-    count: usize,
-    /// Per category: the largest fraction of the tolerance used.
-    used: BTreeMap<&'static str, f64>,
-    mismatches: Vec<String>,
-}
-
-impl Checker {
-    fn new(case: &str, dtype: &str) -> Self {
-        let (rel, abs) = tolerance(dtype);
-        Self {
-            case: case.to_string(),
-            rel,
-            abs,
-            count: 0,
-            used: BTreeMap::new(),
-            mismatches: Vec::new(),
-        }
-    }
-
-    /// One value; `torch` is already read as the case's dtype and widened.
-    fn scalar(&mut self, category: &'static str, what: &dyn Fn() -> String, ours: f64, torch: f64) {
-        self.count += 1;
-        let allowed = self.rel * torch.abs() + self.abs;
-        let diff = (ours - torch).abs();
-        let used = self.used.entry(category).or_default();
-        *used = used.max(diff / allowed);
-        // A NaN on either side fails.
-        if diff.is_nan() || diff > allowed {
-            self.mismatches.push(format!(
-                "{}: {category}: {}: ours {ours:e}, torch {torch:e}, |diff| {diff:.3e} > allowed \
-                 {allowed:.3e}",
-                self.case,
-                what()
-            ));
-        }
-    }
-
-    /// A batch (one column per sample) against torch's list of samples, by (sample, feature).
-    fn samples<T: Real, const R: usize, const B: usize>(
-        &mut self,
-        category: &'static str,
-        what: &str,
-        ours: &SMatrix<T, R, B>,
-        torch: &Value,
-    ) {
-        let torch = samples::<T, R, B>(torch, what);
-        for b in 0..B {
-            for r in 0..R {
-                let at = || format!("{what} sample {b} feature {r}");
-                self.scalar(category, &at, ours[(r, b)].widen(), torch[(r, b)].widen());
-            }
-        }
-    }
-
-    /// Tensors by name against a `state_dict`-like map, which must hold exactly their names.
-    fn named<T: Real>(
-        &mut self,
-        category: &'static str,
-        what: &str,
-        ours: &[Named<T>],
-        torch: &Value,
-    ) {
-        let map = torch
-            .as_object()
-            .unwrap_or_else(|| panic!("{}: {what}: expected a map of tensors", self.case));
-        let theirs: BTreeSet<&str> = map.keys().map(String::as_str).collect();
-        let names: BTreeSet<&str> = ours.iter().map(|t| t.name.as_str()).collect();
-        assert_eq!(names, theirs, "{}: {what}: tensor names", self.case);
-        for tensor in ours {
-            let name = &tensor.name;
-            let values = column_major::<T>(&map[name], &tensor.shape, &format!("{what}.{name}"));
-            assert_eq!(values.len(), tensor.values.len(), "{what}.{name}: size");
-            for (i, (ours, torch)) in tensor.values.iter().zip(&values).enumerate() {
-                let at = || format!("{what}.{name}{}", element(&tensor.shape, i));
-                self.scalar(category, &at, ours.widen(), torch.widen());
-            }
-        }
-    }
-}
-
-impl Checker {
+/// This test's own comparisons, beside [`Checker`]'s.
+trait BatchNormChecks {
     /// A captured training-mode output against torch's list of samples.
+    fn seen<T: Real>(&mut self, what: &str, ours: &Seen, rows: usize, torch: &Value);
+
+    /// Gradients that are exactly 0 in exact arithmetic, against 0.
+    fn zeros<T: Real>(&mut self, what: &str, ours: &Named<T>);
+}
+
+impl BatchNormChecks for Checker {
     fn seen<T: Real>(&mut self, what: &str, ours: &Seen, rows: usize, torch: &Value) {
         assert_eq!((ours.rows, ours.batch), (rows, BATCH), "{what}: shape");
         for (b, sample) in list(torch, what, BATCH).iter().enumerate() {
@@ -200,7 +127,6 @@ impl Checker {
         }
     }
 
-    /// Gradients that are exactly 0 in exact arithmetic, against 0.
     fn zeros<T: Real>(&mut self, what: &str, ours: &Named<T>) {
         for (i, v) in ours.values.iter().enumerate() {
             let at = || format!("{what}.{}{}", ours.name, element(&ours.shape, i));
@@ -275,73 +201,8 @@ fn set_named<T: Real>(net: &mut impl Tensors<T>, name: &str, value: &Value) -> V
     old.unwrap_or_else(|| panic!("no tensor {name}"))
 }
 
-/// Asserts that the network's tensors have torch's shapes (`param_shapes`), so that a tensor
-/// read by [`column_major`] is laid out as torch's (a shape of the same size but other axes
-/// would otherwise pass the size checks).
-fn assert_shapes<T: Real>(case: &str, ours: &[Named<T>], fixture: &Value) {
-    let shapes = fixture["param_shapes"]
-        .as_object()
-        .unwrap_or_else(|| panic!("{case}: no param_shapes"));
-    assert_eq!(ours.len(), shapes.len(), "{case}: number of tensors");
-    for tensor in ours {
-        let theirs: Vec<usize> = shapes
-            .get(&tensor.name)
-            .and_then(Value::as_array)
-            .unwrap_or_else(|| panic!("{case}: no shape for {}", tensor.name))
-            .iter()
-            .map(|n| n.as_u64().expect("a shape is a list of sizes") as usize)
-            .collect();
-        assert_eq!(tensor.shape, theirs, "{case}: {}: shape", tensor.name);
-    }
-}
-
-/// Asserts that the fixture trained with `Adam(lr=0.01)` for [`TRAIN_STEPS`] steps, as the
-/// test does with `Adam::new(0.01)`.
-fn assert_training(case: &str, train: &Value) {
-    assert_eq!(train["optimizer"], "Adam", "{case}: optimizer");
-    let args = train["args"]
-        .as_object()
-        .unwrap_or_else(|| panic!("{case}: no optimizer arguments"));
-    let keys: Vec<&str> = args.keys().map(String::as_str).collect();
-    assert_eq!(
-        keys,
-        ["lr"],
-        "{case}: Adam's arguments (torch's defaults otherwise)"
-    );
-    assert_eq!(number(&args["lr"], "lr"), LR, "{case}: lr");
-    assert_eq!(train["steps"], TRAIN_STEPS, "{case}: steps");
-}
-
 // ------------------------------------------------------------------------------------------------
 // The table: one network per (layers, dtype).
-
-/// One row of the table.
-struct Row {
-    /// The network's name.
-    net: &'static str,
-    /// `"float32"` or `"float64"`.
-    dtype: &'static str,
-    /// The layer list as written in the row (`stringify!`), compared without whitespace.
-    layers: &'static str,
-    /// Compares the network with its fixture; returns the number of comparisons it must have
-    /// made.
-    check: fn(&Value, &mut Checker) -> usize,
-}
-
-/// A network whose check the table generates.
-trait Parity {
-    /// Compares the network with `fixture`; returns the number of comparisons expected.
-    fn check(fixture: &Value, check: &mut Checker) -> usize;
-}
-
-macro_rules! dtype_name {
-    (f32) => {
-        "float32"
-    };
-    (f64) => {
-        "float64"
-    };
-}
 
 /// `Name: f32 [LAYERS];` declares `network! { struct Name: f32 { LAYERS } }`, its row and its
 /// check.
@@ -354,7 +215,7 @@ macro_rules! table {
 
             impl Parity for $net {
                 fn check(fixture: &Value, check: &mut Checker) -> usize {
-                    let case = check.case.clone();
+                    let case = check.case().to_string();
                     assert_eq!(fixture["in_features"], $net::IN, "{case}: IN");
                     assert_eq!(fixture["out_features"], $net::OUT, "{case}: OUT");
                     let param_names = strings(fixture, "param_names");
@@ -431,7 +292,7 @@ macro_rules! table {
 
                     // Adam on the same batch, in training mode.
                     let train = &fixture["train"];
-                    assert_training(&case, train);
+                    assert_adam_training(&case, train, LR, TRAIN_STEPS);
                     let mut opt = Adam::<$t>::new(0.01);
                     let losses = list(&train["losses"], "train.losses", TRAIN_STEPS);
                     let trajectory = &train["trajectory"];
@@ -485,7 +346,7 @@ macro_rules! table {
         const TABLE: &[Row] = &[$(
             Row {
                 net: stringify!($net),
-                dtype: dtype_name!($t),
+                dtype: <$t as Dtype>::NAME,
                 layers: stringify!($($layer)*),
                 check: <$net as Parity>::check,
             },
@@ -519,86 +380,18 @@ table! {
 // ------------------------------------------------------------------------------------------------
 // The test.
 
-/// `layers` without whitespace, so that a fixture's list and `stringify!` (which spaces tokens
-/// its own way) compare equal.
-fn squash(layers: &str) -> String {
-    layers.split_whitespace().collect()
-}
-
 #[test]
 fn every_batch_norm_network_matches_torch() {
-    // Every fixture has exactly one row and every row exactly one fixture.
-    let mut rows: BTreeMap<(String, String), &Row> = BTreeMap::new();
-    for row in TABLE {
-        let previous = rows.insert((row.dtype.to_string(), squash(row.layers)), row);
-        assert!(
-            previous.is_none(),
-            "{} and {} are the same row",
-            previous.unwrap().net,
-            row.net
-        );
-    }
-    let mut matched: BTreeMap<&str, (String, Value)> = BTreeMap::new();
-    let mut unmatched_fixtures = Vec::new();
-    // tests/fixtures/norm holds other normalisations' fixtures too; ours start with `bn_`.
-    for name in fixture_names("norm")
-        .into_iter()
-        .filter(|n| n.starts_with("bn_"))
-    {
-        let fixture = load("norm", &name);
-        assert_eq!(fixture["name"], name.as_str(), "{name}: name");
-        assert_eq!(fixture["batch"], BATCH, "{name}: batch");
-        assert_eq!(fixture["loss_fn"]["name"], "Mse", "{name}: loss");
-        let layers = strings(&fixture, "layers");
-        let dtype = fixture["dtype"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{name}: no dtype"))
-            .to_string();
-        match rows.get(&(dtype, squash(&layers.join(",")))) {
-            Some(row) => {
-                let previous = matched.insert(row.net, (name.clone(), fixture));
-                assert!(
-                    previous.is_none(),
-                    "{} matches two fixtures: {} and {name}",
-                    row.net,
-                    previous.unwrap().0
-                );
-            }
-            None => unmatched_fixtures.push(name),
-        }
-    }
-    let unmatched_rows: Vec<&str> = TABLE
-        .iter()
-        .filter(|row| !matched.contains_key(row.net))
-        .map(|row| row.net)
-        .collect();
-    assert!(
-        unmatched_fixtures.is_empty() && unmatched_rows.is_empty(),
-        "fixtures without a network in the table: {unmatched_fixtures:?}\n\
-         networks in the table without a fixture (rerun scripts/torch_norm_bn.py?): \
-         {unmatched_rows:?}"
-    );
-    assert_eq!(matched.len(), TABLE.len(), "every fixture case matched");
-
-    let mut mismatches = Vec::new();
-    let mut total = 0;
-    for row in TABLE {
-        let (name, fixture) = &matched[row.net];
-        let mut check = Checker::new(name, row.dtype);
-        let expected = (row.check)(fixture, &mut check);
-        println!("{name} ({}): {} comparisons", row.net, check.count);
-        for (category, used) in &check.used {
-            println!("  {category:<20} tolerance used {used:.3}");
-        }
-        assert_eq!(check.count, expected, "{name}: number of comparisons made");
-        total += check.count;
-        mismatches.extend(check.mismatches);
-    }
-    assert!(
-        mismatches.is_empty(),
-        "{} of {total} comparisons disagree with torch (|ours - torch| <= REL |torch| + ABS, \
-         f32: REL {F32_REL:e} ABS {F32_ABS:e}, f64: REL {F64_REL:e} ABS {F64_ABS:e}):\n{}",
-        mismatches.len(),
-        mismatches.join("\n")
+    run_table(
+        TABLE,
+        &Suite {
+            // tests/fixtures/norm holds other normalisations' fixtures too; ours start with `bn_`.
+            dir: "norm",
+            prefix: "bn_",
+            sizes: &[("batch", BATCH)],
+            loss: "Mse",
+            script: "scripts/torch_norm_bn.py",
+            tolerances: TOLERANCES,
+        },
     );
 }
