@@ -35,15 +35,20 @@
 //! tensor. Every fixture must be matched by a row and every row by a fixture, every name of a
 //! fixture's parameter maps by one of the network's tensors and vice versa, and the number of
 //! comparisons is asserted, so nothing goes unchecked silently.
+//!
+//! The matching of fixtures and rows, the comparisons within the tolerances and the report of
+//! every mismatch are `nn_testkit::parity`'s (shared with the other parity tests); this file
+//! holds the tolerances, the table and what its checks compare.
 
 use nn_runtime::prelude::*;
 use nn_testkit::fixtures::{
-    Named, column_major, element, fixture_names, list, load, matrix, named_gradients,
-    named_tensors, number, oldest_first, set_layers, set_ring, set_tensors,
+    list, matrix, named_gradients, named_tensors, number, oldest_first, set_layers, set_ring,
+    set_tensors,
 };
 use nn_testkit::optim::from_torch;
+use nn_testkit::parity::{Checker, Dtype, Parity, Row, Suite, Tolerances, run_table};
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 // ------------------------------------------------------------------------------------------------
 // Tolerances: `|ours - torch| <= REL * |torch| + ABS`.
@@ -92,14 +97,11 @@ const F64_ABS: f64 = 1e-12;
 // ever pushes a trained parameter past the tolerance while every gradient passes, widen the
 // trained parameters' floor alone (to about `lr * ABS / min|g|`) and say so here.
 
-/// `(REL, ABS)` for a fixture's dtype.
-fn tolerance(dtype: &str) -> (f64, f64) {
-    match dtype {
-        "float32" => (F32_REL, F32_ABS),
-        "float64" => (F64_REL, F64_ABS),
-        other => panic!("no tolerance for dtype {other}"),
-    }
-}
+/// The tolerances above, per dtype.
+const TOLERANCES: Tolerances = Tolerances {
+    f32: (F32_REL, F32_ABS),
+    f64: (F64_REL, F64_ABS),
+};
 
 /// Time steps per window, as `STEPS` in `torch_sequence.py`.
 const STEPS: usize = 8;
@@ -111,67 +113,20 @@ const WINDOWS: usize = 5;
 // ------------------------------------------------------------------------------------------------
 // Comparing.
 
-/// Every comparison of one case, and every mismatch, so that one failure lists them all.
-struct Checker {
-    case: String,
-    rel: f64,
-    abs: f64,
-    count: usize,
-    /// Per category: the largest fraction of the tolerance used.
-    used: BTreeMap<&'static str, f64>,
-    mismatches: Vec<String>,
-}
-
-impl Checker {
-    fn new(case: &str, dtype: &str) -> Self {
-        let (rel, abs) = tolerance(dtype);
-        Self {
-            case: case.to_string(),
-            rel,
-            abs,
-            count: 0,
-            used: BTreeMap::new(),
-            mismatches: Vec::new(),
-        }
-    }
-
-    /// One value; `torch` is already read as the case's dtype and widened.
-    fn scalar(&mut self, category: &'static str, what: &dyn Fn() -> String, ours: f64, torch: f64) {
-        self.count += 1;
-        let allowed = self.rel * torch.abs() + self.abs;
-        let diff = (ours - torch).abs();
-        let used = self.used.entry(category).or_default();
-        *used = used.max(diff / allowed);
-        // A NaN on either side fails.
-        if diff.is_nan() || diff > allowed {
-            self.mismatches.push(format!(
-                "{}: {category}: {}: ours {ours:e}, torch {torch:e}, |diff| {diff:.3e} > allowed \
-                 {allowed:.3e}",
-                self.case,
-                what()
-            ));
-        }
-    }
-
-    /// A matrix against torch's nested list `[R][C]`, by `(row, column)`.
-    fn matrix<T: Real, const R: usize, const C: usize>(
+/// This test's own comparison, beside [`Checker`]'s.
+trait SequenceChecks {
+    /// A state part against the fixtures' `[K][H][B]`: a recurrent layer's state, one matrix
+    /// per stacked layer, or a causal convolution's buffer oldest first (see [`part`]).
+    fn layers<T: Real, const H: usize, const B: usize, const K: usize>(
         &mut self,
         category: &'static str,
         what: &str,
-        ours: &SMatrix<T, R, C>,
+        ours: &[SMatrix<T, H, B>; K],
         torch: &Value,
-    ) {
-        let torch = matrix::<T, R, C>(torch, what);
-        for r in 0..R {
-            for c in 0..C {
-                let at = || format!("{what}[{r}][{c}]");
-                self.scalar(category, &at, ours[(r, c)].widen(), torch[(r, c)].widen());
-            }
-        }
-    }
+    );
+}
 
-    /// A state part against the fixtures' `[K][H][B]`: a recurrent layer's state, one matrix
-    /// per stacked layer, or a causal convolution's buffer oldest first (see [`part`]).
+impl SequenceChecks for Checker {
     fn layers<T: Real, const H: usize, const B: usize, const K: usize>(
         &mut self,
         category: &'static str,
@@ -181,31 +136,6 @@ impl Checker {
     ) {
         for (k, layer) in list(torch, what, K).iter().enumerate() {
             self.matrix(category, &format!("{what}[{k}]"), &ours[k], layer);
-        }
-    }
-
-    /// Tensors by name against a `state_dict`-like map, which must hold exactly their names.
-    fn named<T: Real>(
-        &mut self,
-        category: &'static str,
-        what: &str,
-        ours: &[Named<T>],
-        torch: &Value,
-    ) {
-        let map = torch
-            .as_object()
-            .unwrap_or_else(|| panic!("{}: {what}: expected a map of tensors", self.case));
-        let theirs: BTreeSet<&str> = map.keys().map(String::as_str).collect();
-        let names: BTreeSet<&str> = ours.iter().map(|t| t.name.as_str()).collect();
-        assert_eq!(names, theirs, "{}: {what}: tensor names", self.case);
-        for tensor in ours {
-            let name = &tensor.name;
-            let values = column_major::<T>(&map[name], &tensor.shape, &format!("{what}.{name}"));
-            assert_eq!(values.len(), tensor.values.len(), "{what}.{name}: size");
-            for (i, (ours, torch)) in tensor.values.iter().zip(&values).enumerate() {
-                let at = || format!("{what}.{name}{}", element(&tensor.shape, i));
-                self.scalar(category, &at, ours.widen(), torch.widen());
-            }
         }
     }
 }
@@ -247,34 +177,6 @@ fn assert_state_keys(case: &str, what: &str, state: &Value, keys: &[&str]) {
 
 // ------------------------------------------------------------------------------------------------
 // The table: one network per (layers, dtype).
-
-/// One row of the table.
-struct Row {
-    /// The network's name.
-    net: &'static str,
-    /// `"float32"` or `"float64"`.
-    dtype: &'static str,
-    /// The layer list as written in the row (`stringify!`), compared without whitespace.
-    layers: &'static str,
-    /// Compares the network with its fixture; returns the number of comparisons it must have
-    /// made.
-    check: fn(&Value, &mut Checker) -> usize,
-}
-
-/// A network whose check the table generates.
-trait Parity {
-    /// Compares the network with `fixture`; returns the number of comparisons expected.
-    fn check(fixture: &Value, check: &mut Checker) -> usize;
-}
-
-macro_rules! dtype_name {
-    (f32) => {
-        "float32"
-    };
-    (f64) => {
-        "float64"
-    };
-}
 
 /// One part of a network's state, by kind: `layers` a recurrent layer's `[SMatrix<T, H, B>;
 /// K]` (one matrix per stacked layer, `h` or an LSTM's `c`), listed `[K][H][B]` as it is held;
@@ -343,7 +245,7 @@ macro_rules! table {
 
             impl Parity for $net {
                 fn check(fixture: &Value, check: &mut Checker) -> usize {
-                    let case = check.case.clone();
+                    let case = check.case().to_string();
                     let keys: &[&str] = &[$($key),+];
                     for what in ["state0", "final_state", "state_grads"] {
                         assert_state_keys(&case, what, &fixture[what], keys);
@@ -491,7 +393,7 @@ macro_rules! table {
         const TABLE: &[Row] = &[$(
             Row {
                 net: stringify!($net),
-                dtype: dtype_name!($t),
+                dtype: <$t as Dtype>::NAME,
                 layers: stringify!($($layer)*),
                 check: <$net as Parity>::check,
             },
@@ -532,87 +434,17 @@ table! {
 // ------------------------------------------------------------------------------------------------
 // The test.
 
-/// `layers` without whitespace, so that a fixture's list and `stringify!` (which spaces tokens
-/// its own way) compare equal.
-fn squash(layers: &str) -> String {
-    layers.split_whitespace().collect()
-}
-
 #[test]
 fn every_sequence_network_matches_torch() {
-    // Every fixture has exactly one row and every row exactly one fixture.
-    let mut rows: BTreeMap<(String, String), &Row> = BTreeMap::new();
-    for row in TABLE {
-        let previous = rows.insert((row.dtype.to_string(), squash(row.layers)), row);
-        assert!(
-            previous.is_none(),
-            "{} and {} are the same row",
-            previous.unwrap().net,
-            row.net
-        );
-    }
-    let mut matched: BTreeMap<&str, (String, Value)> = BTreeMap::new();
-    let mut unmatched_fixtures = Vec::new();
-    for name in fixture_names("sequence") {
-        let fixture = load("sequence", &name);
-        assert_eq!(fixture["name"], name.as_str(), "{name}: name");
-        assert_eq!(fixture["steps"], STEPS, "{name}: steps");
-        assert_eq!(fixture["batch"], BATCH, "{name}: batch");
-        assert_eq!(fixture["loss_fn"]["name"], "Mse", "{name}: loss");
-        let layers: Vec<&str> = fixture["layers"]
-            .as_array()
-            .unwrap_or_else(|| panic!("{name}: no layer list"))
-            .iter()
-            .map(|l| l.as_str().expect("layers are strings"))
-            .collect();
-        let dtype = fixture["dtype"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{name}: no dtype"))
-            .to_string();
-        match rows.get(&(dtype, squash(&layers.join(",")))) {
-            Some(row) => {
-                let previous = matched.insert(row.net, (name.clone(), fixture));
-                assert!(
-                    previous.is_none(),
-                    "{} matches two fixtures: {} and {name}",
-                    row.net,
-                    previous.unwrap().0
-                );
-            }
-            None => unmatched_fixtures.push(name),
-        }
-    }
-    let unmatched_rows: Vec<&str> = TABLE
-        .iter()
-        .filter(|row| !matched.contains_key(row.net))
-        .map(|row| row.net)
-        .collect();
-    assert!(
-        unmatched_fixtures.is_empty() && unmatched_rows.is_empty(),
-        "fixtures without a network in the table: {unmatched_fixtures:?}\n\
-         networks in the table without a fixture (rerun scripts/torch_sequence.py?): \
-         {unmatched_rows:?}"
-    );
-
-    let mut mismatches = Vec::new();
-    let mut total = 0;
-    for row in TABLE {
-        let (name, fixture) = &matched[row.net];
-        let mut check = Checker::new(name, row.dtype);
-        let expected = (row.check)(fixture, &mut check);
-        println!("{name} ({}): {} comparisons", row.net, check.count);
-        for (category, used) in &check.used {
-            println!("  {category:<16} tolerance used {used:.3}");
-        }
-        assert_eq!(check.count, expected, "{name}: number of comparisons made");
-        total += check.count;
-        mismatches.extend(check.mismatches);
-    }
-    assert!(
-        mismatches.is_empty(),
-        "{} of {total} comparisons disagree with torch (|ours - torch| <= REL |torch| + ABS, \
-         f32: REL {F32_REL:e} ABS {F32_ABS:e}, f64: REL {F64_REL:e} ABS {F64_ABS:e}):\n{}",
-        mismatches.len(),
-        mismatches.join("\n")
+    run_table(
+        TABLE,
+        &Suite {
+            dir: "sequence",
+            prefix: "",
+            sizes: &[("steps", STEPS), ("batch", BATCH)],
+            loss: "Mse",
+            script: "scripts/torch_sequence.py",
+            tolerances: TOLERANCES,
+        },
     );
 }
