@@ -272,7 +272,9 @@ fn squash(layers: &str) -> String {
 /// same dtype and layer list) and every row with exactly one fixture, asserts each fixture's
 /// name, sizes and loss, runs each row's check (printing its number of comparisons and the
 /// largest fraction of the tolerance used per category), asserts that number, and fails at the
-/// end if any value disagreed with torch, listing them all with the tolerances.
+/// end if any value disagreed with torch, listing them all with the tolerances. Its own
+/// assertions report the caller's line.
+#[track_caller]
 pub fn run_table(table: &[Row], suite: &Suite) {
     // Every fixture has exactly one row and every row exactly one fixture.
     let mut rows: BTreeMap<(String, String), &Row> = BTreeMap::new();
