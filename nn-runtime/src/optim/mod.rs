@@ -637,6 +637,70 @@ mod tests {
         trajectory(RmsProp::new(0.01), 1.0, &[(0.5, rmsprop)], 1e-15);
     }
 
+    /// Steps `heap` and `flat` (the same optimizer over heap and buffer state) on two tensors
+    /// for a few steps, and asserts the parameters are the same bits after each.
+    fn same_bits<A: Optimizer<f32>, B: Optimizer<f32>>(mut heap: A, mut flat: B) {
+        let (mut a, mut b) = ([0.5f32, -1.0, 2.0, 0.25, -0.75], [0.1f32, -0.2, 0.3]);
+        let (mut a2, mut b2) = (a, b);
+        for step in 0..20 {
+            let ga = a.map(|x| x * 0.9 - 0.1 * step as f32);
+            let gb = b.map(|x| 1.0 - x * x);
+            heap.step(&mut [&mut a, &mut b], &[&ga, &gb]);
+            flat.step(&mut [&mut a2, &mut b2], &[&ga, &gb]);
+            assert_eq!(a.map(f32::to_bits), a2.map(f32::to_bits), "step {step}");
+            assert_eq!(b.map(f32::to_bits), b2.map(f32::to_bits), "step {step}");
+        }
+    }
+
+    /// Every update rule gives the same bits over [`Lazy`] and [`Flat`] state, the buffer
+    /// owned or borrowed, its contents on entry ignored.
+    #[test]
+    fn flat_state_steps_as_heap_state() {
+        const PARAMS: usize = 8;
+        let adam = || Adam::new(0.05f32).betas(0.8, 0.99).weight_decay(0.01);
+        same_bits(adam(), adam().with_state([7.0f32; 2 * PARAMS]));
+        let adamw = || AdamW::new(0.05f32).betas(0.3, 0.9);
+        let mut buffer = [f32::NAN; 2 * PARAMS + 3];
+        same_bits(adamw(), adamw().with_state(&mut buffer[..]));
+        let rms = || RmsProp::new(0.01f32).momentum(0.5).centered(true);
+        same_bits(rms(), rms().with_state([0.0f32; 3 * PARAMS]));
+        let sgd = || Sgd::new(0.1f32).momentum(0.9).dampening(0.1).weight_decay(0.1);
+        same_bits(sgd(), sgd().with_state([0.0f32; PARAMS]));
+        let nesterov = || Sgd::new(0.1f32).momentum(0.9).nesterov(true);
+        same_bits(nesterov(), nesterov().with_state(&mut [1.0f32; PARAMS]));
+        assert_eq!(
+            [
+                Adam::<f32>::STATE_PER_PARAM,
+                AdamW::<f32>::STATE_PER_PARAM,
+                RmsProp::<f32>::STATE_PER_PARAM,
+                Sgd::<f32>::STATE_PER_PARAM
+            ],
+            [2, 2, 3, 1]
+        );
+    }
+
+    /// A new shape restarts buffer state as it restarts heap state: the same step as a fresh
+    /// optimizer.
+    #[test]
+    fn flat_state_restarts_on_a_new_shape() {
+        let mut opt = Adam::new(0.1f32).with_state([0.0f32; 8]);
+        let mut a = [1.0f32; 4];
+        opt.step(&mut [&mut a], &[&[1.0; 4]]);
+        opt.step(&mut [&mut a], &[&[1.0; 4]]);
+        let mut b = [1.0f32; 2];
+        opt.step(&mut [&mut b], &[&[1.0; 2]]);
+        let mut fresh = [1.0f32; 2];
+        Adam::new(0.1f32).step(&mut [&mut fresh], &[&[1.0; 2]]);
+        assert_eq!(b, fresh);
+    }
+
+    #[test]
+    #[should_panic(expected = "the buffer holds 7 values, this network needs 8")]
+    fn flat_state_too_short_panics() {
+        let mut opt = Adam::new(0.1f32).with_state([0.0f32; 7]);
+        opt.step(&mut [&mut [1.0f32; 4]], &[&[1.0; 4]]);
+    }
+
     #[test]
     fn lerp_matches_both_branches() {
         assert_eq!(lerp(1.0, 3.0, 0.25), 1.5);

@@ -12,6 +12,9 @@
 //! CI (`.ci/run`) builds and tests this crate alone, and checks with `cargo tree` that no
 //! `std` feature and no std-only crate is in its build.
 #![no_std]
+#![deny(warnings, missing_docs, unused)]
+
+pub mod coverage;
 
 use nn_runtime::prelude::*;
 use nn_runtime::real::math;
@@ -31,7 +34,7 @@ const BATCH: usize = 16;
 const SEQUENCE: usize = 8;
 
 /// How many values [`run`] returns.
-pub const VALUES: usize = 12 + 4 + SEQUENCE + 1;
+pub const VALUES: usize = 12 + 4 + SEQUENCE + 1 + 3;
 
 /// What each value of [`run`] is, in order (the fixture file's labels).
 pub const LABELS: [&str; VALUES] = [
@@ -60,6 +63,9 @@ pub const LABELS: [&str; VALUES] = [
     "recurrent process_block 6",
     "recurrent process_block 7",
     "recurrent step after the block",
+    "coverage: shaped (conv, batch norm, pools, layer norm, dropout) adam last loss",
+    "coverage: family32 (every activation) rmsprop last loss",
+    "coverage: amp (residual lstm) process_block last output",
 ];
 
 /// Inputs spread over `[-1, 1]^2` and the target `sin(2 x0) x1 + 0.3`, computed with the
@@ -144,8 +150,36 @@ pub fn run() -> [u32; VALUES] {
         *value = output[0];
     }
     values[16 + SEQUENCE] = rnn.step(&inputs[0], &mut hidden)[0];
+    values[17 + SEQUENCE..].copy_from_slice(&coverage());
 
     values.map(f32::to_bits)
+}
+
+/// The other layer kinds, with the runtime's `std` off: a convolutional network with batch
+/// norm and dropout trained by Adam, every activation trained by RMSprop, an LSTM amp model
+/// run over a block.
+fn coverage() -> [f32; 3] {
+    use coverage::{Amp, Family32, Shaped};
+    let wave = |r: usize, c: usize, k: f32| math::sin((r * 3 + c * 5) as f32 * k);
+    let xs = SMatrix::<f32, 36, 4>::from_fn(|r, c| wave(r, c, 0.37));
+    let ys = SMatrix::<f32, 3, 4>::from_fn(|r, c| wave(r, c, 0.11));
+    let mut shaped = Shaped::seeded(3);
+    let mut adam =
+        Adam::new(0.01f32).with_state([0.0f32; Adam::<f32>::STATE_PER_PARAM * Shaped::PARAMS]);
+    let [_, shaped_loss] = train(5, |o| shaped.train_step(&xs, &ys, &Mse, o), &mut adam);
+
+    let xs = SMatrix::<f32, 4, 8>::from_fn(|r, c| wave(r, c, 0.23));
+    let ys = SMatrix::<f32, 3, 8>::from_fn(|r, c| 0.5 + 0.4 * wave(r, c, 0.31));
+    let mut family = Family32::seeded(5);
+    let mut state = [0.0f32; RmsProp::<f32>::STATE_PER_PARAM * Family32::PARAMS];
+    let mut rmsprop = RmsProp::new(0.01f32).with_state(&mut state[..]);
+    let [_, family_loss] = train(5, |o| family.train_step(&xs, &ys, &Mse, o), &mut rmsprop);
+
+    let amp = Amp::seeded(9);
+    let input: [f32; 32] = core::array::from_fn(|t| wave(t, 0, 0.2));
+    let mut output = [0.0f32; 32];
+    amp.process_block(&input, &mut output, &mut coverage::AmpState::zeros());
+    [shaped_loss, family_loss, output[31]]
 }
 
 /// The values of a fixture file (`label 0x3f800000` per line, `#` comments), in order; `None`
