@@ -88,7 +88,7 @@
 //! 4. what every generated network is, [`net`];
 //! 5. losses, [`loss`];
 //! 6. optimizers, [`optim`];
-//! 7. weight files and datasets, [`weights`] and [`data`].
+//! 7. weight files and datasets, `weights` and `data` (with `std`).
 //!
 //! # Without the standard library
 //!
@@ -100,7 +100,7 @@
 //! and the processor's features are detected by the same code). What needs a heap or files
 //! needs `std`:
 //!
-//! - `boxed_zeros`, `boxed_seeded` and [`heap::boxed_zeroed`] (a network on the heap);
+//! - `boxed_zeros`, `boxed_seeded` and `heap::boxed_zeroed` (a network on the heap);
 //! - `train_sequence` and `sequence_gradients` (backpropagation through time keeps every
 //!   step of an unbounded window);
 //! - the optimizers' lazily allocated state: without `std`, an optimizer that keeps state

@@ -2,10 +2,10 @@
 //!
 //! A `Linear(784, 512)` weight is 1.6 MB stored inline; a thread's stack is often 2 MiB. So a
 //! large network, its gradients and its optimizer state must be created on the heap without
-//! ever being a value on the stack: [`boxed_zeroed`] allocates zeroed memory and uses it as the
+//! ever being a value on the stack: `boxed_zeroed` allocates zeroed memory and uses it as the
 //! value directly, and generated networks then fill their parameters in place.
 //!
-//! Without the runtime's `std` feature there is no heap: [`boxed_zeroed`] is gone, a
+//! Without the runtime's `std` feature there is no heap: `boxed_zeroed` is gone, a
 //! [`Scratch`] holds nothing and hands out zeroed values on the stack, and a [`Tape`] holds
 //! nothing (backpropagation through time, which needs one, is `std`-only).
 

@@ -664,7 +664,12 @@ mod tests {
         same_bits(adamw(), adamw().with_state(&mut buffer[..]));
         let rms = || RmsProp::new(0.01f32).momentum(0.5).centered(true);
         same_bits(rms(), rms().with_state([0.0f32; 3 * PARAMS]));
-        let sgd = || Sgd::new(0.1f32).momentum(0.9).dampening(0.1).weight_decay(0.1);
+        let sgd = || {
+            Sgd::new(0.1f32)
+                .momentum(0.9)
+                .dampening(0.1)
+                .weight_decay(0.1)
+        };
         same_bits(sgd(), sgd().with_state([0.0f32; PARAMS]));
         let nesterov = || Sgd::new(0.1f32).momentum(0.9).nesterov(true);
         same_bits(nesterov(), nesterov().with_state(&mut [1.0f32; PARAMS]));
