@@ -88,7 +88,30 @@
 //! 4. what every generated network is, [`net`];
 //! 5. losses, [`loss`];
 //! 6. optimizers, [`optim`];
-//! 7. weight files and datasets, [`weights`] and [`data`].
+//! 7. weight files and datasets, `weights` and `data` (with `std`).
+//!
+//! # Without the standard library
+//!
+//! The default feature `std` can be turned off (`default-features = false`): the crate is
+//! then `#![no_std]` and uses no `alloc` either, for microcontrollers and other targets
+//! without a heap. Networks, `forward`, `forward_batch`, `gradients`, `train_step`, every
+//! loss and optimizer, and sequence stepping (`step`, `step_batch`, `process_block`) work
+//! the same, bit for bit (the scalar math is `libm`'s or the runtime's own in both builds,
+//! and the processor's features are detected by the same code). What needs a heap or files
+//! needs `std`:
+//!
+//! - `boxed_zeros`, `boxed_seeded` and `heap::boxed_zeroed` (a network on the heap);
+//! - `train_sequence` and `sequence_gradients` (backpropagation through time keeps every
+//!   step of an unbounded window);
+//! - the optimizers' lazily allocated state: without `std`, an optimizer that keeps state
+//!   (Adam, AdamW, RmsProp, Sgd with momentum) is given its space, a buffer of
+//!   `STATE_PER_PARAM * PARAMS` scalars, with `with_state` (see [`optim`]);
+//! - weight files and the data helpers, `weights` and `data`.
+//!
+//! Without `std` the training step builds the gradient struct on the stack, where with `std`
+//! it reuses a heap buffer: fine for the small networks of embedded users, but a network of
+//! millions of parameters needs `std` (or a large stack).
+#![cfg_attr(not(feature = "std"), no_std)]
 #![warn(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
@@ -106,7 +129,10 @@ pub mod loss;
 
 pub mod optim;
 
+#[cfg(feature = "std")]
 pub mod data;
+// Gated whole until the no-allocation weight reader lands (it will un-gate all but file I/O).
+#[cfg(feature = "std")]
 pub mod weights;
 
 pub use layer::Linear;
@@ -133,6 +159,7 @@ pub mod prelude {
     pub use crate::net::Network;
     pub use crate::optim::{Adam, AdamW, Optimizer, RmsProp, Sgd};
     pub use crate::real::Real;
+    #[cfg(feature = "std")]
     pub use crate::weights::SafeTensorsExt;
     pub use nalgebra::{SMatrix, SVector};
     pub use nn_macros::network;
@@ -142,12 +169,13 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::__constructors as constructors;
+    pub use crate::__if_std as if_std;
     pub use crate::__nested_impl as nested_impl;
     pub use crate::__network_consts as network_consts;
     pub use crate::__zeros as zeros;
-    pub use crate::heap::{
-        Scratch, Tape, Zeroable, assert_zeroable, boxed_zeroed, zero_in_place, zeroed,
-    };
+    #[cfg(feature = "std")]
+    pub use crate::heap::boxed_zeroed;
+    pub use crate::heap::{Scratch, Tape, Zeroable, assert_zeroable, zero_in_place, zeroed};
     pub use crate::init::Init;
     pub use crate::layer::Linear;
     pub use crate::layer::conv::{CausalConv1d, ConvCache, ConvState};
@@ -163,11 +191,15 @@ pub mod __private {
     };
     pub use crate::layer::softmax::*;
     pub use crate::loss::Loss;
-    pub use crate::net::{Nested, Network, boxed_seeded};
+    #[cfg(feature = "std")]
+    pub use crate::net::boxed_seeded;
+    pub use crate::net::{Nested, Network};
     pub use crate::optim::{Optimizer, optimizer_step};
     pub use crate::real::{Real, math};
     pub use crate::simd::{Kernels, has_avx2_fma, simd};
-    pub use crate::tensors::{CountVisitor, CountVisitorMut, Tensors, Visitor, VisitorMut};
+    pub use crate::tensors::{
+        CountVisitor, CountVisitorMut, Tensors, Visitor, VisitorMut, with_prefix,
+    };
     pub use const_format::concatcp;
     pub use core::{concat, stringify};
     pub use nalgebra::{SMatrix, SVector};

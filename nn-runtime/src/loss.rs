@@ -97,7 +97,7 @@ impl<T: Real> Loss<T> for CrossEntropy {
             .zip(&max)
         {
             let sum_exp = e.iter().fold(T::zero(), |s, &e| s + e);
-            let lse = max + sum_exp.ln();
+            let lse = max + crate::real::math::ln(sum_exp);
             let mut mass = T::zero();
             for ((term, &t), &z) in terms.iter_mut().zip(t).zip(z) {
                 *term += t * (z - lse);
@@ -138,7 +138,9 @@ macro_rules! elementwise_loss {
 pub struct BceWithLogits;
 
 elementwise_loss!(BceWithLogits, |x: T, t: T| {
-    let term = x.max(T::zero()) - x * t + (-x.abs()).exp().ln_1p();
+    // `libm`'s exp and ln_1p (see `real`), the same bits with std and without.
+    let tail = (-x.abs()).libm_exp().libm_ln_1p();
+    let term = x.max(T::zero()) - x * t + tail;
     (term, sigmoid(x) - t)
 });
 
@@ -179,9 +181,9 @@ fn elementwise_mean<T: Real, const R: usize, const B: usize>(
 /// The logistic function, computed without overflow for large `|x|`.
 fn sigmoid<T: Real>(x: T) -> T {
     if x >= T::zero() {
-        T::one() / (T::one() + (-x).exp())
+        T::one() / (T::one() + (-x).libm_exp())
     } else {
-        let e = x.exp();
+        let e = x.libm_exp();
         e / (T::one() + e)
     }
 }

@@ -167,7 +167,8 @@ macro_rules! __nested_impl {
 }
 
 /// `zeros` and `boxed_zeros` of a struct `network!` generates (a network or its gradients),
-/// which is `Zeroable`: written once here instead of in every expansion.
+/// which is `Zeroable`: written once here instead of in every expansion. Without the runtime's
+/// `std` feature there is no heap, and no `boxed_zeros`.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __zeros {
@@ -177,15 +178,18 @@ macro_rules! __zeros {
             $crate::heap::zeroed()
         }
 
-        /// Like [`zeros`](Self::zeros), built directly on the heap: for values too large for
-        /// the stack.
-        pub fn boxed_zeros() -> ::std::boxed::Box<Self> {
-            $crate::heap::boxed_zeroed()
+        $crate::__if_std! {
+            /// Like [`zeros`](Self::zeros), built directly on the heap: for values too large
+            /// for the stack.
+            pub fn boxed_zeros() -> $crate::heap::Box<Self> {
+                $crate::heap::boxed_zeroed()
+            }
         }
     };
 }
 
-/// The constructors of every generated network: `zeros`, `seeded` and their boxed forms.
+/// The constructors of every generated network: `zeros`, `seeded` and, with the runtime's
+/// `std` feature, their boxed forms.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __constructors {
@@ -198,12 +202,36 @@ macro_rules! __constructors {
             $crate::Network::init(&mut $crate::init::Init::new(seed))
         }
 
-        /// Like [`seeded`](Self::seeded) (the same parameters for the same seed), built and
-        /// initialised directly on the heap.
-        pub fn boxed_seeded(seed: u64) -> ::std::boxed::Box<Self> {
-            $crate::net::boxed_seeded(seed)
+        $crate::__if_std! {
+            /// Like [`seeded`](Self::seeded) (the same parameters for the same seed), built
+            /// and initialised directly on the heap.
+            pub fn boxed_seeded(seed: u64) -> $crate::heap::Box<Self> {
+                $crate::net::boxed_seeded(seed)
+            }
         }
     };
+}
+
+/// Its tokens where the runtime has its `std` feature, nothing where it does not: how the
+/// code `network!` generates (and the runtime's own `macro_rules`) has items that need a heap
+/// only where the runtime has one. The test is the runtime's feature, not the user crate's,
+/// which is why it is a macro of this crate and not a `#[cfg]` in the generated code.
+#[cfg(feature = "std")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __if_std {
+    ($($tokens:tt)*) => {
+        $($tokens)*
+    };
+}
+
+/// Its tokens where the runtime has its `std` feature, nothing where it does not (this
+/// build: without).
+#[cfg(not(feature = "std"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __if_std {
+    ($($tokens:tt)*) => {};
 }
 
 /// The consts of a generated network's [`Network`] impl that equal its inherent ones.
@@ -222,6 +250,7 @@ macro_rules! __network_consts {
 
 /// A network built and initialised directly on the heap from `seed`, as `seeded` would build it
 /// on the stack: for networks too large for the stack.
+#[cfg(feature = "std")]
 pub fn boxed_seeded<N: Network>(seed: u64) -> Box<N> {
     let mut net = crate::heap::boxed_zeroed::<N>();
     net.reset(&mut Init::new(seed));

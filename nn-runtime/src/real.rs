@@ -1,6 +1,33 @@
 //! The scalar types a network can be declared over.
 //!
 //! [`Real`] and its fast scalar functions, and [`math`], the names generated code calls them by.
+//!
+//! # Where the math comes from
+//!
+//! Every transcendental function the runtime and the generated code compute comes from the
+//! runtime's own polynomials (`exp` and `tanh` in `f32`, see [`Real::fast_exp`] and
+//! [`Real::fast_tanh`]) or from the [`libm`] crate (a port of FreeBSD's and musl's msun), never
+//! from the standard library's `f32::exp` and kin, which call the target's C library: so results
+//! are the same bits on every target with the same kernels, and with the `std` feature or
+//! without it.
+//!
+//! Accuracy, against the exact value rounded to the type, in units in the last place (ulp);
+//! each is tested in this module against `f64` references:
+//!
+//! | function | `f32` | `f64` |
+//! |---|---|---|
+//! | `exp` | own polynomial, 1 ulp | `libm::exp`, < 1 ulp |
+//! | `tanh` | own rational, 8 ulp | `libm::tanh`, a few ulp |
+//! | `sigmoid`, `softplus` | 3 and 4 ulp (from `exp`, `ln_1p`) | a few ulp |
+//! | `ln`, `ln_1p`, `exp_m1`, `sin`, `cos` | `libm`, < 1 ulp | `libm`, < 1 ulp |
+//! | `powf` | `libm::powf`, < 1 ulp | `libm::pow`, < 1 ulp |
+//! | `erf` | `libm::erff`, < 1 ulp | `libm::erf`, < 1 ulp |
+//! | `powi` | repeated squaring, a rounding per multiply | the same |
+//! | `sqrt` | correctly rounded (IEEE), in both builds | the same |
+//!
+//! (`libm`'s functions are the msun ones whose documented bounds are under 1 ulp; `sqrt` is
+//! the one operation IEEE 754 requires correctly rounded, so the processor's instruction, which
+//! std's and nalgebra's `sqrt` use, and `libm::sqrt` agree to the bit.)
 
 use crate::simd::Kernels;
 use nalgebra::RealField;
@@ -14,7 +41,7 @@ use nalgebra::RealField;
 /// floor below, so that the layer operations, generic over `T: Real`, reach them without a
 /// bound of their own.
 pub trait Real:
-    RealField + Copy + Default + core::fmt::Debug + core::fmt::Display + Kernels + 'static
+    RealField + Copy + Default + core::fmt::Debug + core::fmt::Display + Kernels + Libm + 'static
 {
     /// Number of bytes of one scalar (4 for `f32`, 8 for `f64`).
     const BYTES: usize;
@@ -28,19 +55,19 @@ pub trait Real:
     /// `tanh(self)`, as the generated code computes it: for `f32` a rational approximation
     /// within 8 units in the last place (5e-7 relative) of the exact value, branch-free so that loops over
     /// it vectorise (the C library's `tanhf` is a scalar call of about 8 ns); for `f64` the
-    /// standard library's.
+    /// `libm`'s `tanh`.
     #[inline(always)]
     fn fast_tanh(self) -> Self {
-        self.tanh()
+        Libm::libm_tanh(self)
     }
 
     /// `exp(self)`, as the generated code's cross-entropy computes it: for `f32` Cephes'
     /// polynomial (within 1 unit in the last place, subnormal results included), branch-free
     /// so that loops over it vectorise (the C library's `expf` is a scalar call); for `f64`
-    /// the standard library's.
+    /// `libm`'s `exp`.
     #[inline(always)]
     fn fast_exp(self) -> Self {
-        self.exp()
+        Libm::libm_exp(self)
     }
 
     /// The logistic sigmoid `1 / (1 + exp(-self))`, as the generated code computes it: through
@@ -66,7 +93,7 @@ pub trait Real:
     /// `100`, not infinity, and `softplus(-100)` is `exp(-100)`, not 0 from `ln(1 + tiny)`.
     ///
     /// The exponential is [`fast_exp`](Real::fast_exp) (branch-free for `f32`), the logarithm
-    /// the standard library's `ln_1p`. Accuracy: within 4 units in the last place of the exact
+    /// `libm`'s `ln_1p`. Accuracy: within 4 units in the last place of the exact
     /// value for `f32` where the result is normal (1 of `exp`, 1 of `ln_1p`, the final
     /// addition), within 1 unit of the smallest subnormal where it is not; for `f64`, a few
     /// units.
@@ -74,14 +101,71 @@ pub trait Real:
     fn softplus(self) -> Self {
         let zero = Self::zero();
         let e = (-self.abs()).fast_exp();
-        self.max(zero) + <Self as nalgebra::ComplexField>::ln_1p(e)
+        self.max(zero) + Libm::libm_ln_1p(e)
     }
 
     /// The error function `erf(self) = 2/sqrt(pi) * integral of exp(-t^2) from 0 to self`,
     /// which GELU's exact form (torch's default `approximate='none'`) needs and which the
     /// standard library does not offer on stable Rust: `libm`'s `erff` for `f32` and `erf`
     /// for `f64` (ports of FreeBSD's msun), each within 1 unit in the last place.
-    fn erf(self) -> Self;
+    fn erf(self) -> Self {
+        Libm::libm_erf(self)
+    }
+}
+
+/// The functions of the [`libm`] crate a scalar type has, under one name each: what
+/// [`Real`]'s and [`math`]'s functions call, so that neither the standard library's (the C
+/// library's) functions nor nalgebra's (which are std's with std, libm's without) decide a
+/// result. A hidden supertrait of [`Real`], as [`Kernels`] is; its methods are prefixed so as
+/// not to clash with nalgebra's `exp`, `sqrt`... on a `T: Real`.
+#[doc(hidden)]
+pub trait Libm: Sized {
+    /// `e^x`.
+    fn libm_exp(self) -> Self;
+    /// `tanh(x)`.
+    fn libm_tanh(self) -> Self;
+    /// The natural logarithm.
+    fn libm_ln(self) -> Self;
+    /// `ln(1 + x)`.
+    fn libm_ln_1p(self) -> Self;
+    /// `e^x - 1`.
+    fn libm_exp_m1(self) -> Self;
+    /// The sine.
+    fn libm_sin(self) -> Self;
+    /// The cosine.
+    fn libm_cos(self) -> Self;
+    /// `x^c`.
+    fn libm_powf(self, c: Self) -> Self;
+    /// The error function.
+    fn libm_erf(self) -> Self;
+    /// The square root, correctly rounded.
+    fn libm_sqrt(self) -> Self;
+}
+
+/// Implements [`Libm`] for a float type from one `libm` function per method.
+macro_rules! libm_impl {
+    ($t:ty: $($method:ident($($arg:ident),*) = $f:ident;)*) => {
+        impl Libm for $t {
+            $(
+                #[inline(always)]
+                fn $method(self $(, $arg: $t)*) -> $t {
+                    libm::$f(self $(, $arg)*)
+                }
+            )*
+        }
+    };
+}
+
+libm_impl! { f32:
+    libm_exp() = expf; libm_tanh() = tanhf; libm_ln() = logf; libm_ln_1p() = log1pf;
+    libm_exp_m1() = expm1f; libm_sin() = sinf; libm_cos() = cosf; libm_powf(c) = powf;
+    libm_erf() = erff; libm_sqrt() = sqrtf;
+}
+
+libm_impl! { f64:
+    libm_exp() = exp; libm_tanh() = tanh; libm_ln() = log; libm_ln_1p() = log1p;
+    libm_exp_m1() = expm1; libm_sin() = sin; libm_cos() = cos; libm_powf(c) = pow;
+    libm_erf() = erf; libm_sqrt() = sqrt;
 }
 
 impl Real for f32 {
@@ -150,12 +234,6 @@ impl Real for f32 {
         }
     }
 
-    /// `libm::erff`: within 1 unit in the last place.
-    #[inline(always)]
-    fn erf(self) -> f32 {
-        libm::erff(self)
-    }
-
     #[inline(always)]
     fn cast(x: f64) -> Self {
         x as f32
@@ -169,11 +247,6 @@ impl Real for f32 {
 impl Real for f64 {
     const BYTES: usize = 8;
     const MIN_NORMAL: f64 = f64::MIN_POSITIVE;
-    /// `libm::erf`: within 1 unit in the last place.
-    #[inline(always)]
-    fn erf(self) -> f64 {
-        libm::erf(self)
-    }
     #[inline(always)]
     fn cast(x: f64) -> Self {
         x
@@ -192,33 +265,32 @@ impl Real for f64 {
 ///
 /// Where the runtime has its own fast form (`exp`, `tanh`, `sigmoid`, `softplus`) these are it,
 /// so an activation the macro writes through `math` vectorises like the built-in ones; each
-/// states its accuracy. The others are the standard library's (through nalgebra), correctly
-/// rounded or within an ulp or so of it.
+/// states its accuracy. The others are `libm`'s (see the module docs), within an ulp.
 pub mod math {
-    use super::Real;
+    use super::{Libm, Real};
     use nalgebra::ComplexField;
 
-    /// `e^x` by [`Real::fast_exp`]: within 1 ulp for `f32`, branch-free; std's for `f64`.
+    /// `e^x` by [`Real::fast_exp`]: within 1 ulp for `f32`, branch-free; `libm`'s for `f64`.
     #[inline(always)]
     pub fn exp<T: Real>(x: T) -> T {
         x.fast_exp()
     }
 
-    /// The natural logarithm (std's `ln`, through nalgebra), NaN below 0: for activations
+    /// The natural logarithm (`libm`'s), NaN below 0: for activations
     /// and losses written as formulas.
     #[inline(always)]
     pub fn ln<T: Real>(x: T) -> T {
-        <T as ComplexField>::ln(x)
+        Libm::libm_ln(x)
     }
 
-    /// The square root (std's, correctly rounded), NaN below 0: for formulas such as GELU's
+    /// The square root (correctly rounded: the processor's instruction with std, `libm`'s without, the same bits), NaN below 0: for formulas such as GELU's
     /// `sqrt(2 / pi)`.
     #[inline(always)]
     pub fn sqrt<T: Real>(x: T) -> T {
         <T as ComplexField>::sqrt(x)
     }
 
-    /// `tanh(x)` by [`Real::fast_tanh`]: within 8 ulp for `f32`, branch-free; std's for `f64`.
+    /// `tanh(x)` by [`Real::fast_tanh`]: within 8 ulp for `f32`, branch-free; `libm`'s for `f64`.
     #[inline(always)]
     pub fn tanh<T: Real>(x: T) -> T {
         x.fast_tanh()
@@ -243,16 +315,16 @@ pub mod math {
         Real::erf(x)
     }
 
-    /// The sine (std's), for periodic activations such as SIREN's.
+    /// The sine (`libm`'s), for periodic activations such as SIREN's.
     #[inline(always)]
     pub fn sin<T: Real>(x: T) -> T {
-        <T as ComplexField>::sin(x)
+        Libm::libm_sin(x)
     }
 
-    /// The cosine (std's), the sine's derivative.
+    /// The cosine (`libm`'s), the sine's derivative.
     #[inline(always)]
     pub fn cos<T: Real>(x: T) -> T {
-        <T as ComplexField>::cos(x)
+        Libm::libm_cos(x)
     }
 
     /// The absolute value (exact), named here so generated code has one spelling for it.
@@ -261,30 +333,47 @@ pub mod math {
         <T as ComplexField>::abs(x)
     }
 
-    /// `ln(1 + x)` (std's), accurate for small `x` where `ln(1 + x)` would lose it.
+    /// `ln(1 + x)` (`libm`'s), accurate for small `x` where `ln(1 + x)` would lose it.
     #[inline(always)]
     pub fn ln_1p<T: Real>(x: T) -> T {
-        <T as ComplexField>::ln_1p(x)
+        Libm::libm_ln_1p(x)
     }
 
-    /// `e^x - 1` (std's), accurate for small `x` where `exp(x) - 1` would lose it (ELU, SELU
+    /// `e^x - 1` (`libm`'s), accurate for small `x` where `exp(x) - 1` would lose it (ELU, SELU
     /// below 0).
     #[inline(always)]
     pub fn exp_m1<T: Real>(x: T) -> T {
-        <T as ComplexField>::exp_m1(x)
+        Libm::libm_exp_m1(x)
     }
 
-    /// `x^n` for an integer `n` (std's `powi`: repeated multiplication, exact for small `n`
-    /// up to a few roundings).
+    /// `x^n` for an integer `n` (repeated squaring, as std's `powi`: exact for small `n` up to a
+    /// few roundings).
     #[inline(always)]
     pub fn powi<T: Real>(x: T, n: i32) -> T {
-        <T as ComplexField>::powi(x, n)
+        // compiler-rt's `__powisf2`, which std's `powi` calls: square-and-multiply on the bits
+        // of `|n|`, then the reciprocal for a negative `n`. Written here so that the `std`
+        // and `no_std` builds (nalgebra's `powi` is std's with std, `libm`'s `pow` without)
+        // multiply in the same order.
+        let mut base = x;
+        let mut bits = n.unsigned_abs();
+        let mut result = T::one();
+        loop {
+            if bits & 1 == 1 {
+                result *= base;
+            }
+            bits >>= 1;
+            if bits == 0 {
+                break;
+            }
+            base *= base;
+        }
+        if n < 0 { T::one() / result } else { result }
     }
 
-    /// `x^c` for a real exponent `c` (std's `powf`), NaN for negative `x` and non-integer `c`.
+    /// `x^c` for a real exponent `c` (`libm`'s), NaN for negative `x` and non-integer `c`.
     #[inline(always)]
     pub fn powf<T: Real>(x: T, c: T) -> T {
-        <T as ComplexField>::powf(x, c)
+        Libm::libm_powf(x, c)
     }
 }
 
@@ -339,7 +428,10 @@ mod tests {
         assert_eq!((-200.0f32).fast_exp(), 0.0);
         assert_eq!(f32::INFINITY.fast_exp(), f32::INFINITY);
         assert!(f32::NAN.fast_exp().is_nan());
-        assert_eq!(1.0f64.fast_exp(), 1.0f64.exp());
+        // `f64` is libm's exp, within an ulp of the correctly rounded value (std's, here).
+        assert_eq!(1.0f64.fast_exp(), libm::exp(1.0));
+        let ulps = 1.0f64.fast_exp().to_bits() as i64 - 1.0f64.exp().to_bits() as i64;
+        assert!(ulps.abs() <= 1, "{ulps} ulp");
     }
 
     /// The error of `got` against `exact` (computed in `f64`), in units in the last place of

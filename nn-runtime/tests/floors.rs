@@ -52,6 +52,7 @@ const FLOORS: &[(&str, &[&str], &[&str])] = &[
             "__nested_impl",
             "__zeros",
             "__constructors",
+            "__if_std",
             "__network_consts",
         ],
     ),

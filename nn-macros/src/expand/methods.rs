@@ -476,16 +476,17 @@ fn traits(model: &Network) -> TokenStream {
     let visits = |mutable: bool| {
         each(&|l, p| {
             let (field, prefix) = (&l.field, format!("{}.", l.prefix));
-            let name = quote!(&(prefix.to_owned() + #prefix));
-            p.visit(
+            let visit = p.visit(
                 l,
                 model.scalar,
                 &quote!(self.#field),
                 Access::Named {
-                    name: &name,
+                    name: &quote!(__name),
                     mutable,
                 },
-            )
+            );
+            // The name is built on the stack: generated code needs no heap (no_std).
+            quote!(#rt::with_prefix(prefix, #prefix, |__name| { #visit });)
         })
     };
     let (visit, visit_mut) = (visits(false), visits(true));
@@ -500,7 +501,9 @@ fn traits(model: &Network) -> TokenStream {
                 .iter()
                 .map(|l| {
                     let (field, prefix) = (&l.field, format!("{}.", l.prefix));
-                    quote!(#rt::Tensors::#method(#reference self.#field, &(prefix.to_owned() + #prefix), f);)
+                    quote!(#rt::with_prefix(prefix, #prefix, |__name| {
+                        #rt::Tensors::#method(#reference self.#field, __name, f);
+                    });)
                 })
                 .collect()
         };

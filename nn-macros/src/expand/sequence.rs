@@ -146,7 +146,9 @@ pub fn grads_methods(model: &Network) -> TokenStream {
         })
         .collect();
     quote! {
-        /// Adds `gradients`, tensor by tensor.
+        #rt::if_std! {
+        /// Adds `gradients`, tensor by tensor (for backpropagation through time, which needs
+        /// the runtime's `std`).
         fn __accumulate(&mut self, gradients: &Self) {
             const TENSORS: usize = <#ident as #rt::Network>::TENSORS;
             let mut params: [&mut [#scalar]; TENSORS] = ::core::array::from_fn(|_| ::core::default::Default::default());
@@ -161,6 +163,7 @@ pub fn grads_methods(model: &Network) -> TokenStream {
                     *a += *b;
                 }
             }
+        }
         }
 
         /// Sets every gradient to zero, in place.
@@ -269,6 +272,9 @@ pub fn entry_points(model: &Network, last: &Literal) -> TokenStream {
             value
         }
 
+        // Backpropagation through time keeps every step of a window on a heap tape: with the
+        // runtime's `std` feature only (the test is the runtime's, hence its macro).
+        #rt::if_std! {
         /// The loss of a window and its gradient with respect to every parameter, by
         /// backpropagation through time: `xs[t]` and `ys[t]` are step `t`'s inputs and targets
         /// (one column per sequence of the batch), `state` the state before the first step.
@@ -351,6 +357,7 @@ pub fn entry_points(model: &Network, last: &Literal) -> TokenStream {
             }
             total * scale
         }
+        }
     }
 }
 
@@ -389,5 +396,7 @@ pub fn step_alias(model: &Network) -> TokenStream {
         return TokenStream::new();
     }
     let types = step_types(model);
-    quote!(type __Step<const __B: usize> = (#(#types,)*);)
+    let rt = rt();
+    // Used by backpropagation through time only, which needs the runtime's `std`.
+    quote!(#rt::if_std! { type __Step<const __B: usize> = (#(#types,)*); })
 }

@@ -236,12 +236,36 @@ const _: () = {
     }
     impl __nn::Tensors<f32> for Xor {
         fn visit(&self, prefix: &str, f: &mut __nn::Visitor<f32>) {
-            __nn::Tensors::visit(&self.l0, &(prefix.to_owned() + "0."), f);
-            __nn::Tensors::visit(&self.l2, &(prefix.to_owned() + "2."), f);
+            __nn::with_prefix(
+                prefix,
+                "0.",
+                |__name| {
+                    __nn::Tensors::visit(&self.l0, __name, f);
+                },
+            );
+            __nn::with_prefix(
+                prefix,
+                "2.",
+                |__name| {
+                    __nn::Tensors::visit(&self.l2, __name, f);
+                },
+            );
         }
         fn visit_mut(&mut self, prefix: &str, f: &mut __nn::VisitorMut<f32>) {
-            __nn::Tensors::visit_mut(&mut self.l0, &(prefix.to_owned() + "0."), f);
-            __nn::Tensors::visit_mut(&mut self.l2, &(prefix.to_owned() + "2."), f);
+            __nn::with_prefix(
+                prefix,
+                "0.",
+                |__name| {
+                    __nn::Tensors::visit_mut(&mut self.l0, __name, f);
+                },
+            );
+            __nn::with_prefix(
+                prefix,
+                "2.",
+                |__name| {
+                    __nn::Tensors::visit_mut(&mut self.l2, __name, f);
+                },
+            );
         }
     }
     impl __nn::Nested<f32, 2, 1> for Xor {

@@ -462,24 +462,24 @@ impl<
     /// `OUT x IN K` matrix, column-major, which the weight files make row-major as
     /// `[OUT, IN K]`: torch's order), and with `BIAS` `{prefix}bias` of shape `[OUT]`.
     fn visit(&self, prefix: &str, f: &mut Visitor<T>) {
-        f(
-            &format!("{prefix}weight"),
-            &[OUT, IN, K],
-            self.weight.as_slice(),
-        );
+        crate::tensors::named(format_args!("{prefix}weight"), |name| {
+            f(name, &[OUT, IN, K], self.weight.as_slice())
+        });
         if BIAS {
-            f(&format!("{prefix}bias"), &[OUT], self.bias.as_slice());
+            crate::tensors::named(format_args!("{prefix}bias"), |name| {
+                f(name, &[OUT], self.bias.as_slice())
+            });
         }
     }
 
     fn visit_mut(&mut self, prefix: &str, f: &mut VisitorMut<T>) {
-        f(
-            &format!("{prefix}weight"),
-            &[OUT, IN, K],
-            self.weight.as_mut_slice(),
-        );
+        crate::tensors::named(format_args!("{prefix}weight"), |name| {
+            f(name, &[OUT, IN, K], self.weight.as_mut_slice())
+        });
         if BIAS {
-            f(&format!("{prefix}bias"), &[OUT], self.bias.as_mut_slice());
+            crate::tensors::named(format_args!("{prefix}bias"), |name| {
+                f(name, &[OUT], self.bias.as_mut_slice())
+            });
         }
     }
 }

@@ -451,16 +451,16 @@ macro_rules! block {
             /// `COUT x CK` matrix, column-major, which the weight files make row-major as
             /// `[COUT, CK]`: torch's order), and with `BIAS` `{prefix}bias` of shape `[COUT]`.
             fn visit(&self, prefix: &str, f: &mut Visitor<T>) {
-                f(&format!("{prefix}weight"), &[$($shape),+], self.weight.as_slice());
+                crate::tensors::named(format_args!("{prefix}weight"), |name| f(name, &[$($shape),+], self.weight.as_slice()));
                 if BIAS {
-                    f(&format!("{prefix}bias"), &[COUT], self.bias.as_slice());
+                    crate::tensors::named(format_args!("{prefix}bias"), |name| f(name, &[COUT], self.bias.as_slice()));
                 }
             }
 
             fn visit_mut(&mut self, prefix: &str, f: &mut VisitorMut<T>) {
-                f(&format!("{prefix}weight"), &[$($shape),+], self.weight.as_mut_slice());
+                crate::tensors::named(format_args!("{prefix}weight"), |name| f(name, &[$($shape),+], self.weight.as_mut_slice()));
                 if BIAS {
-                    f(&format!("{prefix}bias"), &[COUT], self.bias.as_mut_slice());
+                    crate::tensors::named(format_args!("{prefix}bias"), |name| f(name, &[COUT], self.bias.as_mut_slice()));
                 }
             }
         }

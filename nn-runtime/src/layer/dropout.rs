@@ -65,7 +65,7 @@ fn apply<T: Real>(data: &mut [T], p: T, key: u64, layer: u64) {
         return;
     }
     // u = k / 2^53 >= p exactly where the integer k >= ceil(p 2^53); p = 1 keeps none.
-    let threshold = (p * (1u64 << 53) as f64).ceil() as u64;
+    let threshold = libm::ceil(p * (1u64 << 53) as f64) as u64;
     // Kept only where p < 1, so never infinite; a dropped element is zero, not 0 * scale.
     let scale = T::cast(1.0 / (1.0 - p));
     let state = stream(key, layer);

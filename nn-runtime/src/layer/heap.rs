@@ -2,8 +2,18 @@
 //!
 //! A `Linear(784, 512)` weight is 1.6 MB stored inline; a thread's stack is often 2 MiB. So a
 //! large network, its gradients and its optimizer state must be created on the heap without
-//! ever being a value on the stack: [`boxed_zeroed`] allocates zeroed memory and uses it as the
+//! ever being a value on the stack: `boxed_zeroed` allocates zeroed memory and uses it as the
 //! value directly, and generated networks then fill their parameters in place.
+//!
+//! Without the runtime's `std` feature there is no heap: `boxed_zeroed` is gone, a
+//! [`Scratch`] holds nothing and hands out zeroed values on the stack, and a [`Tape`] holds
+//! nothing (backpropagation through time, which needs one, is `std`-only).
+
+/// The heap's box, for the generated `boxed_*` constructors: a name that exists in a
+/// `#![no_std]` crate too (where `::std` does not) whose runtime has `std`.
+#[cfg(feature = "std")]
+#[doc(hidden)]
+pub use std::boxed::Box;
 
 /// Types for which all-zero bytes are a valid value (all `0.0`, empty options).
 ///
@@ -23,6 +33,7 @@ pub fn zeroed<T: Zeroable>() -> T {
 }
 
 /// A value of `T` with every byte zero, allocated directly on the heap.
+#[cfg(feature = "std")]
 pub fn boxed_zeroed<T: Zeroable>() -> Box<T> {
     // SAFETY: `T: Zeroable` promises that all-zero bytes are a valid `T`.
     unsafe { Box::<T>::new_zeroed().assume_init() }
@@ -42,8 +53,16 @@ pub fn zero_in_place<T: Zeroable>(value: &mut T) {
 /// gradients never sit on the stack.
 ///
 /// It is not part of the network's value: clones start without it and comparisons ignore it.
+#[cfg(feature = "std")]
 pub struct Scratch<G>(Option<Box<G>>);
 
+/// Space a network keeps for its training step: without the runtime's `std` feature, nothing.
+/// Each step's gradient struct is a zeroed value on the stack, which the step overwrites as it
+/// would overwrite the reused space (so the numbers are those of the `std` build).
+#[cfg(not(feature = "std"))]
+pub struct Scratch<G>(core::marker::PhantomData<G>);
+
+#[cfg(feature = "std")]
 impl<G: Zeroable> Scratch<G> {
     /// No space yet.
     pub const fn new() -> Self {
@@ -61,6 +80,26 @@ impl<G: Zeroable> Scratch<G> {
     }
 }
 
+#[cfg(not(feature = "std"))]
+impl<G: Zeroable> Scratch<G> {
+    /// Nothing to keep.
+    pub const fn new() -> Self {
+        Scratch(core::marker::PhantomData)
+    }
+
+    /// A zeroed gradient struct, on the stack.
+    #[inline(always)]
+    pub fn take(&mut self) -> G {
+        zeroed()
+    }
+
+    /// Drops the step's gradients: there is nowhere to keep them.
+    #[inline(always)]
+    pub fn put(&mut self, space: G) {
+        let _ = space;
+    }
+}
+
 impl<G: Zeroable> Default for Scratch<G> {
     fn default() -> Self {
         Self::new()
@@ -69,7 +108,7 @@ impl<G: Zeroable> Default for Scratch<G> {
 
 impl<G> Clone for Scratch<G> {
     fn clone(&self) -> Self {
-        Scratch(None)
+        Scratch(Default::default())
     }
 }
 
@@ -85,7 +124,8 @@ impl<G> core::fmt::Debug for Scratch<G> {
     }
 }
 
-// SAFETY: an all-zero `Option<Box<G>>` is `None`, by the guaranteed null-pointer layout.
+// SAFETY: an all-zero `Option<Box<G>>` is `None`, by the guaranteed null-pointer layout;
+// without `std`, `Scratch` has no bytes at all.
 unsafe impl<G> Zeroable for Scratch<G> {}
 
 /// The steps of a training window kept for its backward pass (backpropagation through time),
@@ -93,8 +133,24 @@ unsafe impl<G> Zeroable for Scratch<G> {}
 /// up to that length allocate nothing.
 ///
 /// Like [`Scratch`], it is not part of a value: clones start empty and comparisons ignore it.
+#[cfg(feature = "std")]
 pub struct Tape<S>(Vec<S>);
 
+/// Without the runtime's `std` feature, nothing: backpropagation through time, which keeps a
+/// window's steps on a tape, needs a heap; the field stays so that a sequence network's state
+/// has the same fields in both builds.
+#[cfg(not(feature = "std"))]
+pub struct Tape<S>(core::marker::PhantomData<S>);
+
+#[cfg(not(feature = "std"))]
+impl<S> Tape<S> {
+    /// An empty tape.
+    pub const fn new() -> Self {
+        Tape(core::marker::PhantomData)
+    }
+}
+
+#[cfg(feature = "std")]
 impl<S> Tape<S> {
     /// An empty tape, with no space yet.
     pub const fn new() -> Self {

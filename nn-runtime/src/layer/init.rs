@@ -39,7 +39,7 @@ impl Init {
         if fan_in == 0 {
             0.0
         } else {
-            1.0 / (fan_in as f64).sqrt()
+            1.0 / libm::sqrt(fan_in as f64)
         }
     }
 }

@@ -303,18 +303,26 @@ impl<T: Real, const G: usize, const AFFINE: bool, const BIAS: bool> Tensors<T>
     /// `BIAS` too `{prefix}bias` of shape `[G]`; without `AFFINE` nothing.
     fn visit(&self, prefix: &str, f: &mut Visitor<T>) {
         if AFFINE {
-            f(&format!("{prefix}weight"), &[G], self.weight.as_slice());
+            crate::tensors::named(format_args!("{prefix}weight"), |name| {
+                f(name, &[G], self.weight.as_slice())
+            });
             if BIAS {
-                f(&format!("{prefix}bias"), &[G], self.bias.as_slice());
+                crate::tensors::named(format_args!("{prefix}bias"), |name| {
+                    f(name, &[G], self.bias.as_slice())
+                });
             }
         }
     }
 
     fn visit_mut(&mut self, prefix: &str, f: &mut VisitorMut<T>) {
         if AFFINE {
-            f(&format!("{prefix}weight"), &[G], self.weight.as_mut_slice());
+            crate::tensors::named(format_args!("{prefix}weight"), |name| {
+                f(name, &[G], self.weight.as_mut_slice())
+            });
             if BIAS {
-                f(&format!("{prefix}bias"), &[G], self.bias.as_mut_slice());
+                crate::tensors::named(format_args!("{prefix}bias"), |name| {
+                    f(name, &[G], self.bias.as_mut_slice())
+                });
             }
         }
     }

@@ -429,51 +429,49 @@ impl<T: Real, const C: usize, const AFFINE: bool> Tensors<T> for BatchNorm<T, C,
     /// `{prefix}running_mean` and `{prefix}running_var`, each of shape `[C]`.
     fn visit(&self, prefix: &str, f: &mut Visitor<T>) {
         if AFFINE {
-            f(&format!("{prefix}weight"), &[C], self.weight.as_slice());
-            f(&format!("{prefix}bias"), &[C], self.bias.as_slice());
+            crate::tensors::named(format_args!("{prefix}weight"), |name| {
+                f(name, &[C], self.weight.as_slice())
+            });
+            crate::tensors::named(format_args!("{prefix}bias"), |name| {
+                f(name, &[C], self.bias.as_slice())
+            });
         }
-        f(
-            &format!("{prefix}running_mean"),
-            &[C],
-            self.running_mean.as_slice(),
-        );
-        f(
-            &format!("{prefix}running_var"),
-            &[C],
-            self.running_var.as_slice(),
-        );
+        crate::tensors::named(format_args!("{prefix}running_mean"), |name| {
+            f(name, &[C], self.running_mean.as_slice())
+        });
+        crate::tensors::named(format_args!("{prefix}running_var"), |name| {
+            f(name, &[C], self.running_var.as_slice())
+        });
     }
 
     fn visit_mut(&mut self, prefix: &str, f: &mut VisitorMut<T>) {
         if AFFINE {
-            f(&format!("{prefix}weight"), &[C], self.weight.as_mut_slice());
-            f(&format!("{prefix}bias"), &[C], self.bias.as_mut_slice());
+            crate::tensors::named(format_args!("{prefix}weight"), |name| {
+                f(name, &[C], self.weight.as_mut_slice())
+            });
+            crate::tensors::named(format_args!("{prefix}bias"), |name| {
+                f(name, &[C], self.bias.as_mut_slice())
+            });
         }
-        f(
-            &format!("{prefix}running_mean"),
-            &[C],
-            self.running_mean.as_mut_slice(),
-        );
-        f(
-            &format!("{prefix}running_var"),
-            &[C],
-            self.running_var.as_mut_slice(),
-        );
+        crate::tensors::named(format_args!("{prefix}running_mean"), |name| {
+            f(name, &[C], self.running_mean.as_mut_slice())
+        });
+        crate::tensors::named(format_args!("{prefix}running_var"), |name| {
+            f(name, &[C], self.running_var.as_mut_slice())
+        });
     }
 
     /// `{prefix}num_batches_tracked`, torch's `I64` scalar buffer.
     fn visit_counts(&self, prefix: &str, f: &mut CountVisitor) {
-        f(
-            &format!("{prefix}num_batches_tracked"),
-            self.num_batches_tracked,
-        );
+        crate::tensors::named(format_args!("{prefix}num_batches_tracked"), |name| {
+            f(name, self.num_batches_tracked)
+        });
     }
 
     fn visit_counts_mut(&mut self, prefix: &str, f: &mut CountVisitorMut) {
-        f(
-            &format!("{prefix}num_batches_tracked"),
-            &mut self.num_batches_tracked,
-        );
+        crate::tensors::named(format_args!("{prefix}num_batches_tracked"), |name| {
+            f(name, &mut self.num_batches_tracked)
+        });
     }
 }
 

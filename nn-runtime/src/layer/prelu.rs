@@ -80,11 +80,15 @@ unsafe impl<const P: usize> Zeroable for PRelu<f64, P> {}
 impl<T: Real, const P: usize> Tensors<T> for PRelu<T, P> {
     /// One tensor, `{prefix}weight` of shape `[P]`, as in torch's `state_dict`.
     fn visit(&self, prefix: &str, f: &mut Visitor<T>) {
-        f(&format!("{prefix}weight"), &[P], self.weight.as_slice());
+        crate::tensors::named(format_args!("{prefix}weight"), |name| {
+            f(name, &[P], self.weight.as_slice())
+        });
     }
 
     fn visit_mut(&mut self, prefix: &str, f: &mut VisitorMut<T>) {
-        f(&format!("{prefix}weight"), &[P], self.weight.as_mut_slice());
+        crate::tensors::named(format_args!("{prefix}weight"), |name| {
+            f(name, &[P], self.weight.as_mut_slice())
+        });
     }
 }
 

@@ -169,53 +169,37 @@ impl<T: Real, const IN: usize, const H: usize, const GH: usize> CellLayer<T, IN,
 
     /// Calls `f` for each tensor of layer `k`, under torch's name.
     fn visit(&self, prefix: &str, k: usize, bias: bool, f: &mut Visitor<T>) {
-        f(
-            &format!("{prefix}weight_ih_l{k}"),
-            &[GH, IN],
-            self.weight_ih.as_slice(),
-        );
-        f(
-            &format!("{prefix}weight_hh_l{k}"),
-            &[GH, H],
-            self.weight_hh.as_slice(),
-        );
+        crate::tensors::named(format_args!("{prefix}weight_ih_l{k}"), |name| {
+            f(name, &[GH, IN], self.weight_ih.as_slice())
+        });
+        crate::tensors::named(format_args!("{prefix}weight_hh_l{k}"), |name| {
+            f(name, &[GH, H], self.weight_hh.as_slice())
+        });
         if bias {
-            f(
-                &format!("{prefix}bias_ih_l{k}"),
-                &[GH],
-                self.bias_ih.as_slice(),
-            );
-            f(
-                &format!("{prefix}bias_hh_l{k}"),
-                &[GH],
-                self.bias_hh.as_slice(),
-            );
+            crate::tensors::named(format_args!("{prefix}bias_ih_l{k}"), |name| {
+                f(name, &[GH], self.bias_ih.as_slice())
+            });
+            crate::tensors::named(format_args!("{prefix}bias_hh_l{k}"), |name| {
+                f(name, &[GH], self.bias_hh.as_slice())
+            });
         }
     }
 
     /// As [`visit`](Self::visit), with mutable data.
     fn visit_mut(&mut self, prefix: &str, k: usize, bias: bool, f: &mut VisitorMut<T>) {
-        f(
-            &format!("{prefix}weight_ih_l{k}"),
-            &[GH, IN],
-            self.weight_ih.as_mut_slice(),
-        );
-        f(
-            &format!("{prefix}weight_hh_l{k}"),
-            &[GH, H],
-            self.weight_hh.as_mut_slice(),
-        );
+        crate::tensors::named(format_args!("{prefix}weight_ih_l{k}"), |name| {
+            f(name, &[GH, IN], self.weight_ih.as_mut_slice())
+        });
+        crate::tensors::named(format_args!("{prefix}weight_hh_l{k}"), |name| {
+            f(name, &[GH, H], self.weight_hh.as_mut_slice())
+        });
         if bias {
-            f(
-                &format!("{prefix}bias_ih_l{k}"),
-                &[GH],
-                self.bias_ih.as_mut_slice(),
-            );
-            f(
-                &format!("{prefix}bias_hh_l{k}"),
-                &[GH],
-                self.bias_hh.as_mut_slice(),
-            );
+            crate::tensors::named(format_args!("{prefix}bias_ih_l{k}"), |name| {
+                f(name, &[GH], self.bias_ih.as_mut_slice())
+            });
+            crate::tensors::named(format_args!("{prefix}bias_hh_l{k}"), |name| {
+                f(name, &[GH], self.bias_hh.as_mut_slice())
+            });
         }
     }
 

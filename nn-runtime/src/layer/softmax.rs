@@ -13,7 +13,7 @@
 //! softmax. Everything is on the stack; nothing allocates.
 
 use crate::real::Real;
-use nalgebra::{ComplexField, SMatrix};
+use nalgebra::SMatrix;
 
 /// The largest entry of a column (its first, for a column of one).
 #[inline(always)]
@@ -94,7 +94,7 @@ pub fn log_softmax<T: Real, const R: usize, const C: usize>(
             .iter()
             .fold(T::zero(), |s, &v| s + (v - m).fast_exp());
         // The sum is at least 1 (the largest term is exp(0)), so its logarithm is finite.
-        let shift = m + <T as ComplexField>::ln(sum);
+        let shift = m + crate::real::math::ln(sum);
         for v in column.iter_mut() {
             *v -= shift;
         }

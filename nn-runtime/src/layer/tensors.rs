@@ -3,7 +3,8 @@
 //! Weight I/O and anything else that must see parameters by name goes through [`Tensors`]:
 //! [`Linear`](crate::Linear) names its weight and bias, and every generated network names its
 //! layers' tensors as `nn.Sequential` would (`0.weight`, `2.bias`, `1.0.weight` inside a block
-//! or a nested network at position 1). Not a hot path: names are built as strings.
+//! or a nested network at position 1). Not a hot path: names are built by [`with_prefix`], on
+//! the stack, so that naming needs no heap (the runtime works without `alloc`).
 
 use crate::real::Real;
 
@@ -26,6 +27,56 @@ pub type CountVisitor<'a> = dyn FnMut(&str, i64) + 'a;
 
 /// What [`Tensors::visit_counts_mut`] calls for each integer count, with a mutable value.
 pub type CountVisitorMut<'a> = dyn FnMut(&str, &mut i64) + 'a;
+
+/// Bytes of a name [`named`] builds on the stack. Longer names (nesting some dozens of levels
+/// deep) go to the heap with `std`; without it they panic.
+const NAME_BYTES: usize = 256;
+
+/// Calls `f` with the formatted name `args` (`format_args!("{prefix}weight")`), written in a
+/// buffer on the stack: how every block names its tensors, with or without a heap.
+///
+/// # Panics
+/// Without the `std` feature, if the name is longer than 256 bytes.
+pub fn named<R>(args: core::fmt::Arguments, f: impl FnOnce(&str) -> R) -> R {
+    let mut buf = NameBuf {
+        bytes: [0; NAME_BYTES],
+        len: 0,
+    };
+    if core::fmt::Write::write_fmt(&mut buf, args).is_ok() {
+        // Only whole `str`s were copied in, so the bytes are valid UTF-8.
+        return f(core::str::from_utf8(&buf.bytes[..buf.len]).unwrap_or_default());
+    }
+    #[cfg(feature = "std")]
+    return f(&std::fmt::format(args));
+    #[cfg(not(feature = "std"))]
+    panic!("tensor name `{args}` is longer than {NAME_BYTES} bytes");
+}
+
+/// Calls `f` with `prefix` followed by `name` (`"1." + "weight"`), built on the stack as
+/// [`named`] builds it: what generated networks call for the prefixes of their layers.
+///
+/// # Panics
+/// Without the `std` feature, if the two together are longer than 256 bytes.
+#[inline]
+pub fn with_prefix<R>(prefix: &str, name: &str, f: impl FnOnce(&str) -> R) -> R {
+    named(format_args!("{prefix}{name}"), f)
+}
+
+/// The stack buffer of [`named`]: fails, rather than truncating, when a name does not fit.
+struct NameBuf {
+    bytes: [u8; NAME_BYTES],
+    len: usize,
+}
+
+impl core::fmt::Write for NameBuf {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let end = self.len + s.len();
+        let slot = self.bytes.get_mut(self.len..end).ok_or(core::fmt::Error)?;
+        slot.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
 
 /// Something that holds named parameter tensors.
 ///
@@ -59,20 +110,20 @@ pub trait Tensors<T: Real> {
 
 impl<T: Real, const IN: usize, const OUT: usize> Tensors<T> for super::Linear<T, IN, OUT> {
     fn visit(&self, prefix: &str, f: &mut Visitor<T>) {
-        f(
-            &format!("{prefix}weight"),
-            &[OUT, IN],
-            self.weight.as_slice(),
-        );
-        f(&format!("{prefix}bias"), &[OUT], self.bias.as_slice());
+        named(format_args!("{prefix}weight"), |name| {
+            f(name, &[OUT, IN], self.weight.as_slice())
+        });
+        named(format_args!("{prefix}bias"), |name| {
+            f(name, &[OUT], self.bias.as_slice())
+        });
     }
 
     fn visit_mut(&mut self, prefix: &str, f: &mut VisitorMut<T>) {
-        f(
-            &format!("{prefix}weight"),
-            &[OUT, IN],
-            self.weight.as_mut_slice(),
-        );
-        f(&format!("{prefix}bias"), &[OUT], self.bias.as_mut_slice());
+        named(format_args!("{prefix}weight"), |name| {
+            f(name, &[OUT, IN], self.weight.as_mut_slice())
+        });
+        named(format_args!("{prefix}bias"), |name| {
+            f(name, &[OUT], self.bias.as_mut_slice())
+        });
     }
 }

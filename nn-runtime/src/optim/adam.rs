@@ -1,6 +1,6 @@
 //! Adam and AdamW: one implementation, the weight-decay rule a parameter of it.
 
-use super::{Optimizer, Runs, State, check_non_negative, one_minus};
+use super::{Flat, Lazy, Optimizer, Space, State, check_non_negative, one_minus};
 use crate::real::Real;
 
 /// Hyperparameters shared by [`Adam`] and [`AdamW`]; they differ only in how weight decay acts.
@@ -67,7 +67,7 @@ impl<T: Real> AdamConfig<T> {
     fn step(&self, powers: [f64; 2], decoupled: bool) -> AdamStep<T> {
         let bias_correction1 = 1.0 - powers[0];
         let bias_correction2 = 1.0 - powers[1];
-        let inv_bias_correction2_sqrt = 1.0 / bias_correction2.sqrt();
+        let inv_bias_correction2_sqrt = 1.0 / libm::sqrt(bias_correction2);
         let decays = self.weight_decay != T::zero();
         AdamStep {
             one_minus_beta1: one_minus(self.beta1),
@@ -99,7 +99,7 @@ impl<T: Real> AdamConfig<T> {
     /// nothing is flushed, and the moments are kept as torch keeps them. The default
     /// `eps = 1e-8` flushes with a margin of some 90 in `f32`.
     fn flush_threshold(&self, inv_bias_correction2_sqrt: f64) -> T {
-        let v_share = T::MIN_NORMAL.widen().sqrt() * inv_bias_correction2_sqrt;
+        let v_share = libm::sqrt(T::MIN_NORMAL.widen()) * inv_bias_correction2_sqrt;
         if self.eps.widen() * T::default_epsilon().widen() / 4.0 >= v_share {
             T::MIN_NORMAL
         } else {
@@ -144,7 +144,7 @@ fn adam_element<T: Real, const L2: bool, const NEAR_START: bool>(
     // divides by sqrt(1 - beta2^t); multiplying by its reciprocal (computed once, in f64)
     // differs by at most an ulp and saves a division per element, the loop's costliest
     // instruction after the one division that remains.
-    let denom = v.sqrt() * k.inv_bias_correction2_sqrt + k.eps;
+    let denom = nalgebra::ComplexField::sqrt(*v) * k.inv_bias_correction2_sqrt + k.eps;
     *p -= k.step_size * (*m / denom);
 }
 
@@ -160,12 +160,16 @@ fn flush_below<T: Real>(x: T, threshold: T) -> T {
 fn adam_elements<T: Real, const L2: bool, const NEAR_START: bool>(
     params: &mut [&mut [T]],
     grads: &[&[T]],
-    state: &mut [Runs<T>],
+    state: &mut impl Space<T>,
     k: &AdamStep<T>,
 ) {
-    for ((p, g), s) in params.iter_mut().zip(grads).zip(state) {
-        // The first moments, then the second (see `State::tensors`).
-        let (m, v) = s.pair_mut();
+    let mut cursor = state.cursor();
+    for (p, g) in params.iter_mut().zip(grads) {
+        // The first moments, then the second (see `State::space`).
+        let Some(s) = cursor.next(p.len(), 2) else {
+            break;
+        };
+        let (m, v) = s.pair();
         for (((p, &g), m), v) in p.iter_mut().zip(g.iter()).zip(m).zip(v) {
             adam_element::<T, L2, NEAR_START>(p, g, m, v, k);
         }
@@ -174,10 +178,10 @@ fn adam_elements<T: Real, const L2: bool, const NEAR_START: bool>(
 
 crate::simd::multiversion! {
     /// One Adam step's element loops, with the step's invariants hoisted out of them.
-    fn adam_update<T: Real>(
+    fn adam_update<T: Real, S: Space<T>>(
         params: &mut [&mut [T]],
         grads: &[&[T]],
-        state: &mut [Runs<T>],
+        state: &mut S,
         k: &AdamStep<T>,
     ) {
         // Torch skips the L2 term when the decay is zero (so an infinite parameter does not
@@ -197,18 +201,15 @@ crate::simd::multiversion! {
 /// of the parameter over Adam's L2 term: AdamW is Adam with decoupled weight decay, and
 /// nothing else.
 #[derive(Clone, Debug)]
-struct AdamCore<T: Real, const DECOUPLED: bool> {
+struct AdamCore<T: Real, const DECOUPLED: bool, S> {
     config: AdamConfig<T>,
-    state: State<T>,
+    state: State<S>,
     /// The next step's constants, computed at the end of the previous step; dropped by the
     /// builders, which may be called between steps.
     next: Option<AdamStep<T>>,
 }
 
-impl<T: Real, const DECOUPLED: bool> AdamCore<T, DECOUPLED> {
-    /// The name the panics of the builders give, as the user wrote it.
-    const NAME: &str = if DECOUPLED { "AdamW" } else { "Adam" };
-
+impl<T: Real, const DECOUPLED: bool> AdamCore<T, DECOUPLED, Lazy<T>> {
     /// Torch's defaults but for `weight_decay` (where Adam and AdamW differ).
     #[track_caller]
     fn new(lr: T, weight_decay: T) -> Self {
@@ -217,7 +218,21 @@ impl<T: Real, const DECOUPLED: bool> AdamCore<T, DECOUPLED> {
                 weight_decay,
                 ..AdamConfig::new(Self::NAME, lr)
             },
-            state: State::default(),
+            state: State::new(Lazy::default()),
+            next: None,
+        }
+    }
+}
+
+impl<T: Real, const DECOUPLED: bool, S> AdamCore<T, DECOUPLED, S> {
+    /// The name the panics of the builders give, as the user wrote it.
+    const NAME: &str = if DECOUPLED { "AdamW" } else { "Adam" };
+
+    /// The same hyperparameters, the state (from no step) in `space`.
+    fn with_space<Q>(self, space: Q) -> AdamCore<T, DECOUPLED, Q> {
+        AdamCore {
+            config: self.config,
+            state: State::new(space),
             next: None,
         }
     }
@@ -247,7 +262,10 @@ impl<T: Real, const DECOUPLED: bool> AdamCore<T, DECOUPLED> {
     /// call: they are computed one step ahead, at the end of each step, so that their `f64`
     /// square root and divisions (tens of cycles of latency, a sixth of a small network's
     /// step) are off the next step's critical path.
-    fn step(&mut self, params: &mut [&mut [T]], grads: &[&[T]]) {
+    fn step(&mut self, params: &mut [&mut [T]], grads: &[&[T]])
+    where
+        S: Space<T>,
+    {
         let (config, state) = (&self.config, &mut self.state);
         state.fit(params, 2);
         state.step += 1;
@@ -259,7 +277,7 @@ impl<T: Real, const DECOUPLED: bool> AdamCore<T, DECOUPLED> {
             Some(k) if state.step > 1 => k,
             _ => config.step(state.powers, DECOUPLED),
         };
-        adam_update(params, grads, &mut state.tensors, &k);
+        adam_update(params, grads, &mut state.space, &k);
         let ahead = [state.powers[0] * betas[0], state.powers[1] * betas[1]];
         self.next = Some(config.step(ahead, DECOUPLED));
     }
@@ -275,9 +293,23 @@ macro_rules! adam_optimizer {
     ) => {
         $(#[$meta])*
         #[derive(Clone, Debug)]
-        pub struct $name<T: Real>(AdamCore<T, $decoupled>);
+        pub struct $name<T: Real, S = Lazy<T>>(AdamCore<T, $decoupled, S>);
 
         impl<T: Real> $name<T> {
+            /// The same optimizer with its state in `buffer` rather than on the heap: an array
+            /// it owns (`[T; N]`) or a borrowed slice (`&mut [T]`), of at least
+            #[doc = concat!("`", stringify!($name), "::<T>::STATE_PER_PARAM * PARAMS` scalars")]
+            /// (see [`Flat`]). How it keeps state without `std`.
+            pub fn with_state<B: AsMut<[T]>>(self, buffer: B) -> $name<T, Flat<B>> {
+                $name(self.0.with_space(Flat::new(buffer)))
+            }
+        }
+
+        impl<T: Real, S> $name<T, S> {
+            /// Values of state per parameter element (the two moments): what a
+            /// [`with_state`](Self::with_state) buffer holds per parameter.
+            pub const STATE_PER_PARAM: usize = 2;
+
             /// Sets the decay rates of the two moments (torch's `betas`, default
             /// `(0.9, 0.999)`).
             ///
@@ -313,7 +345,7 @@ macro_rules! adam_optimizer {
             }
         }
 
-        impl<T: Real> Optimizer<T> for $name<T> {
+        impl<T: Real, S: Space<T>> Optimizer<T> for $name<T, S> {
             fn step(&mut self, params: &mut [&mut [T]], grads: &[&[T]]) {
                 self.0.step(params, grads);
             }
@@ -448,7 +480,8 @@ mod tests {
             .0
             .0
             .state
-            .tensors
+            .space
+            .0
             .iter()
             .map(|t| t.len() * t.count)
             .collect();
@@ -468,13 +501,13 @@ mod tests {
         for _ in 0..2000 {
             opt.step(&mut [&mut p], &[&[0.0, 0.0]]);
             reference.step(&mut [&mut q], &[&[0.0, 0.0]]);
-            let state = &opt.0.state.tensors[0];
+            let state = &opt.0.state.space.0[0];
             let both = state.run(0).iter().chain(state.run(1));
             assert!(both.clone().all(|x| !x.is_subnormal()), "{state:?}");
-            was_tiny |= reference.0.state.tensors[0].run(0)[0].abs() < f32::MIN_POSITIVE as f64;
+            was_tiny |= reference.0.state.space.0[0].run(0)[0].abs() < f32::MIN_POSITIVE as f64;
         }
         assert!(was_tiny, "the test never reached the subnormal range");
-        let (m, v) = (opt.0.state.tensors[0].run(0), opt.0.state.tensors[0].run(1));
+        let (m, v) = (opt.0.state.space.0[0].run(0), opt.0.state.space.0[0].run(1));
         assert_eq!(m, [0.0, 0.0]);
         assert!(v.iter().all(|x| x.is_normal()));
         // The parameters still follow the unflushed trajectory (computed in f64).
@@ -533,9 +566,9 @@ mod tests {
         let mut opt = Adam::new(0.1f32);
         let mut a = [1.0f32; 4];
         opt.step(&mut [&mut a], &[&[1.0; 4]]);
-        let before = opt.0.state.tensors[0].run(0).as_ptr();
+        let before = opt.0.state.space.0[0].run(0).as_ptr();
         opt.step(&mut [&mut a], &[&[1.0; 4]]);
-        assert_eq!(opt.0.state.tensors[0].run(0).as_ptr(), before);
+        assert_eq!(opt.0.state.space.0[0].run(0).as_ptr(), before);
         assert_eq!(opt.0.state.step, 2);
         let mut b = [1.0f32; 2];
         opt.step(&mut [&mut b], &[&[1.0; 2]]);

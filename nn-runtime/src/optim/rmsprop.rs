@@ -1,9 +1,10 @@
 //! RMSprop.
 
 use super::{
-    Optimizer, State, check_non_negative, for_each_element, lerp, one_minus, setters, with_l2,
+    Flat, Lazy, Optimizer, Space, State, check_non_negative, lerp, one_minus, setters, with_l2,
 };
 use crate::real::Real;
+use crate::simd::simd;
 
 /// RMSprop, as `torch.optim.RMSprop(params, lr, alpha=0.99, eps=1e-8, weight_decay=0,
 /// momentum=0, centered=False)`.
@@ -24,22 +25,15 @@ use crate::real::Real;
 /// `centered = false`; torch's default learning rate is `1e-2`. State: three scalars per
 /// parameter element (the unused ones stay zero).
 #[derive(Clone, Debug)]
-pub struct RmsProp<T: Real> {
+pub struct RmsProp<T: Real, S = Lazy<T>> {
     lr: T,
     alpha: T,
     eps: T,
     weight_decay: T,
     momentum: T,
     centered: bool,
-    state: State<RmsSlot<T>>,
-}
-
-/// One element's RMSprop state: torch's `square_avg`, `grad_avg` and `momentum_buffer`.
-#[derive(Clone, Copy, Debug, Default)]
-struct RmsSlot<T> {
-    square_avg: T,
-    grad_avg: T,
-    buffer: T,
+    /// Three runs per tensor: torch's `square_avg`, `grad_avg` and `momentum_buffer`.
+    state: State<S>,
 }
 
 impl<T: Real> RmsProp<T> {
@@ -57,9 +51,32 @@ impl<T: Real> RmsProp<T> {
             weight_decay: T::zero(),
             momentum: T::zero(),
             centered: false,
-            state: State::default(),
+            state: State::new(Lazy::default()),
         }
     }
+
+    /// The same optimizer with its state in `buffer` rather than on the heap: an array it
+    /// owns (`[T; N]`) or a borrowed slice (`&mut [T]`), of at least
+    /// `RmsProp::<T>::STATE_PER_PARAM * PARAMS` scalars (see [`Flat`]). How it keeps state
+    /// without `std`.
+    pub fn with_state<B: AsMut<[T]>>(self, buffer: B) -> RmsProp<T, Flat<B>> {
+        RmsProp {
+            lr: self.lr,
+            alpha: self.alpha,
+            eps: self.eps,
+            weight_decay: self.weight_decay,
+            momentum: self.momentum,
+            centered: self.centered,
+            state: State::new(Flat::new(buffer)),
+        }
+    }
+}
+
+impl<T: Real, S> RmsProp<T, S> {
+    /// Values of state per parameter element (square average, gradient average, momentum
+    /// buffer; the unused ones stay zero): what a [`with_state`](RmsProp::with_state) buffer
+    /// holds per parameter.
+    pub const STATE_PER_PARAM: usize = 3;
 
     setters! {
         /// Sets the smoothing constant of the averages (torch's `alpha`, default `0.99`).
@@ -106,31 +123,32 @@ struct RmsStep<T> {
 
 /// RMSprop on one element and its state.
 #[inline]
-fn rmsprop_element<T: Real>(p: &mut T, g: T, s: &mut RmsSlot<T>, k: &RmsStep<T>) {
+fn rmsprop_element<T: Real>(p: &mut T, g: T, s: [&mut T; 3], k: &RmsStep<T>) {
+    let [square_avg, grad_avg, buffer] = s;
     let g = with_l2(g, *p, k.weight_decay);
     // Torch's `square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)`.
-    s.square_avg = s.square_avg * k.alpha + k.one_minus_alpha * g * g;
+    *square_avg = *square_avg * k.alpha + k.one_minus_alpha * g * g;
     let root = if k.centered {
         // Torch's `grad_avg.lerp_(grad, 1 - alpha)`; the variance estimate is not clamped at
         // zero, as torch does not clamp it either.
-        s.grad_avg = lerp(s.grad_avg, g, k.one_minus_alpha);
-        (s.square_avg - s.grad_avg * s.grad_avg).sqrt()
+        *grad_avg = lerp(*grad_avg, g, k.one_minus_alpha);
+        nalgebra::ComplexField::sqrt(*square_avg - *grad_avg * *grad_avg)
     } else {
-        s.square_avg.sqrt()
+        nalgebra::ComplexField::sqrt(*square_avg)
     };
     let denom = root + k.eps;
     if k.momentum > T::zero() {
         // The buffer accumulates the normalised gradient: torch's `buf.mul_(m).addcdiv_(g, avg)`.
-        s.buffer = s.buffer * k.momentum + g / denom;
-        *p -= k.lr * s.buffer;
+        *buffer = *buffer * k.momentum + g / denom;
+        *p -= k.lr * *buffer;
     } else {
         *p -= k.lr * (g / denom);
     }
 }
 
-impl<T: Real> Optimizer<T> for RmsProp<T> {
+impl<T: Real, S: Space<T>> Optimizer<T> for RmsProp<T, S> {
     fn step(&mut self, params: &mut [&mut [T]], grads: &[&[T]]) {
-        self.state.fit(params, 1);
+        self.state.fit(params, 3);
         self.state.step += 1;
         let k = RmsStep {
             lr: self.lr,
@@ -141,7 +159,19 @@ impl<T: Real> Optimizer<T> for RmsProp<T> {
             momentum: self.momentum,
             centered: self.centered,
         };
-        for_each_element(params, grads, &mut self.state.tensors, &k, rmsprop_element);
+        let mut cursor = self.state.space.cursor();
+        simd(|| {
+            for (p, g) in params.iter_mut().zip(grads) {
+                let Some(s) = cursor.next(p.len(), 3) else {
+                    break;
+                };
+                let (squares, means, buffers) = s.triple();
+                let state = squares.iter_mut().zip(means).zip(buffers);
+                for ((p, &g), ((s, a), b)) in p.iter_mut().zip(g.iter()).zip(state) {
+                    rmsprop_element(p, g, [s, a, b], &k);
+                }
+            }
+        });
     }
 }
 

@@ -1,6 +1,9 @@
 //! Stochastic gradient descent.
 
-use super::{Optimizer, State, check_non_negative, for_each_element, one_minus, setters, with_l2};
+use super::{
+    Flat, Lazy, Optimizer, Space, State, check_non_negative, for_each_element, one_minus, setters,
+    with_l2,
+};
 use crate::real::Real;
 use crate::simd::simd;
 
@@ -19,16 +22,17 @@ use crate::simd::simd;
 ///
 /// The first step copies the gradient into the buffer undampened, as torch does. Defaults (as
 /// torch's): `momentum = 0`, `dampening = 0`, `nesterov = false`, `weight_decay = 0`. State:
-/// one buffer element per parameter element when momentum is non-zero, nothing otherwise.
+/// one buffer element per parameter element when momentum is non-zero, nothing otherwise
+/// (without `std`, give it space with [`with_state`](Sgd::with_state) to use momentum).
 #[derive(Clone, Debug)]
-pub struct Sgd<T: Real> {
+pub struct Sgd<T: Real, S = Lazy<T>> {
     lr: T,
     momentum: T,
     dampening: T,
     nesterov: bool,
     weight_decay: T,
-    /// Torch's `momentum_buffer`s; allocated on the first step with a non-zero momentum.
-    buffers: State<T>,
+    /// Torch's `momentum_buffer`s; zeroed on the first step with a non-zero momentum.
+    buffers: State<S>,
 }
 
 impl<T: Real> Sgd<T> {
@@ -45,9 +49,30 @@ impl<T: Real> Sgd<T> {
             dampening: T::zero(),
             nesterov: false,
             weight_decay: T::zero(),
-            buffers: State::default(),
+            buffers: State::new(Lazy::default()),
         }
     }
+
+    /// The same optimizer with its momentum buffers in `buffer` rather than on the heap: an
+    /// array it owns (`[T; N]`) or a borrowed slice (`&mut [T]`), of at least
+    /// `Sgd::<T>::STATE_PER_PARAM * PARAMS` scalars (see [`Flat`]). How it keeps momentum
+    /// without `std`; plain SGD needs no state and no buffer.
+    pub fn with_state<B: AsMut<[T]>>(self, buffer: B) -> Sgd<T, Flat<B>> {
+        Sgd {
+            lr: self.lr,
+            momentum: self.momentum,
+            dampening: self.dampening,
+            nesterov: self.nesterov,
+            weight_decay: self.weight_decay,
+            buffers: State::new(Flat::new(buffer)),
+        }
+    }
+}
+
+impl<T: Real, S> Sgd<T, S> {
+    /// Values of state per parameter element (the momentum buffer's): what a
+    /// [`with_state`](Sgd::with_state) buffer holds per parameter.
+    pub const STATE_PER_PARAM: usize = 1;
 
     setters! {
         /// Sets the momentum factor (torch's `momentum`, default 0).
@@ -133,7 +158,7 @@ fn sgd_momentum_element<T: Real>(p: &mut T, g: T, b: &mut T, k: &SgdStep<T>) {
     *p -= k.lr * direction;
 }
 
-impl<T: Real> Optimizer<T> for Sgd<T> {
+impl<T: Real, S: Space<T>> Optimizer<T> for Sgd<T, S> {
     /// `Some(lr)` without momentum or weight decay.
     fn plain_sgd_rate(&self) -> Option<T> {
         (self.momentum == T::zero() && self.weight_decay == T::zero()).then_some(self.lr)
@@ -175,7 +200,7 @@ impl<T: Real> Optimizer<T> for Sgd<T> {
         self.buffers.fit(params, 1);
         k.first = self.buffers.step == 0;
         self.buffers.step += 1;
-        let buffers = &mut self.buffers.tensors;
+        let buffers = &mut self.buffers.space;
         for_each_element(params, grads, buffers, &k, sgd_momentum_element);
     }
 }
@@ -189,7 +214,7 @@ mod tests {
     fn sgd_plain_step_is_p_minus_lr_g() {
         let (opt, _) = trajectory(Sgd::new(0.1), 1.0, &[(0.5, 1.0 - 0.1 * 0.5)], 1e-15);
         // Without momentum no state is kept.
-        assert!(opt.buffers.tensors.is_empty());
+        assert!(opt.buffers.space.0.is_empty());
     }
 
     #[test]
@@ -222,7 +247,7 @@ mod tests {
         opt.step(&mut [&mut a, &mut b], &[&[1.0, 2.0], &[4.0]]);
         opt.step(&mut [&mut a, &mut b], &[&[0.0, 0.0], &[0.0]]);
         // Buffers after step 2: half of each element's first gradient.
-        let buffers: Vec<&[f32]> = opt.buffers.tensors.iter().map(|t| t.run(0)).collect();
+        let buffers: Vec<&[f32]> = opt.buffers.space.0.iter().map(|t| t.run(0)).collect();
         assert_eq!(buffers, [&[0.5, 1.0][..], &[2.0]]);
         assert_eq!(a, [-1.5, -3.0]);
         assert_eq!(b, [-6.0]);

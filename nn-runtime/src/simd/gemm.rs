@@ -103,8 +103,8 @@ fn extent(terms: &[(usize, usize)], last: usize) -> Option<usize> {
 
 mod x86 {
     use crate::simd::x86::{lanes_below, reduce8};
+    use core::arch::x86_64::*;
     use core::mem::MaybeUninit;
-    use std::arch::x86_64::*;
 
     /// [`block`] for a width `nr` (at most [`NR`]) known only at run time: one monomorphised
     /// kernel per width, each with its accumulators in registers. A macro, so that the calls
@@ -314,7 +314,7 @@ mod x86 {
             // SAFETY: the float at `out` is readable and writable by this function's contract.
             unsafe {
                 *out = if self.add {
-                    sum.mul_add(self.alpha, *out)
+                    crate::simd::x86::mul_add(sum, self.alpha, *out)
                 } else {
                     sum * self.alpha
                 };

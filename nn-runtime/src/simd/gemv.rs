@@ -19,7 +19,7 @@
 //! compile error rather than a wrapped, too-small bound.
 
 use crate::simd::x86::{lanes_below, reduce8};
-use std::arch::x86_64::*;
+use core::arch::x86_64::*;
 
 /// Vectors of rows per block of the forward product: 4 vectors times 2 halves of `K`
 /// make 8 independent chains of multiply-adds, enough to keep both FMA units busy.
@@ -281,7 +281,7 @@ pub unsafe fn outer<const M: usize, const K: usize>(
             while i < M {
                 let out = column.add(i);
                 *out = if add {
-                    (*u.add(i)).mul_add(s, *out)
+                    crate::simd::x86::mul_add(*u.add(i), s, *out)
                 } else {
                     *u.add(i) * s
                 };
@@ -483,7 +483,7 @@ unsafe fn outer_short<const M: usize, const K: usize>(
             for i in 0..M {
                 let out = a.add(j * M + i);
                 *out = if add {
-                    (*u.add(i)).mul_add(s, *out)
+                    crate::simd::x86::mul_add(*u.add(i), s, *out)
                 } else {
                     *u.add(i) * s
                 };

@@ -22,17 +22,105 @@ pub(crate) const fn gemv_fits(m: usize, k: usize) -> bool {
 }
 
 /// Whether this processor has AVX2 and FMA, for the generated code's choice between its two
-/// compiled copies and for every kernel here (std caches the answer: after the first call
-/// this is a load and a test).
+/// compiled copies and for every kernel here. The answer is cached: after the first call this
+/// is a load and a test.
+///
+/// The runtime's own detection (see `detect`), not std's `is_x86_feature_detected!`, which
+/// exists only with std: the same test in the `std` and `no_std` builds, so that both run the
+/// same kernels and give the same bits.
 #[inline(always)]
 pub fn has_avx2_fma() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        detect::avx2_fma()
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
         false
+    }
+}
+
+/// AVX2 and FMA detection by `cpuid`, on `core::arch` alone.
+#[cfg(target_arch = "x86_64")]
+mod detect {
+    use core::arch::x86_64::{__cpuid, __cpuid_count, _xgetbv};
+    use core::sync::atomic::{AtomicU8, Ordering};
+
+    /// Not asked yet; the processor has both features; it lacks one (or the OS does not save
+    /// the AVX registers).
+    const UNKNOWN: u8 = 0;
+    const YES: u8 = 1;
+    const NO: u8 = 2;
+
+    /// The answer, once known. Racing first calls all compute the same answer, so a relaxed
+    /// store and load suffice.
+    static ANSWER: AtomicU8 = AtomicU8::new(UNKNOWN);
+
+    /// Whether the processor has AVX2 and FMA and the OS saves the AVX registers.
+    #[inline(always)]
+    pub(super) fn avx2_fma() -> bool {
+        match ANSWER.load(Ordering::Relaxed) {
+            UNKNOWN => first_call(),
+            answer => answer == YES,
+        }
+    }
+
+    /// Asks the processor, and caches the answer.
+    #[cold]
+    #[inline(never)]
+    fn first_call() -> bool {
+        let yes = ask();
+        ANSWER.store(if yes { YES } else { NO }, Ordering::Relaxed);
+        yes
+    }
+
+    /// The test std's `is_x86_feature_detected!("avx2")` and `("fma")` make: leaf 1's FMA
+    /// (ECX bit 12), OSXSAVE (bit 27) and AVX (bit 28); the OS saving the SSE and AVX state
+    /// (XCR0 bits 1 and 2, read by `xgetbv` only once OSXSAVE says the instruction exists);
+    /// leaf 7's AVX2 (EBX bit 5).
+    fn ask() -> bool {
+        // `cpuid` exists on every x86_64 processor; leaf 0 gives the highest leaf there is.
+        let max_leaf = __cpuid(0).eax;
+        if max_leaf < 7 {
+            return false;
+        }
+        let ecx = __cpuid(1).ecx;
+        let (fma, osxsave, avx) = (bit(ecx, 12), bit(ecx, 27), bit(ecx, 28));
+        if !(fma && osxsave && avx) {
+            return false;
+        }
+        // SAFETY: `xgetbv` exists where OSXSAVE is set, as just checked; that is all the
+        // `xsave` target feature of `xcr0` asks.
+        let os_saves_avx = unsafe { xcr0() } & 0b110 == 0b110;
+        os_saves_avx && bit(__cpuid_count(7, 0).ebx, 5)
+    }
+
+    /// Whether bit `n` of `word` is set.
+    fn bit(word: u32, n: u32) -> bool {
+        word >> n & 1 == 1
+    }
+
+    /// The extended control register XCR0: which register states the OS saves.
+    ///
+    /// # Safety
+    /// Only where `cpuid` reports OSXSAVE: elsewhere `xgetbv` is an invalid instruction.
+    #[target_feature(enable = "xsave")]
+    unsafe fn xcr0() -> u64 {
+        // SAFETY: the caller has seen OSXSAVE, so the instruction exists and XCR0 is readable.
+        unsafe { _xgetbv(0) }
+    }
+
+    #[cfg(all(test, feature = "std"))]
+    mod tests {
+        /// The same answer as std's detection, on this machine, cached or not.
+        #[test]
+        fn agrees_with_std() {
+            let std = std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma");
+            assert_eq!(super::ask(), std);
+            assert_eq!(super::avx2_fma(), std);
+            assert_eq!(super::avx2_fma(), std);
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! x86 helpers both kernel files use.
 
-use std::arch::x86_64::*;
+use core::arch::x86_64::*;
 
 /// The mask of the lanes of an 8-lane vector below `valid` (all of them from 8 on), for
 /// `_mm256_maskload_ps` / `_mm256_maskstore_ps`, which touch no memory in the other lanes.
@@ -25,4 +25,12 @@ pub(super) fn reduce8(a: [__m256; 8]) -> __m256 {
     let lo = _mm256_permute2f128_ps::<0x20>(u0, u1);
     let hi = _mm256_permute2f128_ps::<0x31>(u0, u1);
     _mm256_add_ps(lo, hi)
+}
+
+/// `a * b + c` rounded once: std's `f32::mul_add`, which core lacks, as the one instruction
+/// (`vfmadd`) it compiles to with FMA, so that the `std` and `no_std` builds give the same bits.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub(super) fn mul_add(a: f32, b: f32, c: f32) -> f32 {
+    _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(c)))
 }
