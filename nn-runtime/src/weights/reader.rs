@@ -419,3 +419,6 @@ impl Iterator for AxesIter<'_> {
         axis
     }
 }
+
+#[cfg(all(test, feature = "std"))]
+mod tests;
