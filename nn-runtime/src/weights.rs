@@ -60,6 +60,10 @@
 //! tensors than the network, that is whenever it could load. A file with more is an error
 //! naming a tensor the network lacks (or, if there is none, a name used twice) without them.
 
+// An `Error` holds its names and shapes inline (about 300 bytes), so that it needs no heap:
+// a large `Err` is the price of loading without an allocator.
+#![allow(clippy::result_large_err)]
+
 mod error;
 mod json;
 mod reader;

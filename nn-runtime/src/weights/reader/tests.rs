@@ -269,7 +269,7 @@ fn mutated(rng: &mut Rng, bytes: &[u8]) -> Vec<u8> {
 
 #[test]
 fn accepts_exactly_what_the_safetensors_crate_accepts() {
-    let mut rng = Rng(0x5eed_0f_5afe_7e25);
+    let mut rng = Rng(0x5eed_f00d_5afe_7e25);
     let mut accepted = 0;
     let mut rejected = 0;
     let mut reasons = std::collections::BTreeSet::new();
@@ -332,7 +332,9 @@ fn written(tensors: &[(&str, safetensors::Dtype, Vec<usize>)], metadata: bool) -
 #[test]
 fn reads_what_the_safetensors_crate_writes() {
     use safetensors::Dtype as D;
-    let cases: Vec<(Vec<(&str, D, Vec<usize>)>, bool)> = std::vec![
+    /// A tensor's name, dtype and shape.
+    type Spec = (&'static str, D, Vec<usize>);
+    let cases: Vec<(Vec<Spec>, bool)> = std::vec![
         (std::vec![], false),
         (std::vec![], true),
         (
