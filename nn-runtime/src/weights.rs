@@ -67,8 +67,10 @@
 mod error;
 mod json;
 mod reader;
+mod writer;
 
 pub use error::{Dtype, Error, Name, Shape};
+pub use writer::{safetensors_len, write_safetensors_into};
 
 use crate::net::Network;
 use crate::real::Real;
@@ -651,6 +653,43 @@ mod tests {
         let mut net = Counted::zeros();
         fill_from_safetensors_bytes(&mut net, &file(&[weight, first, second])).unwrap();
         assert_eq!(net, counted());
+    }
+
+    /// The allocation-free writer writes the tensors `to_safetensors_bytes` writes (in another
+    /// order), with its header padded to 8 bytes, that both readers read back; a short buffer
+    /// is an error.
+    #[test]
+    fn the_allocation_free_writer_writes_what_the_crate_writes() {
+        let net = counted();
+        let len = safetensors_len(&net);
+        let mut buf = std::vec![0xaa; len + 5];
+        assert_eq!(write_safetensors_into(&net, &mut buf).unwrap(), len);
+        let ours = &buf[..len];
+        assert_eq!(from_safetensors_bytes::<Counted>(ours).unwrap(), net);
+        let theirs = to_safetensors_bytes(&net);
+        let header = u64::from_le_bytes(*ours.first_chunk::<8>().unwrap());
+        assert_eq!(header % 8, 0);
+        let ours = safetensors::SafeTensors::deserialize(ours).unwrap();
+        let theirs = safetensors::SafeTensors::deserialize(&theirs).unwrap();
+        let mut names = ours.names();
+        names.sort_unstable();
+        let mut their_names = theirs.names();
+        their_names.sort_unstable();
+        assert_eq!(names, their_names);
+        for name in names {
+            assert_eq!(
+                ours.tensor(name).unwrap(),
+                theirs.tensor(name).unwrap(),
+                "{name}"
+            );
+        }
+        for short in 0..len {
+            let err = write_safetensors_into(&net, &mut buf[..short]).unwrap_err();
+            assert!(
+                matches!(err, Error::BufferTooSmall { needed, given } if needed == len && given == short),
+                "{err:?}"
+            );
+        }
     }
 
     #[test]

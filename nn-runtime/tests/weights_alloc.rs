@@ -1,5 +1,6 @@
 //! Reading weights allocates nothing, proven with a counting global allocator:
-//! `from_safetensors_bytes` and `fill_from_safetensors_bytes` of a good file, and each kind of
+//! `from_safetensors_bytes` and `fill_from_safetensors_bytes` of a good file (and
+//! `write_safetensors_into`, which writes one), and each kind of
 //! error (a corrupt file, a missing, unexpected, misshapen or mistyped tensor), since an
 //! `Error` holds its name and shapes inline.
 //!
@@ -158,6 +159,16 @@ fn reading_weights_allocates_nothing() {
         assert_eq!(loaded, 0, "from_safetensors_bytes allocated");
         let filled = allocations(|| into.fill_from_safetensors_bytes(&good).unwrap());
         assert_eq!(filled, 0, "fill_from_safetensors_bytes allocated");
+        let mut written = [0u8; 512];
+        let mut len = 0;
+        let writing = allocations(|| {
+            len = weights::write_safetensors_into(&fixed(), &mut written).unwrap();
+        });
+        assert_eq!(writing, 0, "write_safetensors_into allocated");
+        assert_eq!(
+            Fixed::from_safetensors_bytes(&written[..len]).unwrap(),
+            fixed()
+        );
         for (bytes, message) in &bad {
             let mut err: Option<Error> = None;
             let failed = allocations(|| err = Fixed::from_safetensors_bytes(bytes).err());

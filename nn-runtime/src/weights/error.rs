@@ -51,6 +51,14 @@ pub enum Error {
         /// The dtype in the file (`F64`, `BF16`, ...).
         found: Dtype,
     },
+    /// The buffer given to [`write_safetensors_into`](super::write_safetensors_into) is
+    /// shorter than the file.
+    BufferTooSmall {
+        /// The file's length in bytes.
+        needed: usize,
+        /// The buffer's.
+        given: usize,
+    },
 }
 
 impl fmt::Display for Error {
@@ -82,6 +90,10 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "tensor `{name}` has dtype {found} in the file, but the network expects {expected}"
+            ),
+            Error::BufferTooSmall { needed, given } => write!(
+                f,
+                "a buffer of {given} bytes cannot hold the {needed} bytes of the file"
             ),
         }
     }
