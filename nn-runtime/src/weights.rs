@@ -655,6 +655,60 @@ mod tests {
         assert_eq!(net, counted());
     }
 
+    /// A header of `entries` over `data` zero bytes.
+    fn by_hand(entries: &[&str], data: usize) -> Vec<u8> {
+        let header = format!("{{{}}}", entries.join(","));
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.resize(bytes.len() + data, 0);
+        bytes
+    }
+
+    /// A name twice is corrupt whether or not the file has more tensors than the network (with
+    /// more, the checks between tensors are skipped, and the names tell); a file with more
+    /// tensors names one the network lacks even if its layout is wrong too.
+    #[test]
+    fn names_twice_and_extra_tensors() {
+        let t = |name: &str, dtype: &str, shape: &str, from: usize, to: usize| {
+            format!(
+                r#""{name}":{{"dtype":"{dtype}","shape":{shape},"data_offsets":[{from},{to}]}}"#
+            )
+        };
+        let weight = t("0.weight", "F32", "[3]", 0, 12);
+        let first = t("1.num_batches_tracked", "I64", "[]", 12, 20);
+        let second = t("2.num_batches_tracked", "I64", "[]", 20, 28);
+        let again = t("0.w\\u0065ight", "F32", "[3]", 28, 40);
+        let again_sooner = t("0.w\\u0065ight", "F32", "[3]", 20, 32);
+        let cases = [
+            // As many tensors as the network: the layout check finds the name twice.
+            (
+                by_hand(&[&weight, &first, &again_sooner], 32),
+                "two tensors have the same name",
+            ),
+            // More: every name is the network's, so one is there twice.
+            (
+                by_hand(&[&weight, &first, &second, &again], 40),
+                "two tensors have the same name",
+            ),
+            // More, one of them unknown and overlapping another (the spans add up to the data's
+            // length, with a gap at its end): named, not corrupt.
+            (
+                by_hand(
+                    &[&weight, &first, &second, &t("extra", "U8", "[4]", 0, 4)],
+                    32,
+                ),
+                "the file has a tensor `extra` that the network does not have",
+            ),
+        ];
+        for (bytes, message) in cases {
+            let mut net = counted();
+            let before = net.clone();
+            let err = fill_from_safetensors_bytes(&mut net, &bytes).unwrap_err();
+            assert!(err.to_string().ends_with(message), "{err}: {message}");
+            assert_eq!(net, before);
+        }
+    }
+
     /// The allocation-free writer writes the tensors `to_safetensors_bytes` writes (in another
     /// order), with its header padded to 8 bytes, that both readers read back; a short buffer
     /// is an error.
