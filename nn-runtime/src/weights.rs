@@ -48,8 +48,9 @@
 //! Reading needs neither `std` nor `alloc`: [`from_safetensors_bytes`] and
 //! [`fill_from_safetensors_bytes`] (and their [`SafeTensorsExt`] methods) parse the file with
 //! this module's own reader, which allocates nothing, in every build, and an [`Error`] holds its
-//! tensor's [`Name`], [`Shape`]s and [`Dtype`]s inline. Writing, files and the boxed forms need
-//! the `std` feature (on by default).
+//! tensor's [`Name`], [`Shape`]s and [`Dtype`]s inline. [`write_safetensors_into`] writes a
+//! file into a buffer of [`safetensors_len`] bytes, allocating nothing too. Files,
+//! [`to_safetensors_bytes`] and the boxed forms need the `std` feature (on by default).
 //!
 //! The reader accepts what the `safetensors` crate accepts, and checks what it checks (the
 //! header's length and JSON, each tensor's dtype, shape and offsets, data that tile the buffer

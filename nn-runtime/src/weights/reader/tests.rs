@@ -534,6 +534,23 @@ fn each_corruption_has_its_reason() {
     }
 }
 
+/// Nesting in a field nobody reads: as deep as `serde_json` goes is accepted by both readers,
+/// one level more by neither.
+#[test]
+fn nesting_up_to_serde_jsons_limit() {
+    // The header's object and the entry's are two levels.
+    for (inner, accepted) in [(MAX_DEPTH - 2, true), (MAX_DEPTH - 1, false)] {
+        let header = format!(
+            "{{\"a\":{{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[0,0],\"x\":{}{}}}}}",
+            "[".repeat(inner),
+            "]".repeat(inner)
+        );
+        let bytes = file_of(&header, 0);
+        assert_eq!(agrees(&bytes), Ok(accepted), "{inner} levels inside");
+        assert_eq!(File::parse(&bytes).is_ok(), accepted);
+    }
+}
+
 /// Offsets near `usize::MAX`: the sum that would overflow is checked, not wrapped.
 #[test]
 fn offsets_near_the_top_of_usize_are_corrupt() {
