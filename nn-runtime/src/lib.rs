@@ -88,7 +88,7 @@
 //! 4. what every generated network is, [`net`];
 //! 5. losses, [`loss`];
 //! 6. optimizers, [`optim`];
-//! 7. weight files and datasets, `weights` and `data` (with `std`).
+//! 7. weights, [`weights`], and datasets, `data` (with `std`).
 //!
 //! # Without the standard library
 //!
@@ -106,7 +106,10 @@
 //! - the optimizers' lazily allocated state: without `std`, an optimizer that keeps state
 //!   (Adam, AdamW, RmsProp, Sgd with momentum) is given its space, a buffer of
 //!   `STATE_PER_PARAM * PARAMS` scalars, with `with_state` (see [`optim`]);
-//! - weight files and the data helpers, `weights` and `data`.
+//! - weight files (`load_safetensors`, `save_safetensors`), `to_safetensors_bytes` and the
+//!   boxed loaders, and the data helpers, `data`. Weights load from bytes without `std`
+//!   (`from_safetensors_bytes`, `fill_from_safetensors_bytes`: the runtime's own reader needs
+//!   no allocator) and are written into a caller's buffer with `write_safetensors_into`.
 //!
 //! Without `std` the training step builds the gradient struct on the stack, where with `std`
 //! it reuses a heap buffer: fine for the small networks of embedded users, but a network of
@@ -131,8 +134,6 @@ pub mod optim;
 
 #[cfg(feature = "std")]
 pub mod data;
-// Gated whole until the no-allocation weight reader lands (it will un-gate all but file I/O).
-#[cfg(feature = "std")]
 pub mod weights;
 
 pub use layer::Linear;
@@ -159,7 +160,6 @@ pub mod prelude {
     pub use crate::net::Network;
     pub use crate::optim::{Adam, AdamW, Optimizer, RmsProp, Sgd};
     pub use crate::real::Real;
-    #[cfg(feature = "std")]
     pub use crate::weights::SafeTensorsExt;
     pub use nalgebra::{SMatrix, SVector};
     pub use nn_macros::network;

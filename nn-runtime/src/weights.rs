@@ -42,104 +42,47 @@
 //!
 //! Weights compiled into the binary need no file system:
 //! `Xor::from_safetensors_bytes(include_bytes!("xor.safetensors"))`.
+//!
+//! # Without `std`
+//!
+//! Reading needs neither `std` nor `alloc`: [`from_safetensors_bytes`] and
+//! [`fill_from_safetensors_bytes`] (and their [`SafeTensorsExt`] methods) parse the file with
+//! this module's own reader, which allocates nothing, in every build, and an [`Error`] holds its
+//! tensor's [`Name`], [`Shape`]s and [`Dtype`]s inline. [`write_safetensors_into`] writes a
+//! file into a buffer of [`safetensors_len`] bytes, allocating nothing too. Files,
+//! [`to_safetensors_bytes`] and the boxed forms need the `std` feature (on by default).
+//!
+//! The reader accepts what the `safetensors` crate accepts, and checks what it checks (the
+//! header's length and JSON, each tensor's dtype, shape and offsets, data that tile the buffer
+//! exactly), with one difference: a name given to two tensors is an error here, where the
+//! crate keeps the last silently. No bytes make it panic, recurse without bound or read out of
+//! bounds. Its cost is one pass over the header per tensor of the network; the checks between
+//! the file's tensors (a pass per tensor of the file) are made when the file has no more
+//! tensors than the network, that is whenever it could load. A file with more is an error
+//! naming a tensor the network lacks (or, if there is none, a name used twice) without them.
 
-use crate::heap::{Zeroable, boxed_zeroed};
+// An `Error` holds its names and shapes inline (about 300 bytes), so that it needs no heap:
+// a large `Err` is the price of loading without an allocator.
+#![allow(clippy::result_large_err)]
+
+mod error;
+mod json;
+mod reader;
+mod writer;
+
+pub use error::{Dtype, Error, Name, Shape};
+pub use writer::{safetensors_len, write_safetensors_into};
+
 use crate::net::Network;
 use crate::real::Real;
-use safetensors::{Dtype, SafeTensors, View};
-use std::borrow::Cow;
-use std::collections::HashSet;
-use std::fmt;
-use std::path::{Path, PathBuf};
+use reader::File;
 
-/// Why weights could not be saved or loaded.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Error {
-    /// The file could not be read or written.
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// What the operating system said.
-        source: std::io::Error,
-    },
-    /// The bytes are not a valid safetensors file (empty, truncated, or not safetensors).
-    Corrupt {
-        /// What the safetensors parser found wrong.
-        reason: String,
-    },
-    /// The network has a tensor that the file lacks.
-    MissingTensor {
-        /// The tensor's `state_dict` name.
-        name: String,
-    },
-    /// The file has a tensor that the network lacks.
-    UnexpectedTensor {
-        /// The tensor's name in the file.
-        name: String,
-    },
-    /// A tensor's shape in the file differs from the network's.
-    WrongShape {
-        /// The tensor's `state_dict` name.
-        name: String,
-        /// The network's shape, as PyTorch states it (`[out, in]`, `[out, in, k]`, `[out]`, or
-        /// `[]` for an integer count).
-        expected: Vec<usize>,
-        /// The shape in the file.
-        found: Vec<usize>,
-    },
-    /// A tensor's dtype in the file differs from the network's scalar type.
-    WrongDtype {
-        /// The tensor's `state_dict` name.
-        name: String,
-        /// The network's dtype: `F32` or `F64`, or `I64` for an integer count.
-        expected: String,
-        /// The dtype in the file, as safetensors spells it (`F64`, `BF16`, ...).
-        found: String,
-    },
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Io { path, source } => write!(f, "cannot access `{}`: {source}", path.display()),
-            Error::Corrupt { reason } => write!(f, "not a valid safetensors file: {reason}"),
-            Error::MissingTensor { name } => {
-                write!(f, "tensor `{name}` is missing from the file")
-            }
-            Error::UnexpectedTensor { name } => write!(
-                f,
-                "the file has a tensor `{name}` that the network does not have"
-            ),
-            Error::WrongShape {
-                name,
-                expected,
-                found,
-            } => write!(
-                f,
-                "tensor `{name}` has shape {found:?} in the file, but the network expects \
-                 {expected:?}"
-            ),
-            Error::WrongDtype {
-                name,
-                expected,
-                found,
-            } => write!(
-                f,
-                "tensor `{name}` has dtype {found} in the file, but the network expects {expected}"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Io { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
+#[cfg(feature = "std")]
+use crate::heap::{Zeroable, boxed_zeroed};
+#[cfg(feature = "std")]
+use std::path::Path;
+#[cfg(feature = "std")]
+use std::{borrow::Cow, boxed::Box, vec::Vec};
 
 /// The safetensors dtype of scalar type `T`: `F32` for `f32`, `F64` for `f64`. A scalar of at
 /// most 4 bytes is stored as `F32`, a wider one as `F64`; both convert through `f64`.
@@ -170,14 +113,16 @@ fn row_major_index(shape: &[usize], column_major: usize) -> usize {
 }
 
 /// One tensor ready for the safetensors writer.
+#[cfg(feature = "std")]
 struct Owned {
-    dtype: Dtype,
+    dtype: safetensors::Dtype,
     shape: Vec<usize>,
     bytes: Vec<u8>,
 }
 
-impl View for &Owned {
-    fn dtype(&self) -> Dtype {
+#[cfg(feature = "std")]
+impl safetensors::View for &Owned {
+    fn dtype(&self) -> safetensors::Dtype {
         self.dtype
     }
 
@@ -194,10 +139,21 @@ impl View for &Owned {
     }
 }
 
+/// The `safetensors` crate's spelling of one of the dtypes the writer writes.
+#[cfg(feature = "std")]
+fn crate_dtype(dtype: Dtype) -> safetensors::Dtype {
+    match dtype {
+        Dtype::F32 => safetensors::Dtype::F32,
+        Dtype::I64 => safetensors::Dtype::I64,
+        _ => safetensors::Dtype::F64,
+    }
+}
+
 /// Little-endian bytes of `data` (column-major, of PyTorch shape `shape`) in row-major order.
+#[cfg(feature = "std")]
 fn encode<T: Real>(dtype: Dtype, shape: &[usize], data: &[T]) -> Vec<u8> {
     let width = if dtype == Dtype::F32 { 4 } else { 8 };
-    let mut bytes = vec![0u8; data.len() * width];
+    let mut bytes = std::vec![0u8; data.len() * width];
     for (i, &value) in data.iter().enumerate() {
         let at = row_major_index(shape, i) * width;
         let slot = &mut bytes[at..at + width];
@@ -218,6 +174,7 @@ fn encode<T: Real>(dtype: Dtype, shape: &[usize], data: &[T]) -> Vec<u8> {
 /// [`Tensors::visit_counts`](crate::Tensors::visit_counts), each an `I64` of shape `[]`: exactly what `safetensors.torch.save_file(model.state_dict(), path)` writes for
 /// the equivalent `nn.Sequential`, without its `{"format": "pt"}` metadata (which PyTorch does
 /// not need to load the file).
+#[cfg(feature = "std")]
 pub fn to_safetensors_bytes<N: Network>(net: &N) -> Vec<u8> {
     try_to_bytes(net).unwrap_or_else(|err| {
         // The writer fails only on a header over 100 MB (millions of tensors) or tensors whose
@@ -226,12 +183,14 @@ pub fn to_safetensors_bytes<N: Network>(net: &N) -> Vec<u8> {
     })
 }
 
+#[cfg(feature = "std")]
 fn try_to_bytes<N: Network>(net: &N) -> Result<Vec<u8>, safetensors::SafeTensorError> {
+    use std::string::{String, ToString};
     let dtype = dtype_of::<N::Scalar>();
-    let mut tensors = Vec::with_capacity(N::TENSORS);
+    let mut tensors: Vec<(String, Owned)> = Vec::with_capacity(N::TENSORS);
     net.visit("", &mut |name, shape, data| {
         let tensor = Owned {
-            dtype,
+            dtype: crate_dtype(dtype),
             shape: shape.to_vec(),
             bytes: encode(dtype, shape, data),
         };
@@ -239,7 +198,7 @@ fn try_to_bytes<N: Network>(net: &N) -> Result<Vec<u8>, safetensors::SafeTensorE
     });
     net.visit_counts("", &mut |name, value| {
         let count = Owned {
-            dtype: Dtype::I64,
+            dtype: safetensors::Dtype::I64,
             shape: Vec::new(),
             bytes: value.to_le_bytes().to_vec(),
         };
@@ -250,6 +209,7 @@ fn try_to_bytes<N: Network>(net: &N) -> Result<Vec<u8>, safetensors::SafeTensorE
 
 /// Saves the network's weights to `path` as a safetensors file (see
 /// [`to_safetensors_bytes`]), replacing the file if it exists.
+#[cfg(feature = "std")]
 pub fn save_safetensors<N: Network>(net: &N, path: impl AsRef<Path>) -> Result<(), Error> {
     let path = path.as_ref();
     std::fs::write(path, to_safetensors_bytes(net)).map_err(|source| Error::Io {
@@ -263,10 +223,11 @@ pub fn save_safetensors<N: Network>(net: &N, path: impl AsRef<Path>) -> Result<(
 ///
 /// The file must hold exactly the network's tensors, by `state_dict` name, each with the
 /// network's dtype and PyTorch's shape, and its integer counts, each an `I64` of shape `[]`; otherwise the [`Error`] names the first tensor that
-/// differs. Never panics, whatever the bytes.
+/// differs. Never panics, whatever the bytes, and allocates nothing (without `std` too).
 ///
 /// The network is built as a value, on the stack: for one too large for it use
-/// [`from_safetensors_bytes_boxed`].
+/// [`from_safetensors_bytes_boxed`] (with `std`), or
+/// [`fill_from_safetensors_bytes`] on a network placed where it fits.
 pub fn from_safetensors_bytes<N: Network>(bytes: &[u8]) -> Result<N, Error> {
     let mut net = N::zeros();
     fill_from_safetensors_bytes(&mut net, bytes)?;
@@ -275,12 +236,14 @@ pub fn from_safetensors_bytes<N: Network>(bytes: &[u8]) -> Result<N, Error> {
 
 /// Loads a network of type `N` from the safetensors file at `path`; see
 /// [`from_safetensors_bytes`].
+#[cfg(feature = "std")]
 pub fn load_safetensors<N: Network>(path: impl AsRef<Path>) -> Result<N, Error> {
     let bytes = read(path.as_ref())?;
     from_safetensors_bytes(&bytes)
 }
 
 /// The bytes of the file at `path`, or an [`Error::Io`] naming it.
+#[cfg(feature = "std")]
 fn read(path: &Path) -> Result<Vec<u8>, Error> {
     std::fs::read(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
@@ -291,6 +254,7 @@ fn read(path: &Path) -> Result<Vec<u8>, Error> {
 /// Like [`from_safetensors_bytes`], building the network directly on the heap: for networks
 /// too large for the stack (a `Linear(784, 512)` weight alone is 1.6 MB). Every network
 /// `network!` generates qualifies.
+#[cfg(feature = "std")]
 pub fn from_safetensors_bytes_boxed<N: Network + Zeroable>(bytes: &[u8]) -> Result<Box<N>, Error> {
     let mut net = boxed_zeroed::<N>();
     fill_from_safetensors_bytes(&mut *net, bytes)?;
@@ -299,6 +263,7 @@ pub fn from_safetensors_bytes_boxed<N: Network + Zeroable>(bytes: &[u8]) -> Resu
 
 /// Like [`load_safetensors`], building the network directly on the heap; see
 /// [`from_safetensors_bytes_boxed`].
+#[cfg(feature = "std")]
 pub fn load_safetensors_boxed<N: Network + Zeroable>(
     path: impl AsRef<Path>,
 ) -> Result<Box<N>, Error> {
@@ -307,25 +272,29 @@ pub fn load_safetensors_boxed<N: Network + Zeroable>(
 }
 
 /// Overwrites every parameter of `net` with the weights in `bytes`, checked as
-/// [`from_safetensors_bytes`] checks them; on an error `net` is left unchanged.
+/// [`from_safetensors_bytes`] checks them; on an error `net` is left unchanged. Allocates
+/// nothing (without `std` too).
 ///
 /// Works on a network anywhere, e.g. on the heap: `let mut net = Big::boxed_zeros();` then
-/// `net.fill_from_safetensors_bytes(bytes)?` (or see [`from_safetensors_bytes_boxed`]).
+/// `net.fill_from_safetensors_bytes(bytes)?` (or see `from_safetensors_bytes_boxed`).
 pub fn fill_from_safetensors_bytes<N: Network>(net: &mut N, bytes: &[u8]) -> Result<(), Error> {
-    let file = parse(bytes)?;
+    let file = File::parse_entries(bytes).map_err(corrupt)?;
     let expected = dtype_of::<N::Scalar>();
+    let tensors = count_tensors(net);
+    // The checks between the file's tensors compare every pair: made when the file could load
+    // (no more tensors than the network), so that they cost no more than the look-ups below.
+    if file.len() <= tensors {
+        file.check_layout().map_err(corrupt)?;
+    }
 
     // First every check, against the network's own list of tensors; nothing is written yet.
     let mut first_error = None;
-    let mut names = HashSet::new();
     net.visit("", &mut |name, shape, _| {
-        names.insert(name.to_string());
         if first_error.is_none() {
             first_error = check(&file, name, shape, expected).err();
         }
     });
     net.visit_counts("", &mut |name, _| {
-        names.insert(name.to_string());
         if first_error.is_none() {
             first_error = check(&file, name, &[], Dtype::I64).err();
         }
@@ -333,102 +302,80 @@ pub fn fill_from_safetensors_bytes<N: Network>(net: &mut N, bytes: &[u8]) -> Res
     if let Some(err) = first_error {
         return Err(err);
     }
-    let mut extra: Vec<&str> = file
-        .names()
-        .into_iter()
-        .filter(|name| !names.contains(*name))
-        .collect();
-    extra.sort_unstable();
-    if let Some(name) = extra.first() {
-        return Err(Error::UnexpectedTensor {
-            name: name.to_string(),
-        });
+    if let Some(name) = first_unexpected(&file, net) {
+        return Err(Error::UnexpectedTensor { name });
+    }
+    if file.len() > tensors {
+        // Every name in the file is the network's, yet the file has more tensors: some name
+        // is there twice (a layout `check_layout` was not asked to check).
+        return Err(corrupt(reader::DUPLICATE));
     }
 
     // Then the copy, which cannot fail: every tensor is there, of the right dtype and shape.
     net.visit_mut("", &mut |name, shape, data| {
-        if let Ok(view) = file.tensor(name) {
-            decode(expected, shape, view.data(), data);
+        if let Some(entry) = file.find(name) {
+            decode(expected, shape, entry.data, data);
         }
     });
     net.visit_counts_mut("", &mut |name, value| {
-        let bytes = file.tensor(name).ok().and_then(|view| {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(view.data().get(..8)?);
-            Some(b)
-        });
+        let bytes = file
+            .find(name)
+            .and_then(|entry| entry.data.first_chunk::<8>());
         if let Some(bytes) = bytes {
-            *value = i64::from_le_bytes(bytes);
+            *value = i64::from_le_bytes(*bytes);
         }
     });
     Ok(())
 }
 
-/// Parses a safetensors file, turning every failure (and any header whose data offsets lie
-/// beyond the file) into [`Error::Corrupt`].
-fn parse(bytes: &[u8]) -> Result<SafeTensors<'_>, Error> {
-    precheck_offsets(bytes)?;
-    SafeTensors::deserialize(bytes).map_err(|err| Error::Corrupt {
-        reason: err.to_string(),
-    })
+/// [`Error::Corrupt`] for `reason`.
+fn corrupt(reason: &'static str) -> Error {
+    Error::Corrupt { reason }
 }
 
-/// Rejects a header whose tensors' data offsets point past the end of the file, before the
-/// safetensors parser adds them up: offsets near `u64::MAX` would overflow its sum, a panic in
-/// builds with overflow checks. Headers it cannot read are left to the parser to report.
-fn precheck_offsets(bytes: &[u8]) -> Result<(), Error> {
-    let Some(len_bytes) = bytes.get(..8) else {
-        return Ok(());
-    };
-    let mut len = [0u8; 8];
-    len.copy_from_slice(len_bytes);
-    let header_len = u64::from_le_bytes(len);
-    let Some(header) = usize::try_from(header_len)
-        .ok()
-        .and_then(|n| bytes.get(8..8usize.checked_add(n)?))
-    else {
-        return Ok(());
-    };
-    let data_len = (bytes.len() - 8 - header.len()) as u64;
-    let Ok(serde_json::Value::Object(entries)) = serde_json::from_slice(header) else {
-        return Ok(());
-    };
-    for (name, info) in &entries {
-        let offsets = info.get("data_offsets").and_then(|o| o.as_array());
-        let beyond =
-            offsets.is_some_and(|o| o.iter().any(|v| v.as_u64().is_some_and(|v| v > data_len)));
-        if beyond {
-            return Err(Error::Corrupt {
-                reason: format!(
-                    "the data offsets of tensor `{name}` lie beyond the end of the file \
-                     ({data_len} data bytes); the file may be truncated"
-                ),
-            });
-        }
-    }
-    Ok(())
+/// How many tensors and counts the network has.
+fn count_tensors<N: Network>(net: &N) -> usize {
+    let mut count = 0;
+    net.visit("", &mut |_, _, _| count += 1);
+    net.visit_counts("", &mut |_, _| count += 1);
+    count
 }
 
 /// Checks that tensor `name` is in `file` with dtype `dtype` and shape `shape`.
-fn check(file: &SafeTensors<'_>, name: &str, shape: &[usize], dtype: Dtype) -> Result<(), Error> {
-    let view = file.tensor(name).map_err(|_| Error::MissingTensor {
-        name: name.to_string(),
+fn check(file: &File<'_>, name: &str, shape: &[usize], dtype: Dtype) -> Result<(), Error> {
+    let entry = file.find(name).ok_or_else(|| Error::MissingTensor {
+        name: Name::new(name),
     })?;
-    if view.dtype() != dtype {
+    if entry.dtype != dtype {
         return Err(Error::WrongDtype {
-            name: name.to_string(),
-            expected: dtype.to_string(),
-            found: view.dtype().to_string(),
+            name: Name::new(name),
+            expected: dtype,
+            found: entry.dtype,
         });
     }
-    if view.shape() != shape {
+    if !entry.shape.is(shape) {
         return Err(Error::WrongShape {
-            name: name.to_string(),
-            expected: shape.to_vec(),
-            found: view.shape().to_vec(),
+            name: Name::new(name),
+            expected: Shape::new(shape),
+            found: Shape::from_axes(entry.shape.iter()),
         });
     }
     Ok(())
+}
+
+/// The first (in `str` order) of the file's tensors that the network lacks.
+fn first_unexpected<N: Network>(file: &File<'_>, net: &N) -> Option<Name> {
+    let mut first = None;
+    for entry in file.entries() {
+        let mut known = false;
+        net.visit("", &mut |name, _, _| known |= entry.name.is(name));
+        net.visit_counts("", &mut |name, _| known |= entry.name.is(name));
+        let earlier = first.is_none_or(|first| entry.name.cmp(first).is_lt());
+        if !known && earlier {
+            first = Some(entry.name);
+        }
+    }
+    first.map(|name| Name::from_chars(name.chars()))
 }
 
 /// Writes the row-major little-endian `bytes` (checked: `data.len()` values of `dtype`) into
@@ -456,18 +403,21 @@ fn decode<T: Real>(dtype: Dtype, shape: &[usize], bytes: &[u8], data: &mut [T]) 
 /// `Net::load_safetensors(path)?`, `Net::from_safetensors_bytes(include_bytes!(...))?`.
 ///
 /// In the [prelude](crate::prelude); each method is the function of the same name in this
-/// module.
+/// module. Without `std`, the two that read bytes are left.
 pub trait SafeTensorsExt: Sized {
     /// Saves the weights to `path`; see [`save_safetensors`].
+    #[cfg(feature = "std")]
     fn save_safetensors(&self, path: impl AsRef<Path>) -> Result<(), Error>;
 
     /// Loads a network from the file at `path`; see [`load_safetensors`].
+    #[cfg(feature = "std")]
     fn load_safetensors(path: impl AsRef<Path>) -> Result<Self, Error>;
 
     /// A network with the weights in `bytes`; see [`from_safetensors_bytes`].
     fn from_safetensors_bytes(bytes: &[u8]) -> Result<Self, Error>;
 
     /// The weights as a safetensors file in memory; see [`to_safetensors_bytes`].
+    #[cfg(feature = "std")]
     fn to_safetensors_bytes(&self) -> Vec<u8>;
 
     /// Overwrites every parameter with the weights in `bytes`, leaving `self` unchanged on an
@@ -476,10 +426,12 @@ pub trait SafeTensorsExt: Sized {
 }
 
 impl<N: Network> SafeTensorsExt for N {
+    #[cfg(feature = "std")]
     fn save_safetensors(&self, path: impl AsRef<Path>) -> Result<(), Error> {
         save_safetensors(self, path)
     }
 
+    #[cfg(feature = "std")]
     fn load_safetensors(path: impl AsRef<Path>) -> Result<Self, Error> {
         load_safetensors(path)
     }
@@ -488,6 +440,7 @@ impl<N: Network> SafeTensorsExt for N {
         from_safetensors_bytes(bytes)
     }
 
+    #[cfg(feature = "std")]
     fn to_safetensors_bytes(&self) -> Vec<u8> {
         to_safetensors_bytes(self)
     }
@@ -497,12 +450,15 @@ impl<N: Network> SafeTensorsExt for N {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "std"))]
 mod tests {
     use super::*;
     use crate::init::Init;
     use crate::tensors::{CountVisitor, CountVisitorMut, Tensors, Visitor, VisitorMut};
     use nalgebra::SVector;
+    use std::format;
+    use std::string::String;
+    use std::vec::Vec;
 
     /// A network written by hand, with one float tensor and two integer counts, so counts are
     /// tested here without the macro (and without a layer that has them).
@@ -583,7 +539,7 @@ mod tests {
             .iter()
             .map(|(name, dtype, shape, bytes)| {
                 let t = Owned {
-                    dtype: *dtype,
+                    dtype: crate_dtype(*dtype),
                     shape: shape.to_vec(),
                     bytes: bytes.clone(),
                 };
@@ -604,7 +560,7 @@ mod tests {
     fn counts_are_saved_as_i64_scalars_and_loaded_back() {
         let net = counted();
         let bytes = to_safetensors_bytes(&net);
-        let parsed = SafeTensors::deserialize(&bytes).unwrap();
+        let parsed = safetensors::SafeTensors::deserialize(&bytes).unwrap();
         let mut names = parsed.names();
         names.sort_unstable();
         assert_eq!(
@@ -616,7 +572,7 @@ mod tests {
             ("2.num_batches_tracked", i64::MIN + 3),
         ] {
             let view = parsed.tensor(name).unwrap();
-            assert_eq!(view.dtype(), Dtype::I64);
+            assert_eq!(view.dtype(), safetensors::Dtype::I64);
             assert!(view.shape().is_empty(), "{name}: {:?}", view.shape());
             assert_eq!(view.data(), value.to_le_bytes());
         }
@@ -698,6 +654,97 @@ mod tests {
         let mut net = Counted::zeros();
         fill_from_safetensors_bytes(&mut net, &file(&[weight, first, second])).unwrap();
         assert_eq!(net, counted());
+    }
+
+    /// A header of `entries` over `data` zero bytes.
+    fn by_hand(entries: &[&str], data: usize) -> Vec<u8> {
+        let header = format!("{{{}}}", entries.join(","));
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.resize(bytes.len() + data, 0);
+        bytes
+    }
+
+    /// A name twice is corrupt whether or not the file has more tensors than the network (with
+    /// more, the checks between tensors are skipped, and the names tell); a file with more
+    /// tensors names one the network lacks even if its layout is wrong too.
+    #[test]
+    fn names_twice_and_extra_tensors() {
+        let t = |name: &str, dtype: &str, shape: &str, from: usize, to: usize| {
+            format!(
+                r#""{name}":{{"dtype":"{dtype}","shape":{shape},"data_offsets":[{from},{to}]}}"#
+            )
+        };
+        let weight = t("0.weight", "F32", "[3]", 0, 12);
+        let first = t("1.num_batches_tracked", "I64", "[]", 12, 20);
+        let second = t("2.num_batches_tracked", "I64", "[]", 20, 28);
+        let again = t("0.w\\u0065ight", "F32", "[3]", 28, 40);
+        let again_sooner = t("0.w\\u0065ight", "F32", "[3]", 20, 32);
+        let cases = [
+            // As many tensors as the network: the layout check finds the name twice.
+            (
+                by_hand(&[&weight, &first, &again_sooner], 32),
+                "two tensors have the same name",
+            ),
+            // More: every name is the network's, so one is there twice.
+            (
+                by_hand(&[&weight, &first, &second, &again], 40),
+                "two tensors have the same name",
+            ),
+            // More, one of them unknown and overlapping another (the spans add up to the data's
+            // length, with a gap at its end): named, not corrupt.
+            (
+                by_hand(
+                    &[&weight, &first, &second, &t("extra", "U8", "[4]", 0, 4)],
+                    32,
+                ),
+                "the file has a tensor `extra` that the network does not have",
+            ),
+        ];
+        for (bytes, message) in cases {
+            let mut net = counted();
+            let before = net.clone();
+            let err = fill_from_safetensors_bytes(&mut net, &bytes).unwrap_err();
+            assert!(err.to_string().ends_with(message), "{err}: {message}");
+            assert_eq!(net, before);
+        }
+    }
+
+    /// The allocation-free writer writes the tensors `to_safetensors_bytes` writes (in another
+    /// order), with its header padded to 8 bytes, that both readers read back; a short buffer
+    /// is an error.
+    #[test]
+    fn the_allocation_free_writer_writes_what_the_crate_writes() {
+        let net = counted();
+        let len = safetensors_len(&net);
+        let mut buf = std::vec![0xaa; len + 5];
+        assert_eq!(write_safetensors_into(&net, &mut buf).unwrap(), len);
+        let ours = &buf[..len];
+        assert_eq!(from_safetensors_bytes::<Counted>(ours).unwrap(), net);
+        let theirs = to_safetensors_bytes(&net);
+        let header = u64::from_le_bytes(*ours.first_chunk::<8>().unwrap());
+        assert_eq!(header % 8, 0);
+        let ours = safetensors::SafeTensors::deserialize(ours).unwrap();
+        let theirs = safetensors::SafeTensors::deserialize(&theirs).unwrap();
+        let mut names = ours.names();
+        names.sort_unstable();
+        let mut their_names = theirs.names();
+        their_names.sort_unstable();
+        assert_eq!(names, their_names);
+        for name in names {
+            assert_eq!(
+                ours.tensor(name).unwrap(),
+                theirs.tensor(name).unwrap(),
+                "{name}"
+            );
+        }
+        for short in 0..len {
+            let err = write_safetensors_into(&net, &mut buf[..short]).unwrap_err();
+            assert!(
+                matches!(err, Error::BufferTooSmall { needed, given } if needed == len && given == short),
+                "{err:?}"
+            );
+        }
     }
 
     #[test]
@@ -782,6 +829,7 @@ mod tests {
         header.push('}');
         let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
         bytes.extend_from_slice(header.as_bytes());
-        assert!(matches!(parse(&bytes), Err(Error::Corrupt { .. })));
+        let err = from_safetensors_bytes::<Counted>(&bytes).unwrap_err();
+        assert!(matches!(err, Error::Corrupt { reason } if reason == reader::PAST_END));
     }
 }

@@ -74,7 +74,11 @@ const FLOORS: &[(&str, &[&str], &[&str])] = &[
         &["optim/"],
         &["optim", "Optimizer", "Adam", "AdamW", "RmsProp", "Sgd"],
     ),
-    ("io", &["weights.rs", "data.rs"], &["weights", "data"]),
+    (
+        "io",
+        &["weights.rs", "weights/", "data.rs"],
+        &["weights", "data"],
+    ),
     ("root", &["lib.rs"], &["prelude", "__private"]),
 ];
 
