@@ -10,6 +10,7 @@
 use proc_macro::TokenStream;
 
 mod ast;
+mod compiled;
 mod definitions;
 mod errors;
 mod expand;

@@ -150,6 +150,7 @@ pub mod __private {
     };
     pub use crate::init::Init;
     pub use crate::layer::Linear;
+    pub use crate::layer::compiled;
     pub use crate::layer::conv::{CausalConv1d, ConvCache, ConvState};
     pub use crate::layer::conv2d::{Conv1d, Conv2d};
     pub use crate::layer::dropout::{DropoutKey, dropout, dropout_backward};
