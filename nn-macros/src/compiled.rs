@@ -116,6 +116,8 @@ pub fn check(
             return None;
         }
     };
+    // The file exists: its path without `..`, for messages and `include_bytes!`.
+    let path = std::fs::canonicalize(&path).unwrap_or(path);
     let Some(path_text) = path.to_str().map(str::to_owned) else {
         errors.at(span, "the weights file's path is not valid UTF-8");
         return None;
@@ -176,16 +178,19 @@ fn match_tensors(
     }
     for layer in param_layers {
         let Some(list) = layer.kind.params().and_then(|p| p.tensor_list(layer)) else {
+            // Without this layer's tensors the others prove nothing (the file's would all be
+            // "extra"): one error, here.
             errors.at(
                 layer.span,
                 format!(
-                    "`#[weights]` checks every tensor at compile time, but layer `{}` is a nested \
-                     network, whose tensors only the compiler knows: declare its layers here, or \
-                     load the weights with `from_safetensors_bytes(include_bytes!(..))`",
-                    layer.prefix
+                    "`#[weights]` checks every tensor at compile time, but the tensors of layer \
+                     `{}` (`{}`) are known to the compiler only (a nested network's, or sized by \
+                     one): declare its layers here, or load the weights at run time with \
+                     `from_safetensors_bytes(include_bytes!(..))`",
+                    layer.prefix, layer.source
                 ),
             );
-            continue;
+            return None;
         };
         for spec in list {
             let name = format!("{}.{}", layer.prefix, spec.name);
