@@ -363,3 +363,111 @@ fn dtype_width(dtype: &str) -> Option<usize> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A safetensors file of `header` (JSON) and `data` bytes.
+    fn file(header: &str, data: &[u8]) -> Vec<u8> {
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend_from_slice(data);
+        bytes
+    }
+
+    fn valid() -> Vec<u8> {
+        file(
+            r#"{"__metadata__":{"format":"pt"},"b":{"dtype":"F32","shape":[2],"data_offsets":[24,32]},"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]},"n":{"dtype":"I64","shape":[],"data_offsets":[32,40]}}"#,
+            &[0; 40],
+        )
+    }
+
+    #[test]
+    fn a_valid_header_gives_every_tensor_and_where_its_data_starts() {
+        let bytes = valid();
+        let header = Header::parse(&bytes).unwrap();
+        let start = bytes.len() - 40;
+        let names: Vec<(&str, usize)> = header
+            .entries
+            .iter()
+            .map(|e| (e.name.as_str(), e.offset - start))
+            .collect();
+        assert_eq!(names, [("w", 0), ("b", 24), ("n", 32)]);
+        let n = header.find("n").unwrap();
+        assert_eq!((n.dtype.as_str(), n.shape.as_slice()), ("I64", &[][..]));
+        assert_eq!(header.find("w").unwrap().shape, [2, 3]);
+        assert!(header.find("x").is_none());
+    }
+
+    fn reason(bytes: &[u8]) -> String {
+        Header::parse(bytes).err().expect("should be corrupt")
+    }
+
+    #[test]
+    fn corrupt_files_are_errors_that_say_why() {
+        assert!(reason(&[1, 2, 3]).contains("shorter than"));
+        assert!(reason(&u64::MAX.to_le_bytes()).contains("past the end"));
+        assert!(reason(&file("{not json", &[])).contains("not JSON"));
+        assert!(reason(&file("[1]", &[])).contains("not a JSON object"));
+        let beyond = file(
+            r#"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#,
+            &[0; 4],
+        );
+        assert!(reason(&beyond).contains("beyond the end"));
+        let short = file(
+            r#"{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#,
+            &[0; 8],
+        );
+        assert!(reason(&short).contains("needs 12"), "{}", reason(&short));
+        let huge = file(
+            r#"{"w":{"dtype":"F32","shape":[18446744073709551615,4],"data_offsets":[0,8]}}"#,
+            &[0; 8],
+        );
+        assert!(reason(&huge).contains("too large"), "{}", reason(&huge));
+        let top = file(
+            r#"{"w":{"dtype":"U8","shape":[8],"data_offsets":[18446744073709551615,8]}}"#,
+            &[0; 8],
+        );
+        assert!(reason(&top).contains("beyond the end"));
+    }
+
+    /// Every truncation and every single-byte change of a valid file parses or is an error:
+    /// never a panic (which in a macro would be the user's compile error "proc macro panicked").
+    #[test]
+    fn no_truncation_or_flipped_byte_panics() {
+        let bytes = valid();
+        for end in 0..bytes.len() {
+            let _ = Header::parse(&bytes[..end]);
+        }
+        for at in 0..bytes.len() {
+            for flip in [0x01u8, 0x80, 0xff] {
+                let mut changed = bytes.clone();
+                changed[at] ^= flip;
+                let _ = Header::parse(&changed);
+            }
+        }
+    }
+
+    #[test]
+    fn the_attribute_takes_either_form_once() {
+        let parse = |tokens: proc_macro2::TokenStream| {
+            let mut attrs = syn::parse::Parser::parse2(Attribute::parse_outer, tokens).unwrap();
+            let mut errors = Errors::default();
+            let found = take_attribute(&mut attrs, &mut errors);
+            (found.map(|l| l.value()), attrs.len(), errors.is_empty())
+        };
+        assert_eq!(
+            parse(quote::quote!(#[doc = "x"] #[weights("a.safetensors")])),
+            (Some("a.safetensors".into()), 1, true)
+        );
+        assert_eq!(
+            parse(quote::quote!(#[weights = "b.safetensors"])),
+            (Some("b.safetensors".into()), 0, true)
+        );
+        assert_eq!(parse(quote::quote!(#[weights(1)])), (None, 0, false));
+        assert_eq!(parse(quote::quote!(#[weights])), (None, 0, false));
+        let (found, _, ok) = parse(quote::quote!(#[weights("a")] #[weights("b")]));
+        assert_eq!((found.as_deref(), ok), (Some("a"), false));
+    }
+}

@@ -170,6 +170,6 @@ mod tests {
             let m: crate::Linear<f32, 2, 2> = zeroed_const();
             m.weight
         };
-        assert_eq!(Z, SMatrix::zeros());
+        assert_eq!(Z, SMatrix::<f32, 2, 2>::zeros());
     }
 }
