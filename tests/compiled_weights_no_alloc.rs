@@ -67,8 +67,11 @@ fn compiled_weights_build_and_run_without_allocating() {
         out += net.forward(&x);
         out += ConvBn::PRETRAINED.forward(&x);
     });
-    assert_eq!(count, 0, "pretrained, fill_pretrained and forward allocated");
-    // What ran was the trained network, not zeros: its output is not the bias alone.
+    assert_eq!(
+        count, 0,
+        "pretrained, fill_pretrained and forward allocated"
+    );
+    // What ran was the compiled network: a zero one gives other outputs.
     assert_ne!(out, ConvBn::zeros().forward(&x) * 3.0);
 
     let mut state = GruNetState::zeros();
@@ -79,7 +82,9 @@ fn compiled_weights_build_and_run_without_allocating() {
             y += net.step(&SVector::from([t as f32 * 0.2, 1.0]), &mut state)[0];
         }
     });
-    assert_eq!(count, 0, "a sequence network's pretrained and step allocated");
+    assert_eq!(
+        count, 0,
+        "a sequence network's pretrained and step allocated"
+    );
     assert!(y.is_finite() && y != 0.0);
 }
-
