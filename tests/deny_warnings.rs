@@ -155,6 +155,15 @@ pub mod public {
     }
 
     network! {
+        /// Weights compiled in (`PRETRAINED`, `pretrained`, `fill_pretrained` must be
+        /// documented), with a batch norm's `I64` count among them.
+        #[weights("tests/fixtures/compiled/conv_bn.safetensors")]
+        pub struct Compiled {
+            Unflatten(1, 6, 6), Conv2d(1, 3, 3), BatchNorm2d(3), ReLU, Flatten, Linear(48, 2)
+        }
+    }
+
+    network! {
         /// Visible in the crate only: not part of the public API, so no docs are required of it,
         /// yet it must not warn either.
         pub(crate) struct CrateOnly { Linear(2, 3), Tanh, Linear(3, 2) }
@@ -181,6 +190,13 @@ network! {
 network! {
     /// A single layer: input and output sizes from one `Linear`.
     struct Single: f64 { Linear(4, 2) }
+}
+
+network! {
+    /// A private network with compiled weights used only through its `const`: the other
+    /// constructors must not warn as dead code.
+    #[weights = "tests/fixtures/compiled/wide64.safetensors"]
+    struct CompiledConstOnly: f64 { Linear(3, 4), LayerNorm(4), Tanh, Linear(4, 2) }
 }
 
 /// Asserts every element of `m` is finite.
@@ -304,6 +320,15 @@ fn the_activation_family_trains() {
         (total - 1.0).abs() < 1e-12,
         "log-softmax exponentials sum to {total}"
     );
+}
+
+#[test]
+fn compiled_weights_run() {
+    let net = public::Compiled::pretrained();
+    assert_eq!(net, public::Compiled::PRETRAINED);
+    assert_finite(&net.forward(&SVector::from_fn(|r, _| r as f32 * 0.1)));
+    let y = CompiledConstOnly::PRETRAINED.forward(&SVector::from([0.5, -1.0, 2.0]));
+    assert_finite(&y);
 }
 
 #[test]

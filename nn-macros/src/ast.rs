@@ -53,6 +53,8 @@ pub struct NetworkInput {
     pub layers: Vec<LayerSyntax>,
     /// Mistakes in the layer list; the layers that parsed are still checked.
     pub errors: Errors,
+    /// `#[weights("file.safetensors")]`: weights compiled into the binary, if asked for.
+    pub weights: Option<syn::LitStr>,
 }
 
 /// One layer as written: `Name` or `Name(arg, ...)`, or an activation written as a closure
@@ -173,7 +175,9 @@ impl Definition {
 
 impl NetworkInput {
     /// Parses one network after its attributes.
-    fn parse(attrs: Vec<Attribute>, input: ParseStream) -> syn::Result<Self> {
+    fn parse(mut attrs: Vec<Attribute>, input: ParseStream) -> syn::Result<Self> {
+        let mut errors = Errors::default();
+        let weights = crate::compiled::take_attribute(&mut attrs, &mut errors);
         let vis: Visibility = input.parse()?;
         input.parse::<Token![struct]>()?;
         let ident: Ident = input
@@ -203,7 +207,6 @@ impl NetworkInput {
         {
             return Err(input.error("unexpected tokens after the network's `{ ... }`; another network starts with `struct`"));
         }
-        let mut errors = Errors::default();
         let layers = parse_layers(body_tokens, &mut errors);
         Ok(Self {
             attrs,
@@ -213,6 +216,7 @@ impl NetworkInput {
             body_span: brace.span.join(),
             layers,
             errors,
+            weights,
         })
     }
 }

@@ -9,7 +9,23 @@ use quote::quote;
 /// generated API's method names, which never runs (the crate does not compile).
 pub fn stub(header: &Header, errors: syn::Error) -> TokenStream {
     let errors = errors.to_compile_error();
-    let Header { vis, ident, docs } = header;
+    let Header {
+        vis,
+        ident,
+        docs,
+        weights,
+    } = header;
+    // With `#[weights]`, its constructors too, so uses of them add no errors of their own.
+    let pretrained = weights.then(|| {
+        quote! {
+            /// Stand-in: the declaration has errors.
+            pub const PRETRAINED: Self = Self {};
+            /// Stand-in: the declaration has errors.
+            pub fn pretrained() -> Self { Self {} }
+            /// Stand-in: the declaration has errors.
+            pub fn fill_pretrained(&mut self) {}
+        }
+    });
     quote! {
         #errors
         #(#docs)*
@@ -27,6 +43,7 @@ pub fn stub(header: &Header, errors: syn::Error) -> TokenStream {
             pub fn zeros() -> Self { Self {} }
             /// Stand-in: the declaration has errors.
             pub fn seeded(seed: u64) -> Self { Self {} }
+            #pretrained
             /// Stand-in: the declaration has errors.
             pub fn forward<X, Y>(&self, x: X) -> Y { ::core::unreachable!() }
             /// Stand-in: the declaration has errors.
@@ -49,6 +66,8 @@ pub struct Header {
     pub ident: syn::Ident,
     /// The user's doc comments (other attributes are left out: they may be the mistake).
     pub docs: Vec<syn::Attribute>,
+    /// Whether it asks for compiled weights (`#[weights(..)]`).
+    pub weights: bool,
 }
 
 impl Header {
@@ -64,6 +83,7 @@ impl Header {
             vis: input.vis.clone(),
             ident: input.ident.clone(),
             docs,
+            weights: input.weights.is_some(),
         }
     }
 }

@@ -10,6 +10,7 @@
 use proc_macro::TokenStream;
 
 mod ast;
+mod compiled;
 mod definitions;
 mod errors;
 mod expand;
@@ -38,8 +39,13 @@ mod tests;
 /// networks declared with `network!`, by name. An activation may be written as a closure
 /// (`|x| x * sigmoid(x)`), or defined by name before the networks of the invocation
 /// (`activation Swish(beta = 1.0) = |x| x * sigmoid(beta * x);`): the macro derives its
-/// derivative. The scalar type is `f32`; write `struct Name: f64 { ... }` for `f64`. See
-/// `nn_runtime`'s documentation for what is generated.
+/// derivative. The scalar type is `f32`; write `struct Name: f64 { ... }` for `f64`.
+///
+/// `#[weights("file.safetensors")]` on a network (a path relative to the crate's manifest
+/// directory) compiles that file's weights in: the macro checks every tensor's name, shape and
+/// dtype against the declaration at compile time, and generates `pretrained()`,
+/// `fill_pretrained()` and, up to 65 536 parameters, `const PRETRAINED`. See `nn_runtime`'s
+/// documentation for what is generated.
 #[proc_macro]
 pub fn network(input: TokenStream) -> TokenStream {
     expand(input.into()).into()

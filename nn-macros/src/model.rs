@@ -28,6 +28,9 @@ pub struct Network {
     /// size (the last `out_features`): the generated signatures carry these spans, so that a
     /// call with a batch of the wrong shape points the user at the size it was checked against.
     pub io_spans: (Span, Span),
+    /// Weights compiled into the binary (`#[weights("file.safetensors")]`), checked against
+    /// the layers.
+    pub weights: Option<crate::compiled::Compiled>,
 }
 
 /// The scalar type of a network.

@@ -33,6 +33,7 @@ pub fn check(input: NetworkInput, definitions: &Definitions) -> syn::Result<Netw
         body_span,
         layers,
         errors,
+        weights,
     } = input;
     let mut cx = Checker {
         definitions,
@@ -76,6 +77,10 @@ pub fn check(input: NetworkInput, definitions: &Definitions) -> syn::Result<Netw
     let layers: Vec<Layer> = checked.into_iter().flatten().collect();
     let mut errors = errors;
     sequence_modes(&layers, scalar, &mut errors);
+    // Compared only against a declaration without mistakes, whose tensor list is right.
+    let compare = errors.is_empty();
+    let weights =
+        weights.and_then(|lit| crate::compiled::check(&lit, &layers, scalar, compare, &mut errors));
     errors.finish(Network {
         attrs,
         vis,
@@ -84,6 +89,7 @@ pub fn check(input: NetworkInput, definitions: &Definitions) -> syn::Result<Netw
         layers,
         size_checks,
         io_spans,
+        weights,
     })
 }
 

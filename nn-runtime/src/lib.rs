@@ -73,6 +73,36 @@
 //! The generated docs of each network show its forward equations and the backward equations
 //! the macro derived for it.
 //!
+//! # Weights compiled into the binary
+//!
+//! `#[weights("path.safetensors")]` on a network (or `#[weights = ".."]`), the path relative to
+//! the crate's manifest directory, compiles a PyTorch `state_dict` file into the program. The
+//! macro reads the file when it expands and checks every tensor against the declaration (name,
+//! PyTorch's shape, dtype `F32`/`F64` as the network computes, `I64` for a batch norm's
+//! `num_batches_tracked`, nothing missing and nothing extra): each mismatch is a compile error
+//! on the attribute that names the tensor. The network then has `pretrained()` and
+//! `fill_pretrained(&mut self)`, and, with at most 65 536 parameters, the `const PRETRAINED`,
+//! decoded at compile time so the weights sit in read-only memory. None of them parses,
+//! allocates or opens a file at run time: the file is embedded by `include_bytes!` (so cargo
+//! rebuilds when it changes) and each tensor read from the offset the macro found. A network
+//! nesting another network declared with `network!` cannot take the attribute (the macro does
+//! not see the nested one's tensors): load it with `from_safetensors_bytes(include_bytes!(..))`.
+//!
+//! ```
+//! use nn_runtime::prelude::*;
+//!
+//! network! {
+//!     /// Linear, PReLU, Linear, with weights trained in PyTorch.
+//!     #[weights("../tests/fixtures/compiled/mlp.safetensors")]
+//!     pub struct Mlp { Linear(4, 8), PReLU, Linear(8, 3) }
+//! }
+//!
+//! static NET: Mlp = Mlp::PRETRAINED; // in read-only memory
+//! let y = NET.forward(&SVector::from([0.5, -1.0, 0.25, 2.0]));
+//! assert_eq!(Mlp::pretrained(), NET);
+//! assert!(y.iter().all(|v| v.is_finite()));
+//! ```
+//!
 //! # Floors
 //!
 //! The modules are built in floors, each using only itself and the floors below it (the test
@@ -178,6 +208,7 @@ pub mod __private {
     pub use crate::heap::{Scratch, Tape, Zeroable, assert_zeroable, zero_in_place, zeroed};
     pub use crate::init::Init;
     pub use crate::layer::Linear;
+    pub use crate::layer::compiled;
     pub use crate::layer::conv::{CausalConv1d, ConvCache, ConvState};
     pub use crate::layer::conv2d::{Conv1d, Conv2d};
     pub use crate::layer::dropout::{DropoutKey, dropout, dropout_backward};

@@ -5,6 +5,7 @@
 //! written for code, see [`rt`]), and private helper items cannot collide with the user's.
 //! Every generated item carries rustdoc stating its shapes.
 
+mod compiled;
 mod docs;
 mod methods;
 mod passes;
@@ -36,6 +37,7 @@ pub fn network(model: &Network) -> TokenStream {
     let structs = structs::definitions(model);
     let impls = methods::impls(model);
     let checks = methods::size_checks(model);
+    let weights = compiled::items(model);
     quote! {
         #structs
         // Activations' constants are printed to full precision, which clippy would take for
@@ -44,6 +46,7 @@ pub fn network(model: &Network) -> TokenStream {
         const _: () = {
             use #absolute as #rt;
             #impls
+            #weights
         };
         #checks
     }

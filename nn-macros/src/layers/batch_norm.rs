@@ -4,6 +4,7 @@
 //! and `train_step` then updates the running statistics (with the unbiased variance, as torch);
 //! in inference (`forward`) the running statistics are used.
 
+use super::TensorSpec;
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
 
@@ -268,5 +269,31 @@ impl Params for BatchNorm {
                 layer.source
             ),
         }
+    }
+
+    // As the runtime's `Tensors` impl: the affine pair if any, the running statistics, then
+    // the count.
+    fn tensor_list(&self, _: &Layer) -> Option<Vec<TensorSpec>> {
+        let c = self.channels;
+        let mut list = Vec::new();
+        if self.affine {
+            list.push(TensorSpec::float("weight", vec![c], quote!(.weight)));
+            list.push(TensorSpec::float("bias", vec![c], quote!(.bias)));
+        }
+        list.push(TensorSpec::float(
+            "running_mean",
+            vec![c],
+            quote!(.running_mean),
+        ));
+        list.push(TensorSpec::float(
+            "running_var",
+            vec![c],
+            quote!(.running_var),
+        ));
+        list.push(TensorSpec::count(
+            "num_batches_tracked",
+            quote!(.num_batches_tracked),
+        ));
+        Some(list)
     }
 }

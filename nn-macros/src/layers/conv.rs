@@ -8,6 +8,7 @@
 //! the input into the buffer, the backward step adds the parameters' gradients and leaves in
 //! the state's gradient what earlier steps' inputs receive from later steps' outputs.
 
+use super::TensorSpec;
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
 
@@ -282,5 +283,14 @@ impl Params for CausalConv {
              `out x (in * kernel)`), bias `{}`; `state_dict` names `{p}.weight`, `{p}.bias`.",
             layer.source, self.output, self.input, self.kernel, self.output
         )
+    }
+
+    fn tensor_list(&self, _: &Layer) -> Option<Vec<TensorSpec>> {
+        let shape = vec![self.output, self.input, self.kernel];
+        let mut list = vec![TensorSpec::float("weight", shape, quote!(.weight))];
+        if self.bias {
+            list.push(TensorSpec::float("bias", vec![self.output], quote!(.bias)));
+        }
+        Some(list)
     }
 }

@@ -2,6 +2,7 @@
 //! and `Conv1d` on features of shape `(c, l)`: torch's convolutions over a sample's shape, the
 //! shape checked and the output's computed at compile time.
 
+use super::TensorSpec;
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
 
@@ -373,5 +374,17 @@ impl Params for Conv {
             self.cout,
             self.ck()
         )
+    }
+
+    // torch's `[out, in/groups, kernel..]`.
+    fn tensor_list(&self, _: &Layer) -> Option<Vec<TensorSpec>> {
+        let (kernel, ..) = self.checked.as_ref()?;
+        let mut shape = vec![self.cout, self.cin / self.groups.max(1)];
+        shape.extend(kernel.iter().copied());
+        let mut list = vec![TensorSpec::float("weight", shape, quote!(.weight))];
+        if self.bias {
+            list.push(TensorSpec::float("bias", vec![self.cout], quote!(.bias)));
+        }
+        Some(list)
     }
 }

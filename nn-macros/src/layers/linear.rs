@@ -1,5 +1,6 @@
 //! `Linear(in_features, out_features)`: `z = W x + b`, as `nn.Linear`.
 
+use super::TensorSpec;
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
 
@@ -165,5 +166,15 @@ impl Params for Linear {
             layer.input.describe(),
             layer.output.describe(),
         )
+    }
+
+    fn tensor_list(&self, layer: &Layer) -> Option<Vec<TensorSpec>> {
+        let (Size::Known(input), Size::Known(output)) = (&layer.input, &layer.output) else {
+            return None;
+        };
+        Some(vec![
+            TensorSpec::float("weight", vec![*output, *input], quote!(.weight)),
+            TensorSpec::float("bias", vec![*output], quote!(.bias)),
+        ])
     }
 }

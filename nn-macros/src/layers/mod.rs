@@ -335,6 +335,49 @@ pub trait Params {
     fn fuses_sgd(&self) -> bool {
         false
     }
+
+    /// Every tensor a weight file holds for the layer, as `Tensors::visit` and `visit_counts`
+    /// name and shape them, in that order: what `#[weights(..)]` checks a file against at
+    /// compile time and decodes into. `None` where only the compiler knows them (a nested
+    /// network's).
+    fn tensor_list(&self, layer: &Layer) -> Option<Vec<TensorSpec>>;
+}
+
+/// One tensor of a layer as a weight file holds it.
+pub struct TensorSpec {
+    /// Its name after the layer's `state_dict` prefix (`weight`, `weight_ih_l1`).
+    pub name: String,
+    /// Its shape as PyTorch states it (`[out, in]`, `[out, in/groups, kh, kw]`, `[]` for a
+    /// count).
+    pub shape: Vec<usize>,
+    /// Whether it is an integer count (`I64`, shape `[]`) rather than a float tensor.
+    pub count: bool,
+    /// The place of its data in the layer's runtime block, as a field path (`.weight`,
+    /// `.rest[0].bias_hh`): an `SMatrix` of `shape[0]` rows and the product of the other axes
+    /// as columns (an `SVector` for one axis), or the `i64` of a count.
+    pub place: TokenStream,
+}
+
+impl TensorSpec {
+    /// A float tensor at field `place` of the block.
+    pub fn float(name: impl Into<String>, shape: Vec<usize>, place: TokenStream) -> Self {
+        Self {
+            name: name.into(),
+            shape,
+            count: false,
+            place,
+        }
+    }
+
+    /// An integer count at field `place` of the block.
+    pub fn count(name: impl Into<String>, place: TokenStream) -> Self {
+        Self {
+            name: name.into(),
+            shape: Vec::new(),
+            count: true,
+            place,
+        }
+    }
 }
 
 /// Which of the two generated structs a field belongs to.

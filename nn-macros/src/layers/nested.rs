@@ -4,6 +4,7 @@
 //! and sizes the surrounding network gives it: a nested network of another scalar type is then
 //! one clear error on its name rather than type mismatches inside the generated code.
 
+use super::TensorSpec;
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{quote, quote_spanned};
 
@@ -171,5 +172,10 @@ impl Params for Nested {
         };
         let (p, net) = (&layer.prefix, &self.0);
         format!(" {what} layer `{p}`, the nested network [`{net}`]; `state_dict` names `{p}.*`.")
+    }
+
+    // Only the compiler knows a nested network's tensors.
+    fn tensor_list(&self, _: &Layer) -> Option<Vec<TensorSpec>> {
+        None
     }
 }

@@ -2,6 +2,7 @@
 //! layer normalisation of each sample's last axis (all its features when they are flat), the
 //! same in training and inference.
 
+use super::TensorSpec;
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
 
@@ -226,6 +227,19 @@ impl Params for LayerNorm {
             } else {
                 String::new()
             }
+        )
+    }
+
+    fn tensor_list(&self, _: &Layer) -> Option<Vec<TensorSpec>> {
+        let names = ["weight", "bias"];
+        let places = [quote!(.weight), quote!(.bias)];
+        Some(
+            names
+                .iter()
+                .zip(places)
+                .take(self.tensor_count())
+                .map(|(name, place)| TensorSpec::float(*name, vec![self.group], place))
+                .collect(),
         )
     }
 }

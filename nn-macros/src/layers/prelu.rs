@@ -5,6 +5,7 @@
 //! both derivatives, with respect to `x` (passed down) and to the slope (its gradient), are
 //! derived, computed together in one closure that shares what they have in common.
 
+use super::TensorSpec;
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
 use syn::ExprClosure;
@@ -189,5 +190,13 @@ impl Params for PRelu {
                 "s, one per feature"
             }
         )
+    }
+
+    fn tensor_list(&self, _: &Layer) -> Option<Vec<TensorSpec>> {
+        Some(vec![TensorSpec::float(
+            "weight",
+            vec![self.count],
+            quote!(.weight),
+        )])
     }
 }

@@ -8,6 +8,7 @@
 //! step adds this step's parameter gradients and carries the gradient with respect to the
 //! state back to the previous step, which is backpropagation through time.
 
+use super::TensorSpec;
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
 
@@ -313,5 +314,44 @@ impl Params for Recurrent {
              `state_dict` names `{p}.weight_ih_l{{k}}`, `{p}.weight_hh_l{{k}}`{bias}.",
             layer.source
         )
+    }
+
+    // Layer 0 in `first`, layer k > 0 in `rest[k - 1]`, each as torch names them.
+    fn tensor_list(&self, _: &Layer) -> Option<Vec<TensorSpec>> {
+        let (h, gh) = (self.hidden, self.cell.gates() * self.hidden);
+        let mut list = Vec::new();
+        for k in 0..self.layers {
+            let cell = match k {
+                0 => quote!(.first),
+                _ => {
+                    let i = proc_macro2::Literal::usize_unsuffixed(k - 1);
+                    quote!(.rest[#i])
+                }
+            };
+            let input = if k == 0 { self.input } else { h };
+            list.push(TensorSpec::float(
+                format!("weight_ih_l{k}"),
+                vec![gh, input],
+                quote!(#cell.weight_ih),
+            ));
+            list.push(TensorSpec::float(
+                format!("weight_hh_l{k}"),
+                vec![gh, h],
+                quote!(#cell.weight_hh),
+            ));
+            if self.bias {
+                list.push(TensorSpec::float(
+                    format!("bias_ih_l{k}"),
+                    vec![gh],
+                    quote!(#cell.bias_ih),
+                ));
+                list.push(TensorSpec::float(
+                    format!("bias_hh_l{k}"),
+                    vec![gh],
+                    quote!(#cell.bias_hh),
+                ));
+            }
+        }
+        Some(list)
     }
 }

@@ -19,6 +19,7 @@
 //! [`DropoutKey`](dropout::DropoutKey)),
 //! and layer normalisation over each sample's last axis ([`norm`]: [`LayerNorm`](norm::LayerNorm), its parameters and both passes).
 
+pub mod compiled;
 pub mod conv;
 pub mod conv2d;
 pub mod dropout;
