@@ -34,7 +34,7 @@ const BATCH: usize = 16;
 const SEQUENCE: usize = 8;
 
 /// How many values [`run`] returns.
-pub const VALUES: usize = 12 + 4 + SEQUENCE + 1 + 3;
+pub const VALUES: usize = 12 + 4 + SEQUENCE + 1 + 3 + 1;
 
 /// What each value of [`run`] is, in order (the fixture file's labels).
 pub const LABELS: [&str; VALUES] = [
@@ -66,6 +66,7 @@ pub const LABELS: [&str; VALUES] = [
     "coverage: shaped (conv, batch norm, pools, layer norm, dropout) adam last loss",
     "coverage: family32 (every activation) rmsprop last loss",
     "coverage: amp (residual lstm) process_block last output",
+    "regressor written to safetensors bytes and read back: output 0",
 ];
 
 /// Inputs spread over `[-1, 1]^2` and the target `sin(2 x0) x1 + 0.3`, computed with the
@@ -150,9 +151,24 @@ pub fn run() -> [u32; VALUES] {
         *value = output[0];
     }
     values[16 + SEQUENCE] = rnn.step(&inputs[0], &mut hidden)[0];
-    values[17 + SEQUENCE..].copy_from_slice(&coverage());
+    values[17 + SEQUENCE..VALUES - 1].copy_from_slice(&coverage());
+    values[VALUES - 1] = reloaded(&net, &xs.column(0).into_owned());
 
     values.map(f32::to_bits)
+}
+
+/// Writes `net` as a safetensors file into a buffer on the stack, reads it back into a new
+/// network, and returns its output for `x` (NaN if either step failed): weights in and out
+/// without a heap.
+fn reloaded(net: &Regressor, x: &SVector<f32, 2>) -> f32 {
+    let mut buffer = [0u8; 2048];
+    let Ok(len) = nn_runtime::weights::write_safetensors_into(net, &mut buffer) else {
+        return f32::NAN;
+    };
+    match Regressor::from_safetensors_bytes(&buffer[..len]) {
+        Ok(back) => back.forward(x)[0],
+        Err(_) => f32::NAN,
+    }
 }
 
 /// The other layer kinds, with the runtime's `std` off: a convolutional network with batch
