@@ -87,7 +87,8 @@
 //!    and the pools, [`layer`], with [`init`], [`heap`], [`tensors`];
 //! 4. what every generated network is, [`net`];
 //! 5. losses, [`loss`];
-//! 6. optimizers, [`optim`];
+//! 6. optimizers, [`optim`], gradient clipping, [`clip`], and learning-rate schedules,
+//!    [`lr_scheduler`];
 //! 7. weight files and datasets, [`weights`] and [`data`].
 #![warn(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
@@ -106,6 +107,9 @@ pub mod loss;
 
 pub mod optim;
 
+pub mod clip;
+pub mod lr_scheduler;
+
 pub mod data;
 pub mod weights;
 
@@ -123,7 +127,7 @@ pub use net::Network;
 pub use nn_macros::network;
 pub use optim::{Adam, AdamW, Optimizer, RmsProp, Sgd};
 pub use real::Real;
-pub use tensors::Tensors;
+pub use tensors::{FlatTensors, Tensors};
 
 /// Everything a user of `network!` needs in scope: the macro, nalgebra's static aliases, losses,
 /// optimizers and traits.
@@ -167,7 +171,9 @@ pub mod __private {
     pub use crate::optim::{Optimizer, optimizer_step};
     pub use crate::real::{Real, math};
     pub use crate::simd::{Kernels, has_avx2_fma, simd};
-    pub use crate::tensors::{CountVisitor, CountVisitorMut, Tensors, Visitor, VisitorMut};
+    pub use crate::tensors::{
+        CountVisitor, CountVisitorMut, FlatTensors, Tensors, Visitor, VisitorMut,
+    };
     pub use const_format::concatcp;
     pub use core::{concat, stringify};
     pub use nalgebra::{SMatrix, SVector};

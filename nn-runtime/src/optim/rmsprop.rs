@@ -129,6 +129,14 @@ fn rmsprop_element<T: Real>(p: &mut T, g: T, s: &mut RmsSlot<T>, k: &RmsStep<T>)
 }
 
 impl<T: Real> Optimizer<T> for RmsProp<T> {
+    fn lr(&self) -> T {
+        self.lr
+    }
+
+    fn set_lr(&mut self, lr: T) {
+        self.lr = lr;
+    }
+
     fn step(&mut self, params: &mut [&mut [T]], grads: &[&[T]]) {
         self.state.fit(params, 1);
         self.state.step += 1;
