@@ -457,3 +457,64 @@ fn every_optimizer_has_lr_and_set_lr() {
     check(AdamW::new(0.02), 0.02, "AdamW");
     check(RmsProp::new(0.03), 0.03, "RmsProp");
 }
+
+// ------------------------------------------------------------------------------------------------
+// What clipping sees.
+
+network! {
+    /// Every kind of parameter block the runtime has, some without their bias.
+    pub struct Blocks {
+        PReLU,
+        Linear(4, 6),
+        LayerNorm(6, bias = false),
+        Unflatten(1, 6),
+        Conv1d(1, 2, 3, bias = false),
+        Flatten,
+        Unflatten(2, 2, 2),
+        Conv2d(2, 2, 1),
+        BatchNorm2d(2),
+        Flatten,
+        Residual(Linear(8, 8), Tanh),
+        Clip32Inner,
+    }
+}
+
+network! {
+    /// A network to nest.
+    pub struct Clip32Inner { Linear(8, 3), PReLU(3) }
+}
+
+network! {
+    /// The recurrent blocks and the causal convolution.
+    pub struct Recurrent { GRU(2, 3, num_layers = 2), LSTM(3, 4, bias = false), RNN(4, 2), Conv1d(2, 2, 2), Linear(2, 1) }
+}
+
+/// The slices `FlatTensors` gives of `grads` are exactly the gradient slices `Network::tensors`
+/// gives the optimizer: the same memory, in the same order, every one of them.
+fn assert_flat_is_the_optimizers_view<N: Network + Clone>(net: &N, mut grads: N::Grads) {
+    let mut flat: Vec<(usize, usize)> = Vec::new();
+    nn_runtime::FlatTensors::for_each_tensor_mut(&mut grads, &mut |t: &mut [N::Scalar]| {
+        flat.push((t.as_ptr() as usize, t.len()))
+    });
+    let mut copy = net.clone();
+    let mut params: Vec<&mut [N::Scalar]> = (0..N::TENSORS)
+        .map(|_| -> &mut [N::Scalar] { &mut [] })
+        .collect();
+    let mut slices: Vec<&[N::Scalar]> = vec![&[]; N::TENSORS];
+    let mut at = 0;
+    copy.tensors(&grads, &mut params, &mut slices, &mut at);
+    assert_eq!(at, N::TENSORS);
+    let optimizer: Vec<(usize, usize)> = slices
+        .iter()
+        .map(|t| (t.as_ptr() as usize, t.len()))
+        .collect();
+    assert_eq!(flat, optimizer);
+    assert_eq!(flat.iter().map(|t| t.1).sum::<usize>(), N::PARAMS);
+}
+
+#[test]
+fn flat_tensors_are_the_optimizers_gradients() {
+    assert_flat_is_the_optimizers_view(&Blocks::seeded(1), Blocks::zero_grads());
+    assert_flat_is_the_optimizers_view(&Recurrent::seeded(1), Recurrent::zero_grads());
+    assert_flat_is_the_optimizers_view(&Clip64::seeded(1), Clip64::zero_grads());
+}
