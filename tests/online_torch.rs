@@ -491,7 +491,11 @@ network! {
 
 /// The slices `FlatTensors` gives of `grads` are exactly the gradient slices `Network::tensors`
 /// gives the optimizer: the same memory, in the same order, every one of them.
-fn assert_flat_is_the_optimizers_view<N: Network + Clone>(net: &N, mut grads: N::Grads) {
+fn assert_flat_is_the_optimizers_view<N>(net: &N, mut grads: N::Grads)
+where
+    N: Network + Clone,
+    N::Grads: nn_runtime::FlatTensors<Scalar = N::Scalar>,
+{
     let mut flat: Vec<(usize, usize)> = Vec::new();
     nn_runtime::FlatTensors::for_each_tensor_mut(&mut grads, &mut |t: &mut [N::Scalar]| {
         flat.push((t.as_ptr() as usize, t.len()))

@@ -540,14 +540,6 @@ mod tests {
         }
     }
 
-    impl crate::FlatTensors for Counted {
-        type Scalar = f32;
-
-        fn for_each_tensor_mut(&mut self, f: &mut impl FnMut(&mut [f32])) {
-            f(self.weight.as_mut_slice());
-        }
-    }
-
     impl Network for Counted {
         type Scalar = f32;
         type Grads = Counted;

@@ -336,6 +336,7 @@ pub fn optimizer_step<N, O, const TENSORS: usize>(
     optimizer: &mut O,
 ) where
     N: crate::net::Network,
+    N::Grads: crate::tensors::FlatTensors<Scalar = N::Scalar>,
     O: Optimizer<N::Scalar>,
 {
     if let Some(clip) = optimizer.gradient_clip() {
