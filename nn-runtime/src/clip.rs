@@ -26,6 +26,35 @@
 //! clip_grad_value(&mut grads, 0.1);
 //! assert!(clip_grad_norm_with(&mut grads, 1.0, NormType::Inf) <= 0.1);
 //! ```
+//!
+//! A loop written out as torch's (`backward`, clip, `step`) hands the clipped gradients to the
+//! optimizer through the flat view [`Network::tensors`](crate::Network::tensors), in arrays
+//! of the network's `TENSORS` (a constant, so nothing is allocated):
+//!
+//! ```
+//! use nn_runtime::clip::clip_grad_norm;
+//! use nn_runtime::prelude::*;
+//!
+//! network! {
+//!     /// A small network.
+//!     pub struct Net { Linear(2, 4), Tanh, Linear(4, 1) }
+//! }
+//!
+//! let mut net = Net::seeded(0);
+//! let mut opt = Adam::new(0.01);
+//! let mut grads = Net::zero_grads();
+//! let xs = SMatrix::<f32, 2, 3>::from_fn(|r, c| (r + 2 * c) as f32);
+//! let ys = SMatrix::<f32, 1, 3>::from_element(10.0);
+//! for _ in 0..3 {
+//!     net.gradients_into(&xs, &ys, &Mse, &mut grads);
+//!     clip_grad_norm(&mut grads, 1.0);
+//!     const TENSORS: usize = <Net as Network>::TENSORS;
+//!     let mut params: [&mut [f32]; TENSORS] = core::array::from_fn(|_| Default::default());
+//!     let mut slices: [&[f32]; TENSORS] = [&[]; TENSORS];
+//!     net.tensors(&grads, &mut params, &mut slices, &mut 0);
+//!     opt.step(&mut params, &slices);
+//! }
+//! ```
 
 use crate::optim::Optimizer;
 use crate::real::Real;
