@@ -464,9 +464,9 @@ fn traits(model: &Network) -> TokenStream {
     });
     // Every gradient field is a runtime block or a nested network's gradients, each of which
     // lists its own tensors in the order `pair` (or `nested_tensors`) gives them.
-    let flat = each(&|l, _| {
+    let flat = each(&|l, p| {
         let field = &l.field;
-        quote!(#rt::FlatTensors::for_each_tensor_mut(&mut self.#field, &mut *f);)
+        p.visit(l, model.scalar, &quote!(self.#field), Access::Flat)
     });
     let pairs = each(&|l, p| {
         let field = &l.field;
