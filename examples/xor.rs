@@ -247,6 +247,12 @@ mod tests {
             self.params = params.iter().map(|p| p.to_vec()).collect();
             self.grads = grads.iter().map(|g| g.to_vec()).collect();
         }
+
+        fn lr(&self) -> f32 {
+            0.0
+        }
+
+        fn set_lr(&mut self, _: f32) {}
     }
 
     #[test]

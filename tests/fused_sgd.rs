@@ -63,6 +63,14 @@ impl<T: Real> Optimizer<T> for ByHand<T> {
             }
         }
     }
+
+    fn lr(&self) -> T {
+        self.0
+    }
+
+    fn set_lr(&mut self, lr: T) {
+        self.0 = lr;
+    }
 }
 
 /// Asserts that two parameter lists agree to a few ulp (`tolerance`) of the larger magnitude.

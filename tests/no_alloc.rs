@@ -1,7 +1,9 @@
 //! Zero allocation in steady state, proven with a counting global allocator: once a network and
 //! its optimizer exist and one step has run, `forward`, `forward_batch`, `gradients`,
 //! `gradients_into` and `train_step` with every optimizer allocate nothing; so do a sequence
-//! network's `step`, `step_batch`, `process_block` and `train_sequence` (after its first window).
+//! network's `step`, `step_batch`, `process_block` and `train_sequence` (after its first window);
+//! so do gradient clipping (alone and through `Clipped` in `train_step`) and every
+//! learning-rate scheduler's step.
 //!
 //! One test function only: the counter is global, and tests in one binary run in parallel.
 
@@ -182,6 +184,61 @@ fn steady_state_steps_allocate_nothing() {
         Sgd::new(0.1)
     );
     sequence_steps_and_windows_allocate_nothing();
+    clipping_and_schedules_allocate_nothing();
+}
+
+/// Clipping (the free functions, and `Clipped` in `train_step` and `train_sequence`) and every
+/// scheduler's step allocate nothing. Called from the one test function.
+fn clipping_and_schedules_allocate_nothing() {
+    use nn_runtime::clip::{
+        Clipped, NormType, clip_grad_norm, clip_grad_norm_with, clip_grad_value,
+    };
+    use nn_runtime::lr_scheduler::{
+        CosineAnnealingLR, ExponentialLR, LinearLR, LrScheduler, MultiStepLR, ReduceLROnPlateau,
+        StepLR,
+    };
+
+    let xs = SMatrix::<f32, 64, 8>::from_fn(|r, c| ((r * 3 + c) as f32 * 0.37).sin());
+    let ys = SMatrix::<f32, 10, 8>::from_fn(|r, c| if (r + c) % 3 == 0 { 1.0 } else { 0.0 });
+    let mut net = Large::seeded(1);
+    let mut grads = net.gradients(&xs, &ys, &Mse).1;
+    let count = allocations(|| {
+        std::hint::black_box(clip_grad_norm(&mut grads, 0.5));
+        std::hint::black_box(clip_grad_norm_with(&mut grads, 0.1, NormType::Inf));
+        clip_grad_value(&mut grads, 0.01);
+    });
+    assert_eq!(count, 0, "clip_grad_norm, clip_grad_value");
+
+    let mut sgd = Clipped::norm(Sgd::new(0.1), 1.0);
+    let mut adam = Clipped::value(Adam::new(0.01), 0.1);
+    net.train_step(&xs, &ys, &Mse, &mut sgd);
+    net.train_step(&xs, &ys, &Mse, &mut adam);
+    let count = allocations(|| {
+        std::hint::black_box(net.train_step(&xs, &ys, &Mse, &mut sgd));
+        std::hint::black_box(net.train_step(&xs, &ys, &Mse, &mut adam));
+    });
+    assert_eq!(count, 0, "train_step with Clipped");
+
+    let mut opt = Sgd::new(0.1f32);
+    let milestones = [3, 5, 5];
+    let mut step = StepLR::new(&opt, 2);
+    let mut multi = MultiStepLR::new(&mut opt, &milestones);
+    let mut exponential = ExponentialLR::new(&opt, 0.9);
+    let mut cosine = CosineAnnealingLR::new(&opt, 4).eta_min(1e-3);
+    let mut linear = LinearLR::warmup(&mut opt);
+    let mut plateau = ReduceLROnPlateau::new(&opt).patience(1);
+    let count = allocations(|| {
+        for epoch in 0..10 {
+            step.step(&mut opt);
+            multi.step(&mut opt);
+            exponential.step(&mut opt);
+            cosine.step(&mut opt);
+            linear.step(&mut opt);
+            plateau.step(&mut opt, 1.0 / (1 + epoch % 3) as f64);
+        }
+    });
+    assert_eq!(count, 0, "scheduler steps");
+    std::hint::black_box(opt.lr());
 }
 
 network! {
@@ -233,6 +290,13 @@ fn sequence_steps_and_windows_allocate_nothing() {
         }
     });
     assert_eq!(count, 0, "train_sequence");
+    // Clipped (a norm over every step's summed gradients) through time, too.
+    let mut clipped = nn_runtime::clip::Clipped::norm(Adam::new(0.01), 0.5);
+    net.train_sequence(&xs, &ys, &Mse, &mut clipped, &mut streams);
+    let count = allocations(|| {
+        std::hint::black_box(net.train_sequence(&xs, &ys, &Mse, &mut clipped, &mut streams));
+    });
+    assert_eq!(count, 0, "train_sequence with Clipped");
     let (xs1, ys1) = (xs[0], ys[0]);
     let mut grads = Stacked::seeded(3).gradients(&xs1, &ys1, &Mse).1;
     let count = allocations(|| {

@@ -208,6 +208,14 @@ impl<T: Real> Optimizer<T> for AnyOptimizer<T> {
     fn step(&mut self, params: &mut [&mut [T]], grads: &[&[T]]) {
         self.0.step(params, grads);
     }
+
+    fn lr(&self) -> T {
+        self.0.lr()
+    }
+
+    fn set_lr(&mut self, lr: T) {
+        self.0.set_lr(lr);
+    }
 }
 
 /// Our optimizer for the training configuration `config` of a network fixture, whose entry

@@ -117,7 +117,8 @@
 //!    and the pools, [`layer`], with [`init`], [`heap`], [`tensors`];
 //! 4. what every generated network is, [`net`];
 //! 5. losses, [`loss`];
-//! 6. optimizers, [`optim`];
+//! 6. optimizers, [`optim`], gradient clipping, [`clip`], and learning-rate schedules,
+//!    [`lr_scheduler`];
 //! 7. weights, [`weights`], and datasets, `data` (with `std`).
 //!
 //! # Without the standard library
@@ -162,6 +163,9 @@ pub mod loss;
 
 pub mod optim;
 
+pub mod clip;
+pub mod lr_scheduler;
+
 #[cfg(feature = "std")]
 pub mod data;
 pub mod weights;
@@ -180,7 +184,7 @@ pub use net::Network;
 pub use nn_macros::network;
 pub use optim::{Adam, AdamW, Optimizer, RmsProp, Sgd};
 pub use real::Real;
-pub use tensors::Tensors;
+pub use tensors::{FlatTensors, Tensors};
 
 /// Everything a user of `network!` needs in scope: the macro, nalgebra's static aliases, losses,
 /// optimizers and traits.
@@ -229,7 +233,7 @@ pub mod __private {
     pub use crate::real::{Real, math};
     pub use crate::simd::{Kernels, has_avx2_fma, simd};
     pub use crate::tensors::{
-        CountVisitor, CountVisitorMut, Tensors, Visitor, VisitorMut, with_prefix,
+        CountVisitor, CountVisitorMut, FlatTensors, Tensors, Visitor, VisitorMut, with_prefix,
     };
     pub use const_format::concatcp;
     pub use core::{concat, stringify};

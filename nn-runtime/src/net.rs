@@ -15,7 +15,10 @@ use nalgebra::SMatrix;
 pub trait Network: Sized + Zeroable + Tensors<<Self as Network>::Scalar> {
     /// The scalar type of every parameter and activation.
     type Scalar: Real;
-    /// The generated gradient struct, field for field the shapes of the parameters.
+    /// The generated gradient struct, field for field the shapes of the parameters. (The
+    /// generated one also implements [`FlatTensors`](crate::FlatTensors), which gradient
+    /// clipping works on; it is not required here, so that a network written by hand needs
+    /// no more than it did.)
     type Grads: Zeroable;
     /// Number of input features.
     const IN: usize;
@@ -103,6 +106,10 @@ pub trait Nested<T: Real, const IN: usize, const OUT: usize>: Network {
         at: &mut usize,
     );
 
+    /// [`FlatTensors::for_each_tensor_mut`](crate::FlatTensors::for_each_tensor_mut) of its
+    /// gradients, with the surrounding network's scalar type.
+    fn nested_flat_grads(grads: &mut Self::Grads, f: &mut impl FnMut(&mut [T]));
+
     /// [`Tensors::visit`], with the surrounding network's scalar type.
     fn nested_visit(&self, prefix: &str, f: &mut crate::tensors::Visitor<T>);
 
@@ -154,6 +161,10 @@ macro_rules! __nested_impl {
             at: &mut usize,
         ) {
             $crate::Network::tensors(self, gradients, params, grads, at);
+        }
+
+        fn nested_flat_grads(grads: &mut $grads, f: &mut impl ::core::ops::FnMut(&mut [$scalar])) {
+            $crate::FlatTensors::for_each_tensor_mut(grads, f);
         }
 
         fn nested_visit(&self, prefix: &str, f: &mut $crate::tensors::Visitor<$scalar>) {

@@ -27,6 +27,7 @@ const FLOORS: &[(&str, &[&str], &[&str])] = &[
             "Linear",
             "PRelu",
             "Tensors",
+            "FlatTensors",
             "Gru",
             "Lstm",
             "Rnn",
@@ -71,8 +72,17 @@ const FLOORS: &[(&str, &[&str], &[&str])] = &[
     ),
     (
         "optim",
-        &["optim/"],
-        &["optim", "Optimizer", "Adam", "AdamW", "RmsProp", "Sgd"],
+        &["optim/", "clip.rs", "lr_scheduler.rs"],
+        &[
+            "optim",
+            "Optimizer",
+            "Adam",
+            "AdamW",
+            "RmsProp",
+            "Sgd",
+            "clip",
+            "lr_scheduler",
+        ],
     ),
     (
         "io",

@@ -345,7 +345,7 @@ fn entry_points(model: &Network) -> TokenStream {
             let mut grads = self.__scratch.take();
             #forward_and_back
             const TENSORS: usize = <#ident as #rt::Network>::TENSORS;
-            #rt::optimizer_step::<_, _, TENSORS>(self, &grads, optimizer);
+            #rt::optimizer_step::<_, _, TENSORS>(self, &mut grads, optimizer);
             self.__scratch.put(grads);
             #after
             #advance
@@ -462,6 +462,12 @@ fn traits(model: &Network) -> TokenStream {
         let field = &l.field;
         p.reset(&quote!(self.#field))
     });
+    // Every gradient field is a runtime block or a nested network's gradients, each of which
+    // lists its own tensors in the order `pair` (or `nested_tensors`) gives them.
+    let flat = each(&|l, p| {
+        let field = &l.field;
+        p.visit(l, model.scalar, &quote!(self.#field), Access::Flat)
+    });
     let pairs = each(&|l, p| {
         let field = &l.field;
         p.visit(
@@ -548,6 +554,14 @@ fn traits(model: &Network) -> TokenStream {
         }
 
         #nested
+
+        impl #rt::FlatTensors for #grads {
+            type Scalar = #scalar;
+
+            fn for_each_tensor_mut(&mut self, f: &mut impl ::core::ops::FnMut(&mut [#scalar])) {
+                #flat
+            }
+        }
 
         impl #rt::Network for #ident {
             type Scalar = #scalar;

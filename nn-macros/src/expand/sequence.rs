@@ -267,7 +267,7 @@ pub fn entry_points(model: &Network, last: &Literal) -> TokenStream {
             let mut grads = self.__scratch.take();
             let value = self.gradients_into(xs, ys, loss, &mut grads);
             const TENSORS: usize = <#ident as #rt::Network>::TENSORS;
-            #rt::optimizer_step::<_, _, TENSORS>(self, &grads, optimizer);
+            #rt::optimizer_step::<_, _, TENSORS>(self, &mut grads, optimizer);
             self.__scratch.put(grads);
             value
         }
@@ -316,7 +316,7 @@ pub fn entry_points(model: &Network, last: &Literal) -> TokenStream {
             state.__tape = tape;
             state.__step.put(step);
             const TENSORS: usize = <#ident as #rt::Network>::TENSORS;
-            #rt::optimizer_step::<_, _, TENSORS>(self, &grads, optimizer);
+            #rt::optimizer_step::<_, _, TENSORS>(self, &mut grads, optimizer);
             self.__scratch.put(grads);
             value
         }

@@ -404,6 +404,9 @@ pub enum Access<'a> {
         /// Where the gradients are.
         grad: &'a TokenStream,
     },
+    /// The place holds gradients, each tensor of which goes to the closure `f` mutably, in
+    /// the order of `Paired` (the gradient struct's `FlatTensors`, which clipping works on).
+    Flat,
 }
 
 /// What the generator knows about one layer in one pass, handed to the kind's code.
@@ -696,6 +699,7 @@ pub fn visit_block(place: &TokenStream, access: Access) -> TokenStream {
             mutable: true,
         } => quote!(#rt::Tensors::visit_mut(&mut #place, #name, f);),
         Access::Paired { grad } => quote!(#place.pair(&#grad, params, grads, at);),
+        Access::Flat => quote!(#rt::FlatTensors::for_each_tensor_mut(&mut #place, &mut *f);),
     }
 }
 

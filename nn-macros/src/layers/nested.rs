@@ -162,6 +162,11 @@ impl Params for Nested {
             Access::Paired { grad } => quote_spanned!(self.at()=>
                 #layer::nested_tensors(&mut #place, &#grad, params, grads, at);
             ),
+            // Through `Nested`, as the pairing: a nested network of another scalar type is then
+            // the one error `Nested` reports, not a second one about the closure's type.
+            Access::Flat => quote_spanned!(self.at()=>
+                #layer::nested_flat_grads(&mut #place, &mut *f);
+            ),
         }
     }
 

@@ -178,7 +178,7 @@ const _: () = {
                         },
                     );
                     const TENSORS: usize = <Xor as __nn::Network>::TENSORS;
-                    __nn::optimizer_step::<_, _, TENSORS>(self, &grads, optimizer);
+                    __nn::optimizer_step::<_, _, TENSORS>(self, &mut grads, optimizer);
                     self.__scratch.put(grads);
                     value
                 },
@@ -270,6 +270,13 @@ const _: () = {
     }
     impl __nn::Nested<f32, 2, 1> for Xor {
         __nn::nested_impl!(f32, 2, 1, XorGrads);
+    }
+    impl __nn::FlatTensors for XorGrads {
+        type Scalar = f32;
+        fn for_each_tensor_mut(&mut self, f: &mut impl ::core::ops::FnMut(&mut [f32])) {
+            __nn::FlatTensors::for_each_tensor_mut(&mut self.l0, &mut *f);
+            __nn::FlatTensors::for_each_tensor_mut(&mut self.l2, &mut *f);
+        }
     }
     impl __nn::Network for Xor {
         type Scalar = f32;

@@ -456,6 +456,28 @@ impl<
     const DIL: usize,
     const SPAN: usize,
     const BIAS: bool,
+> crate::tensors::FlatTensors for CausalConv1d<T, IN, OUT, K, IK, DIL, SPAN, BIAS>
+{
+    type Scalar = T;
+
+    /// The weight, and with `BIAS` the bias, as [`pair`](CausalConv1d::pair).
+    fn for_each_tensor_mut(&mut self, f: &mut impl FnMut(&mut [T])) {
+        f(self.weight.as_mut_slice());
+        if BIAS {
+            f(self.bias.as_mut_slice());
+        }
+    }
+}
+
+impl<
+    T: Real,
+    const IN: usize,
+    const OUT: usize,
+    const K: usize,
+    const IK: usize,
+    const DIL: usize,
+    const SPAN: usize,
+    const BIAS: bool,
 > Tensors<T> for CausalConv1d<T, IN, OUT, K, IK, DIL, SPAN, BIAS>
 {
     /// As torch's `state_dict`: `{prefix}weight` of shape `[OUT, IN, K]` (its data the

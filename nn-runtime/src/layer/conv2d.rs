@@ -445,6 +445,20 @@ macro_rules! block {
         }
 
         impl<T: Real, const COUT: usize, const CING: usize, $(const $k: usize,)+ const CK: usize,
+            const BIAS: bool> crate::tensors::FlatTensors for $name<T, COUT, CING, $($k,)+ CK, BIAS>
+        {
+            type Scalar = T;
+
+            /// The weight, and with `BIAS` the bias, as `pair`.
+            fn for_each_tensor_mut(&mut self, f: &mut impl FnMut(&mut [T])) {
+                f(self.weight.as_mut_slice());
+                if BIAS {
+                    f(self.bias.as_mut_slice());
+                }
+            }
+        }
+
+        impl<T: Real, const COUT: usize, const CING: usize, $(const $k: usize,)+ const CK: usize,
             const BIAS: bool> Tensors<T> for $name<T, COUT, CING, $($k,)+ CK, BIAS>
         {
             /// As torch's `state_dict`: `{prefix}weight` of torch's shape (its data the

@@ -296,6 +296,22 @@ impl<T: Real, const G: usize, const AFFINE: bool, const BIAS: bool> LayerNorm<T,
     }
 }
 
+impl<T: Real, const G: usize, const AFFINE: bool, const BIAS: bool> crate::tensors::FlatTensors
+    for LayerNorm<T, G, AFFINE, BIAS>
+{
+    type Scalar = T;
+
+    /// The weight and the bias, those the layer has, as [`pair`](LayerNorm::pair).
+    fn for_each_tensor_mut(&mut self, f: &mut impl FnMut(&mut [T])) {
+        if AFFINE {
+            f(self.weight.as_mut_slice());
+            if BIAS {
+                f(self.bias.as_mut_slice());
+            }
+        }
+    }
+}
+
 impl<T: Real, const G: usize, const AFFINE: bool, const BIAS: bool> Tensors<T>
     for LayerNorm<T, G, AFFINE, BIAS>
 {

@@ -424,6 +424,21 @@ impl<T: Real, const C: usize, const AFFINE: bool> BatchNorm<T, C, AFFINE> {
     }
 }
 
+impl<T: Real, const C: usize, const AFFINE: bool> crate::tensors::FlatTensors
+    for BatchNorm<T, C, AFFINE>
+{
+    type Scalar = T;
+
+    /// With `AFFINE` the weight and the bias, as [`pair`](BatchNorm::pair); never the running
+    /// statistics, which no optimizer moves.
+    fn for_each_tensor_mut(&mut self, f: &mut impl FnMut(&mut [T])) {
+        if AFFINE {
+            f(self.weight.as_mut_slice());
+            f(self.bias.as_mut_slice());
+        }
+    }
+}
+
 impl<T: Real, const C: usize, const AFFINE: bool> Tensors<T> for BatchNorm<T, C, AFFINE> {
     /// As torch's `state_dict`: with `AFFINE` `{prefix}weight` and `{prefix}bias`, then
     /// `{prefix}running_mean` and `{prefix}running_var`, each of shape `[C]`.

@@ -63,6 +63,15 @@ impl<T: Real, const P: usize> PRelu<T, P> {
     }
 }
 
+impl<T: Real, const P: usize> crate::tensors::FlatTensors for PRelu<T, P> {
+    type Scalar = T;
+
+    /// The weight, as [`pair`](PRelu::pair).
+    fn for_each_tensor_mut(&mut self, f: &mut impl FnMut(&mut [T])) {
+        f(self.weight.as_mut_slice());
+    }
+}
+
 impl<T: Real, const P: usize> Default for PRelu<T, P> {
     /// All zero, as [`zeros`](PRelu::zeros): what a gradient struct starts from.
     fn default() -> Self {

@@ -167,6 +167,16 @@ impl<T: Real, const IN: usize, const H: usize, const GH: usize> CellLayer<T, IN,
         }
     }
 
+    /// Calls `f` on each tensor, in the order of [`pair`](Self::pair).
+    fn for_each_tensor_mut(&mut self, bias: bool, f: &mut impl FnMut(&mut [T])) {
+        f(self.weight_ih.as_mut_slice());
+        f(self.weight_hh.as_mut_slice());
+        if bias {
+            f(self.bias_ih.as_mut_slice());
+            f(self.bias_hh.as_mut_slice());
+        }
+    }
+
     /// Calls `f` for each tensor of layer `k`, under torch's name.
     fn visit(&self, prefix: &str, k: usize, bias: bool, f: &mut Visitor<T>) {
         crate::tensors::named(format_args!("{prefix}weight_ih_l{k}"), |name| {
@@ -631,6 +641,28 @@ macro_rules! stack {
             $(const $extra: bool,)?
         > Zeroable for $name<f64, IN, H, GH, L, REST, BIAS, $($extra)?>
         {
+        }
+
+        impl<
+            T: Real,
+            const IN: usize,
+            const H: usize,
+            const GH: usize,
+            const L: usize,
+            const REST: usize,
+            const BIAS: bool,
+            $(const $extra: bool,)?
+        > crate::tensors::FlatTensors for $name<T, IN, H, GH, L, REST, BIAS, $($extra)?>
+        {
+            type Scalar = T;
+
+            /// Every layer's tensors, layer 0 first, as `pair`.
+            fn for_each_tensor_mut(&mut self, f: &mut impl FnMut(&mut [T])) {
+                self.first.for_each_tensor_mut(BIAS, f);
+                for layer in &mut self.rest {
+                    layer.for_each_tensor_mut(BIAS, f);
+                }
+            }
         }
 
         impl<

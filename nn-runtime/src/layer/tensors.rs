@@ -108,6 +108,33 @@ pub trait Tensors<T: Real> {
     }
 }
 
+/// Every tensor an optimizer sees, each as a flat mutable slice, unnamed and in the order of
+/// [`Network::tensors`](crate::Network::tensors): what gradient clipping
+/// ([`clip`](crate::clip)) works on, without allocating and without a tensor count known to the
+/// caller.
+///
+/// Implemented by every runtime parameter block (its gradient is a block of the same type) and
+/// by every gradient struct `network!` generates (`NameGrads`), field after field. A block
+/// leaves out what its `pair` leaves out (a bias the layer does not have, running
+/// statistics), so exactly the gradients an optimizer applies are visited.
+pub trait FlatTensors {
+    /// The scalar type of every tensor.
+    type Scalar: Real;
+
+    /// Calls `f` on each tensor, in order.
+    fn for_each_tensor_mut(&mut self, f: &mut impl FnMut(&mut [Self::Scalar]));
+}
+
+impl<T: Real, const IN: usize, const OUT: usize> FlatTensors for super::Linear<T, IN, OUT> {
+    type Scalar = T;
+
+    /// The weight, then the bias, as [`pair`](super::Linear::pair).
+    fn for_each_tensor_mut(&mut self, f: &mut impl FnMut(&mut [T])) {
+        f(self.weight.as_mut_slice());
+        f(self.bias.as_mut_slice());
+    }
+}
+
 impl<T: Real, const IN: usize, const OUT: usize> Tensors<T> for super::Linear<T, IN, OUT> {
     fn visit(&self, prefix: &str, f: &mut Visitor<T>) {
         named(format_args!("{prefix}weight"), |name| {

@@ -349,6 +349,17 @@ macro_rules! adam_optimizer {
             fn step(&mut self, params: &mut [&mut [T]], grads: &[&[T]]) {
                 self.0.step(params, grads);
             }
+
+            fn lr(&self) -> T {
+                self.0.config.lr
+            }
+
+            /// Also drops the next step's precomputed constants (its step size and AdamW's
+            /// decay factor depend on the rate).
+            fn set_lr(&mut self, lr: T) {
+                self.0.config.lr = lr;
+                self.0.next = None;
+            }
         }
     };
 }

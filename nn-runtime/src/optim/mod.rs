@@ -88,6 +88,18 @@ pub trait Optimizer<T: Real> {
     /// (same length); the list has the same lengths in the same order at every call.
     fn step(&mut self, params: &mut [&mut [T]], grads: &[&[T]]);
 
+    /// The learning rate the next [`step`](Self::step) uses: torch's `param_group["lr"]`.
+    fn lr(&self) -> T;
+
+    /// Sets the learning rate of the next and later steps, keeping every other
+    /// hyperparameter and all state (moments, momentum buffers, the step count), as assigning
+    /// torch's `param_group["lr"]` does: what the [learning-rate
+    /// schedulers](crate::lr_scheduler) call between steps. A network's `train_step` asks for
+    /// the rate at every step, so its fused SGD path sees the new rate at once.
+    ///
+    /// Unchecked, as torch's assignment is (the constructors check the first rate).
+    fn set_lr(&mut self, lr: T);
+
     /// The learning rate when this optimizer's step is plain gradient descent, `p -= lr * g`
     /// for every element, with no state: a network's `train_step` then folds the update into
     /// its backward pass (each layer's parameters change as soon as their gradient is known,
@@ -95,6 +107,14 @@ pub trait Optimizer<T: Real> {
     /// is stored) instead of calling [`step`](Self::step). `None`, the default, for every
     /// other rule.
     fn plain_sgd_rate(&self) -> Option<T> {
+        None
+    }
+
+    /// The clipping a network's training step applies to the whole gradient struct after the
+    /// backward pass and before [`step`](Self::step); an optimizer that answers `Some` must
+    /// answer `None` to [`plain_sgd_rate`](Self::plain_sgd_rate). `None`, the default, for
+    /// every optimizer but [`Clipped`](crate::clip::Clipped).
+    fn gradient_clip(&self) -> Option<crate::clip::Clip<T>> {
         None
     }
 }
@@ -553,14 +573,22 @@ fn check_non_negative<T: Real>(value: T, optimizer: &str, name: &str) {
 
 /// One step of `optimizer` over every parameter tensor of `net`, given its gradients: the
 /// flat view of [`Network::tensors`](crate::Network::tensors) (`TENSORS` entries, the
-/// network's `TENSORS`) handed to [`Optimizer::step`]. What `train_step` does after the
-/// backward pass.
+/// network's `TENSORS`) handed to [`Optimizer::step`], after the gradients are clipped in
+/// place where the optimizer asks for it ([`Optimizer::gradient_clip`]). What `train_step`
+/// does after the backward pass.
 #[doc(hidden)]
-pub fn optimizer_step<N, O, const TENSORS: usize>(net: &mut N, grads: &N::Grads, optimizer: &mut O)
-where
+pub fn optimizer_step<N, O, const TENSORS: usize>(
+    net: &mut N,
+    grads: &mut N::Grads,
+    optimizer: &mut O,
+) where
     N: crate::net::Network,
+    N::Grads: crate::tensors::FlatTensors<Scalar = N::Scalar>,
     O: Optimizer<N::Scalar>,
 {
+    if let Some(clip) = optimizer.gradient_clip() {
+        clip.apply(grads);
+    }
     let mut params: [&mut [N::Scalar]; TENSORS] =
         core::array::from_fn(|_| -> &mut [N::Scalar] { &mut [] });
     let mut slices: [&[N::Scalar]; TENSORS] = [&[]; TENSORS];

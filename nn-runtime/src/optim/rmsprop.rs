@@ -147,6 +147,14 @@ fn rmsprop_element<T: Real>(p: &mut T, g: T, s: [&mut T; 3], k: &RmsStep<T>) {
 }
 
 impl<T: Real, S: Space<T>> Optimizer<T> for RmsProp<T, S> {
+    fn lr(&self) -> T {
+        self.lr
+    }
+
+    fn set_lr(&mut self, lr: T) {
+        self.lr = lr;
+    }
+
     fn step(&mut self, params: &mut [&mut [T]], grads: &[&[T]]) {
         self.state.fit(params, 3);
         self.state.step += 1;

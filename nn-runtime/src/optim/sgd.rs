@@ -164,6 +164,14 @@ impl<T: Real, S: Space<T>> Optimizer<T> for Sgd<T, S> {
         (self.momentum == T::zero() && self.weight_decay == T::zero()).then_some(self.lr)
     }
 
+    fn lr(&self) -> T {
+        self.lr
+    }
+
+    fn set_lr(&mut self, lr: T) {
+        self.lr = lr;
+    }
+
     fn step(&mut self, params: &mut [&mut [T]], grads: &[&[T]]) {
         let mut k = SgdStep {
             lr: self.lr,
