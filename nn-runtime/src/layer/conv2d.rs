@@ -559,8 +559,7 @@ impl<
         let direct = const { direct3x3(G, [KH, KW, SH, SW, PH, PW, DH, DW]) };
         let (w, bias) = (self.weight.as_slice(), self.bias.as_slice());
         let bias = if BIAS { bias } else { &[] };
-        // One exit, `y` returned in place: an early `return y` made the optimiser copy the
-        // output out (a memcpy of the batch's maps after each convolution, measured).
+        // The direct kernels where they apply (every output written), im2col otherwise.
         if !(direct && T::conv3x3::<CIN, COUT, HI, WI, NI>(w, bias, x.as_slice(), y.as_mut_slice()))
         {
             let mut u = [[[T::zero(); WO]; HO]; CK];
