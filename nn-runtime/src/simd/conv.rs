@@ -235,8 +235,8 @@ unsafe fn plane_block<
                             _mm256_loadu2_m128(row.add(wp), row)
                         }
                     };
-                    for i in 0..OB {
-                        acc[i][v] = _mm256_fmadd_ps(wv[i], x, acc[i][v]);
+                    for (acc, wv) in acc.iter_mut().zip(&wv) {
+                        acc[v] = _mm256_fmadd_ps(*wv, x, acc[v]);
                     }
                 }
             }
@@ -381,8 +381,8 @@ unsafe fn weight_block<
                 // SAFETY: row `h + k / 3 <= H + 1`, column `w + k % 3 <= W + 1` of a plane
                 // of the padded map.
                 let x = _mm256_set1_ps(unsafe { *xp.add(h * wp + w + off[j]) });
-                for v in 0..V {
-                    acc[v] = _mm256_fmadd_ps(x, d[v], acc[v]);
+                for (acc, d) in acc.iter_mut().zip(&d) {
+                    *acc = _mm256_fmadd_ps(x, *d, *acc);
                 }
             }
         }
