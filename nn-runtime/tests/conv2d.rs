@@ -309,6 +309,13 @@ fn conv2d_cases() {
     // The digits network's two convolutions, batch 32 (the SIMD kernels in f32).
     check2d::<16, 1, 3, 3, 9, true, 1, 1, 8, 8, 8, 8, 1, 1, 1, 1, 1, 1, 64, 1024, 32>(false);
     check2d::<32, 16, 3, 3, 144, true, 16, 1, 4, 4, 4, 4, 1, 1, 1, 1, 1, 1, 256, 512, 32>(false);
+    // The direct 3x3 kernels' other register blocks in f32 (simd/conv.rs): the network's
+    // middle convolution (two vectors of output channels, blocks of 6 kernel entries), one
+    // vector of outputs (blocks of 12, then of 3), three vectors on a 8 x 4 map (rows of four
+    // paired), no bias.
+    check2d::<16, 16, 3, 3, 144, true, 16, 1, 8, 8, 8, 8, 1, 1, 1, 1, 1, 1, 1024, 1024, 3>(false);
+    check2d::<8, 6, 3, 3, 54, false, 6, 1, 8, 8, 8, 8, 1, 1, 1, 1, 1, 1, 384, 512, 2>(false);
+    check2d::<24, 4, 3, 3, 36, true, 4, 1, 8, 4, 8, 4, 1, 1, 1, 1, 1, 1, 128, 768, 2>(true);
     // A kernel that covers the whole padded input: one output.
     check2d::<2, 2, 3, 3, 18, true, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2>(true);
 }

@@ -8,6 +8,8 @@
 
 // The kernels are x86 code; elsewhere `f32` has no kernels, as `f64` has none.
 #[cfg(target_arch = "x86_64")]
+mod conv;
+#[cfg(target_arch = "x86_64")]
 mod gemm;
 #[cfg(target_arch = "x86_64")]
 mod gemv;
@@ -207,7 +209,7 @@ macro_rules! on_avx2_fma {
 macro_rules! kernels {
     ($(
         $(#[$doc:meta])*
-        fn $name:ident$(<$(const $c:ident: usize),*>)?($($arg:ident: $ty:ty),* $(,)?) $f32:block
+        fn $name:ident$(<$(const $c:ident: usize),* $(,)?>)?($($arg:ident: $ty:ty),* $(,)?) $f32:block
     )*) => {
         /// The SIMD kernels a scalar type has, as the layer operations call them: each method
         /// returns `false`, doing nothing, where this scalar type or this processor has no such
@@ -300,6 +302,73 @@ kernels! {
                     let (a, y) = (a.as_mut_ptr(), y.as_mut_ptr());
                     gemv::gemv_t_outer::<M, K>(a, x.as_ptr(), v.as_ptr(), y, alpha)
                 }
+            )
+    }
+
+    /// The forward pass of a batch through a 3x3 convolution with stride 1, padding 1,
+    /// dilation 1 and one group, by the direct kernels of `conv.rs` (`y` overwritten: `bias`,
+    /// if not empty, plus the correlation; `x` and `y` whole samples of `NI = CI H W` and
+    /// `CO H W` floats; the weight `CO x CI 9`, column-major). Only where
+    /// `conv::fits(CO, H, W)`: `false` otherwise, and the caller runs im2col.
+    fn conv3x3<const CI: usize, const CO: usize, const H: usize, const W: usize, const NI: usize>(
+        w: &[Self],
+        bias: &[Self],
+        x: &[Self],
+        y: &mut [Self],
+    ) {
+        conv::fits(CO, H, W)
+            && on_avx2_fma!(
+                true,
+                // SAFETY: the features present and the shape fitting, as just tested; the
+                // kernel checks the lengths.
+                unsafe { conv::forward::<CI, CO, H, W, NI>(w, bias, x, y) }
+            )
+    }
+
+    /// The input's gradient of a batch through the convolution of [`conv3x3`](Self::conv3x3)
+    /// (`dx` overwritten; `dy` and `dx` whole samples of `NO = CO H W` and `CI H W` floats;
+    /// `CK = CI 9`). Only where `conv::fits(CI, H, W)`: `false` otherwise.
+    fn conv3x3_input<
+        const CI: usize,
+        const CO: usize,
+        const H: usize,
+        const W: usize,
+        const NO: usize,
+        const CK: usize,
+    >(
+        w: &[Self],
+        dy: &[Self],
+        dx: &mut [Self],
+    ) {
+        conv::fits(CI, H, W)
+            && on_avx2_fma!(
+                true,
+                // SAFETY: as in `conv3x3`.
+                unsafe { conv::backward_input::<CI, CO, H, W, NO, CK>(w, dy, dx) }
+            )
+    }
+
+    /// The weight's gradient of a batch through the convolution of
+    /// [`conv3x3`](Self::conv3x3): `dw` (`CO x CI 9`, column-major) overwritten with the sum
+    /// over the batch and the positions; `x` and `dy` whole samples of `NI = CI H W` and
+    /// `NO = CO H W` floats. Only where `conv::fits_weight(CO, H, W)`: `false` otherwise.
+    fn conv3x3_weight<
+        const CI: usize,
+        const CO: usize,
+        const H: usize,
+        const W: usize,
+        const NI: usize,
+        const NO: usize,
+    >(
+        x: &[Self],
+        dy: &[Self],
+        dw: &mut [Self],
+    ) {
+        conv::fits_weight(CO, H, W)
+            && on_avx2_fma!(
+                true,
+                // SAFETY: as in `conv3x3`.
+                unsafe { conv::backward_weight::<CI, CO, H, W, NI, NO>(x, dy, dw) }
             )
     }
 
