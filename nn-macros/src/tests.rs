@@ -58,7 +58,8 @@ fn expect_errors(cases: &[(TokenStream, &str)]) {
 
 /// The whole expansion, pretty-printed.
 fn pretty(tokens: TokenStream) -> String {
-    let file: syn::File = syn::parse2(crate::expand(tokens)).expect("expansion parses as Rust");
+    let file: syn::File =
+        syn::parse2(crate::front::expand(tokens)).expect("expansion parses as Rust");
     prettyplease::unparse(&file)
 }
 
@@ -239,7 +240,8 @@ fn closest_suggests_only_near_names() {
 
 #[test]
 fn errors_come_with_a_stub_of_the_struct() {
-    let out = crate::expand(quote!(pub struct Broken { Linear(2, 8), Linear(4, 1) })).to_string();
+    let out =
+        crate::front::expand(quote!(pub struct Broken { Linear(2, 8), Linear(4, 1) })).to_string();
     has(&out, "compile_error");
     has(&out, "pub struct Broken");
 }
@@ -579,7 +581,7 @@ fn random_tokens_never_panic() {
         let Ok(tokens) = text.parse::<TokenStream>() else {
             continue;
         };
-        let output = std::panic::catch_unwind(|| crate::expand(tokens));
+        let output = std::panic::catch_unwind(|| crate::front::expand(tokens));
         let output = output.unwrap_or_else(|_| panic!("the macro panicked on: {text}"));
         if !output.to_string().contains("compile_error") {
             accepted += 1;
@@ -654,7 +656,7 @@ fn random_expressions_never_panic() {
         let Ok(tokens) = text.parse::<TokenStream>() else {
             continue;
         };
-        let output = std::panic::catch_unwind(|| crate::expand(tokens));
+        let output = std::panic::catch_unwind(|| crate::front::expand(tokens));
         let output = output.unwrap_or_else(|_| panic!("the macro panicked on: {text}"));
         if !output.to_string().contains("compile_error") {
             accepted += 1;
