@@ -671,3 +671,31 @@ fn random_expressions_never_panic() {
         "only {accepted} random expressions were valid"
     );
 }
+
+/// Declarations deep enough to overflow the stack while parsing (found by the fuzzers) are one
+/// error at the token where the limit is passed; a deep but reasonable one is still accepted.
+#[test]
+fn declarations_too_deep_for_the_stack_are_an_error() {
+    let chain = format!(
+        "struct N {{ Linear(2, 2), |x| x{} }}",
+        ".exp()".repeat(2000)
+    );
+    let nested = format!(
+        "struct N {{ Linear(2, 2), {}ReLU{} }}",
+        "Residual(".repeat(300),
+        ")".repeat(300)
+    );
+    for text in [chain, nested] {
+        let output = crate::front::expand(text.parse().unwrap()).to_string();
+        has(&output, "declaration nested too deeply");
+        assert_eq!(output.matches("compile_error").count(), 1, "{output}");
+    }
+    let fine = format!(
+        "struct N {{ Linear(2, 2), {}ReLU{}, |x| x{} }}",
+        "Residual(".repeat(8),
+        ")".repeat(8),
+        ".exp()".repeat(20)
+    );
+    let output = crate::front::expand(fine.parse().unwrap()).to_string();
+    assert!(!output.contains("compile_error"), "{output}");
+}
