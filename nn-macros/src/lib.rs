@@ -16,6 +16,7 @@ mod errors;
 mod expand;
 mod expr;
 mod fallback;
+mod front;
 mod layers;
 mod model;
 mod validate;
@@ -48,29 +49,5 @@ mod tests;
 /// documentation for what is generated.
 #[proc_macro]
 pub fn network(input: TokenStream) -> TokenStream {
-    expand(input.into()).into()
-}
-
-/// The whole macro on `proc_macro2` tokens, so tests can run it outside a compiler.
-fn expand(input: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
-    let input = match syn::parse2::<ast::Input>(input) {
-        Ok(input) => input,
-        // Without a header there is no name to stand in for: only the error.
-        Err(error) => return error.to_compile_error(),
-    };
-    // Mistakes in a definition are reported once, where it is written.
-    let mut errors = errors::Errors::default();
-    let definitions = definitions::check(input.definitions, &mut errors);
-    let mut output = match errors.finish(()) {
-        Ok(()) => proc_macro2::TokenStream::new(),
-        Err(errors) => errors.to_compile_error(),
-    };
-    for network in input.networks {
-        let header = fallback::Header::of(&network);
-        output.extend(match validate::check(network, &definitions) {
-            Ok(model) => expand::network(&model),
-            Err(errors) => fallback::stub(&header, errors),
-        });
-    }
-    output
+    front::expand(input.into()).into()
 }

@@ -58,7 +58,8 @@ fn expect_errors(cases: &[(TokenStream, &str)]) {
 
 /// The whole expansion, pretty-printed.
 fn pretty(tokens: TokenStream) -> String {
-    let file: syn::File = syn::parse2(crate::expand(tokens)).expect("expansion parses as Rust");
+    let file: syn::File =
+        syn::parse2(crate::front::expand(tokens)).expect("expansion parses as Rust");
     prettyplease::unparse(&file)
 }
 
@@ -239,7 +240,8 @@ fn closest_suggests_only_near_names() {
 
 #[test]
 fn errors_come_with_a_stub_of_the_struct() {
-    let out = crate::expand(quote!(pub struct Broken { Linear(2, 8), Linear(4, 1) })).to_string();
+    let out =
+        crate::front::expand(quote!(pub struct Broken { Linear(2, 8), Linear(4, 1) })).to_string();
     has(&out, "compile_error");
     has(&out, "pub struct Broken");
 }
@@ -579,7 +581,7 @@ fn random_tokens_never_panic() {
         let Ok(tokens) = text.parse::<TokenStream>() else {
             continue;
         };
-        let output = std::panic::catch_unwind(|| crate::expand(tokens));
+        let output = std::panic::catch_unwind(|| crate::front::expand(tokens));
         let output = output.unwrap_or_else(|_| panic!("the macro panicked on: {text}"));
         if !output.to_string().contains("compile_error") {
             accepted += 1;
@@ -654,7 +656,7 @@ fn random_expressions_never_panic() {
         let Ok(tokens) = text.parse::<TokenStream>() else {
             continue;
         };
-        let output = std::panic::catch_unwind(|| crate::expand(tokens));
+        let output = std::panic::catch_unwind(|| crate::front::expand(tokens));
         let output = output.unwrap_or_else(|_| panic!("the macro panicked on: {text}"));
         if !output.to_string().contains("compile_error") {
             accepted += 1;
@@ -668,4 +670,32 @@ fn random_expressions_never_panic() {
         accepted > 20,
         "only {accepted} random expressions were valid"
     );
+}
+
+/// Declarations deep enough to overflow the stack while parsing (found by the fuzzers) are one
+/// error at the token where the limit is passed; a deep but reasonable one is still accepted.
+#[test]
+fn declarations_too_deep_for_the_stack_are_an_error() {
+    let chain = format!(
+        "struct N {{ Linear(2, 2), |x| x{} }}",
+        ".exp()".repeat(2000)
+    );
+    let nested = format!(
+        "struct N {{ Linear(2, 2), {}ReLU{} }}",
+        "Residual(".repeat(300),
+        ")".repeat(300)
+    );
+    for text in [chain, nested] {
+        let output = crate::front::expand(text.parse().unwrap()).to_string();
+        has(&output, "declaration nested too deeply");
+        assert_eq!(output.matches("compile_error").count(), 1, "{output}");
+    }
+    let fine = format!(
+        "struct N {{ Linear(2, 2), {}ReLU{}, |x| x{} }}",
+        "Residual(".repeat(8),
+        ")".repeat(8),
+        ".exp()".repeat(20)
+    );
+    let output = crate::front::expand(fine.parse().unwrap()).to_string();
+    assert!(!output.contains("compile_error"), "{output}");
 }
