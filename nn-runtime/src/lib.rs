@@ -119,7 +119,7 @@ pub use layer::prelu::PRelu;
 pub use layer::recurrent::{CellLayer, Gru, HiddenState, Lstm, LstmState, Rnn};
 pub use loss::{BceWithLogits, CrossEntropy, Hinge, Loss, Mse, one_hot};
 pub use nalgebra;
-pub use net::Network;
+pub use net::{LayerRef, Network, UnknownLayer};
 pub use nn_macros::network;
 pub use optim::{Adam, AdamW, Optimizer, RmsProp, Sgd};
 pub use real::Real;
@@ -130,7 +130,7 @@ pub use tensors::Tensors;
 pub mod prelude {
     pub use crate::layer::Linear;
     pub use crate::loss::{BceWithLogits, CrossEntropy, Hinge, Loss, Mse, one_hot};
-    pub use crate::net::Network;
+    pub use crate::net::{LayerRef, Network, UnknownLayer};
     pub use crate::optim::{Adam, AdamW, Optimizer, RmsProp, Sgd};
     pub use crate::real::Real;
     pub use crate::weights::SafeTensorsExt;
@@ -142,6 +142,7 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::__constructors as constructors;
+    pub use crate::__freeze_methods as freeze_methods;
     pub use crate::__nested_impl as nested_impl;
     pub use crate::__network_consts as network_consts;
     pub use crate::__zeros as zeros;
@@ -163,7 +164,7 @@ pub mod __private {
     };
     pub use crate::layer::softmax::*;
     pub use crate::loss::Loss;
-    pub use crate::net::{Nested, Network, boxed_seeded};
+    pub use crate::net::{Frozen, Nested, Network, boxed_seeded, skip_tensors};
     pub use crate::optim::{Optimizer, optimizer_step};
     pub use crate::real::{Real, math};
     pub use crate::simd::{Kernels, has_avx2_fma, simd};
