@@ -117,8 +117,9 @@ pub trait Nested<T: Real, const IN: usize, const OUT: usize>: Network {
 ///
 /// It relies on what `network!` generates beside it: `forward_batch`, and the passes
 /// `__forward(this, x0, then)` (the forward pass, handing `this` and references to the
-/// activations it keeps to `then`) and `__backward::<B, INPUT>(x0, cache, top, grads)` (the
-/// backward pass from the output's gradient `top`, with `INPUT` down to the input's).
+/// activations it keeps to `then`) and `__backward::<B, INPUT, PARAMS>(x0, cache, top, grads)` (the
+/// backward pass from the output's gradient `top`, with `INPUT` down to the input's, with
+/// `PARAMS` the gradients of the layers not frozen).
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __nested_impl {
@@ -142,7 +143,7 @@ macro_rules! __nested_impl {
                 self,
                 x,
                 #[inline(always)]
-                |this, cache| this.__backward::<__B, true>(x, cache, *d_output, grads),
+                |this, cache| this.__backward::<__B, true, true>(x, cache, *d_output, grads),
             )
         }
 
@@ -349,24 +350,24 @@ impl<const W: usize> Frozen<W> {
         }
         usize::MAX
     }
+}
 
-    /// The index of `layer` among layers whose names (or `state_dict` prefixes) are `names`,
-    /// or the error naming it and `network`.
-    pub fn resolve<'a>(
-        layer: LayerRef<'a>,
-        names: &[&str],
-        network: &'static str,
-    ) -> Result<usize, UnknownLayer<'a>> {
-        let found = match layer {
-            LayerRef::Index(i) => (i < names.len()).then_some(i),
-            LayerRef::Name(name) => names.iter().position(|n| *n == name),
-        };
-        found.ok_or(UnknownLayer {
-            network,
-            layer,
-            layers: names.len(),
-        })
-    }
+/// The index of `layer` among layers whose names (or `state_dict` prefixes) are `names`,
+/// or the error naming it and `network`.
+pub fn resolve_layer<'a>(
+    layer: LayerRef<'a>,
+    names: &[&str],
+    network: &'static str,
+) -> Result<usize, UnknownLayer<'a>> {
+    let found = match layer {
+        LayerRef::Index(i) => (i < names.len()).then_some(i),
+        LayerRef::Name(name) => names.iter().position(|n| *n == name),
+    };
+    found.ok_or(UnknownLayer {
+        network,
+        layer,
+        layers: names.len(),
+    })
 }
 
 impl<const W: usize> PartialEq for Frozen<W> {
@@ -413,7 +414,7 @@ macro_rules! __freeze_methods {
             &mut self,
             layer: impl ::core::convert::Into<$crate::net::LayerRef<'a>>,
         ) -> ::core::result::Result<(), $crate::net::UnknownLayer<'a>> {
-            let i = $crate::net::Frozen::resolve(
+            let i = $crate::net::resolve_layer(
                 layer.into(),
                 Self::__LAYER_NAMES,
                 ::core::stringify!($network),
@@ -432,7 +433,7 @@ macro_rules! __freeze_methods {
             &mut self,
             layer: impl ::core::convert::Into<$crate::net::LayerRef<'a>>,
         ) -> ::core::result::Result<(), $crate::net::UnknownLayer<'a>> {
-            let i = $crate::net::Frozen::resolve(
+            let i = $crate::net::resolve_layer(
                 layer.into(),
                 Self::__LAYER_NAMES,
                 ::core::stringify!($network),
@@ -450,7 +451,7 @@ macro_rules! __freeze_methods {
             &self,
             layer: impl ::core::convert::Into<$crate::net::LayerRef<'a>>,
         ) -> ::core::result::Result<bool, $crate::net::UnknownLayer<'a>> {
-            let i = $crate::net::Frozen::resolve(
+            let i = $crate::net::resolve_layer(
                 layer.into(),
                 Self::__LAYER_NAMES,
                 ::core::stringify!($network),

@@ -200,6 +200,15 @@ pub trait Kind {
     /// their gradient (after taking the gradient for the layer below from them).
     fn backward(&self, site: &Site) -> TokenStream;
 
+    /// Statements binding `site.grad_input` to the gradient passed to the layer below
+    /// without computing the gradient of the layer's parameters: its backward step when it
+    /// is frozen. `None` where the kind has no such form; a frozen layer then runs its whole
+    /// [`backward`](Kind::backward) (its gradient is cleared afterwards). A kind whose
+    /// parameters fuse an SGD step ([`Params::fuses_sgd`]) must have one.
+    fn backward_input(&self, _site: &Site) -> Option<TokenStream> {
+        None
+    }
+
     /// Floating-point operations of the forward pass, per sample. The convention: a
     /// multiply-add is 2, any other arithmetic operation, comparison or elementary function 1.
     fn forward_flops(&self, layer: &Layer) -> Count;

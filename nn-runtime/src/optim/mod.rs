@@ -417,7 +417,12 @@ mod tests {
         check(Sgd::new(0.1).weight_decay(0.1));
         check(Adam::new(0.1).weight_decay(0.1));
         check(AdamW::new(0.1));
-        check(RmsProp::new(0.1).momentum(0.5).centered(true).weight_decay(0.1));
+        check(
+            RmsProp::new(0.1)
+                .momentum(0.5)
+                .centered(true)
+                .weight_decay(0.1),
+        );
     }
 
     #[test]
