@@ -4,7 +4,8 @@
 //! and its batch form against `jacobian(x)^T dy`, to rounding.
 //!
 //! The networks cover the activation family, PReLU, Softmax and LogSoftmax, a residual block
-//! and a nested network, and a shaped network (Unflatten, Conv2d, pools, LayerNorm, Flatten).
+//! and a nested network, a shaped network (Unflatten, Conv2d, pools, LayerNorm, Flatten), and
+//! one with batch norms and dropout, differentiated in inference mode as `forward` runs.
 //! Parameters and inputs are drawn away from zero-width kinks with probability one: ReLU and
 //! max-pool ties lie at distances far above the step `H`.
 
@@ -52,13 +53,28 @@ network! {
     }
 }
 
-/// Parameters uniform in `+-0.5` (PReLU's slopes too), drawn from `seed`.
+network! {
+    /// Batch norms and dropout, whose sensitivities are those of inference, as `forward`'s:
+    /// the running statistics' affine map, and the identity.
+    struct Bn: f64 {
+        Unflatten(1, 6, 6), Conv2d(1, 3, 3, padding = 1), BatchNorm2d(3), ReLU, MaxPool2d(2),
+        Flatten, Linear(27, 8), BatchNorm1d(8), Dropout(0.25), Tanh, Linear(8, 2)
+    }
+}
+
+/// Parameters uniform in `+-0.5` (PReLU's slopes too), drawn from `seed`; batch norms'
+/// running variances in `[0.5, 1.5]`.
 fn draw<N: Network<Scalar = f64>>(seed: u64) -> N {
     let mut net = N::zeros();
     let mut rng = SplitMix64::new(seed);
-    net.visit_mut("", &mut |_, _, data| {
+    net.visit_mut("", &mut |name, _, data| {
+        let (lo, hi) = if name.ends_with("running_var") {
+            (0.5, 1.5)
+        } else {
+            (-0.5, 0.5)
+        };
         for v in data.iter_mut() {
-            *v = rng.uniform(-0.5, 0.5);
+            *v = rng.uniform(lo, hi);
         }
     });
     net
@@ -150,6 +166,7 @@ check_network!(Prelu, prelu_and_softmax);
 check_network!(LogSoft, log_softmax);
 check_network!(Nest, residual_and_nested);
 check_network!(Conv, conv_pools_and_layer_norm);
+check_network!(Bn, batch_norm_and_dropout_in_inference);
 
 /// Frozen layers change nothing about the sensitivities: they are of `forward`.
 #[test]

@@ -142,7 +142,7 @@ fn freeze(model: &Network) -> TokenStream {
 /// `input_gradient`, `input_gradient_batch` and `jacobian`, for networks without state
 /// between steps whose backward pass is that of `forward` (no batch statistics or dropout).
 fn sensitivities(model: &Network) -> TokenStream {
-    if model.is_sequence() || model.is_moded() {
+    if model.is_sequence() {
         return TokenStream::new();
     }
     let (rt, scalar, grads) = (rt(), model.scalar.tokens(), model.grads_ident());
@@ -152,6 +152,20 @@ fn sensitivities(model: &Network) -> TokenStream {
     let one_in = quote_spanned!(input_span=> #rt::SVector<#scalar, #input>);
     let one_out = quote_spanned!(output_span=> #rt::SVector<#scalar, #output>);
     let jacobian = quote!(#rt::SMatrix<#scalar, #output, #input>);
+    // A network whose training and inference differ is differentiated in inference.
+    let pass = if model.is_moded() {
+        quote! {
+            self.__forward_eval(xs, #[inline(always)] |this, c| {
+                this.__backward_eval::<__B, true, false>(xs, c, *dys, &mut sink)
+            })
+        }
+    } else {
+        quote! {
+            Self::__forward(self, xs, #[inline(always)] |this, c| {
+                this.__backward::<__B, true, false>(xs, c, *dys, &mut sink)
+            })
+        }
+    };
     let batch = multiversion(
         quote! {
             /// [`input_gradient`](Self::input_gradient) of a batch, one sample per column: the
@@ -163,12 +177,13 @@ fn sensitivities(model: &Network) -> TokenStream {
             // The parameters' gradients are not computed (`__PARAMS` off) where a layer can
             // pass its gradient down without them; the others write into this sink.
             let mut sink = #rt::zeroed::<#grads>();
-            Self::__forward(self, xs, #[inline(always)] |this, c| {
-                this.__backward::<__B, true, false>(xs, c, *dys, &mut sink)
-            })
+            #pass
         },
     );
+    let eval = eval_passes(model);
     quote! {
+        #eval
+
         /// The gradient of `dy · forward(x)` with respect to the input: the vector-Jacobian
         /// product `J(x)^T dy` of the derivative of exactly what [`forward`](Self::forward)
         /// computes, by one forward and one backward pass (the derived chain rule, without
@@ -189,6 +204,41 @@ fn sensitivities(model: &Network) -> TokenStream {
             let xs = #rt::SMatrix::<#scalar, #input, #output>::from_fn(|r, _| x[r]);
             let dys = #rt::SMatrix::<#scalar, #output, #output>::identity();
             self.input_gradient_batch(&xs, &dys).transpose()
+        }
+    }
+}
+
+/// For a network whose training and inference differ, the inference passes the input
+/// sensitivities differentiate: `__forward_eval` (inference's forward pass, handing the
+/// activations it made to a continuation, as `__forward` does) and `__backward_eval` (its
+/// chain rule, batch norms by their running statistics, dropout the identity).
+fn eval_passes(model: &Network) -> TokenStream {
+    if !model.is_moded() {
+        return TokenStream::new();
+    }
+    let grads = model.grads_ident();
+    let (input, output) = (model.input().tokens(), model.output().tokens());
+    let (batch_in, batch_out) = (quote!(__M<#input, __B>), quote!(__M<#output, __B>));
+    let forward = Pass::infer(model);
+    let (code, _) = forward.forward(&model.layers, "");
+    let cached = forward.cached();
+    let names: Vec<&Ident> = cached.iter().map(|(v, _)| v).collect();
+    let types: Vec<&TokenStream> = cached.iter().map(|(_, ty)| ty).collect();
+    let body = Pass::infer_backward(model).top_backward();
+    let (top, x0) = (d("", model.layers.len()), format_ident!("x0"));
+    let (used_names, x0_used) = (used(&names, &body), used(&[&x0], &body).remove(0));
+    quote! {
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        fn __forward_eval<__R, const __B: usize>(&self, x0: &#batch_in, then: impl FnOnce(&Self, (#(&#types,)*)) -> __R) -> __R {
+            let this = self;
+            #code
+            then(this, (#(&#names,)*))
+        }
+
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        fn __backward_eval<const __B: usize, const __INPUT: bool, const __PARAMS: bool>(&self, #x0_used: &#batch_in, cache: (#(&#types,)*), #top: #batch_out, grads: &mut #grads) -> #batch_in {
+            let (#(#used_names,)*) = cache;
+            #body
         }
     }
 }

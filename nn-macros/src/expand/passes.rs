@@ -54,6 +54,15 @@ impl<'a> Pass<'a> {
         Self::new(model, true, sgd_rate)
     }
 
+    /// The backward pass of inference (batch norms by their running statistics, dropout the
+    /// identity), for the input sensitivities, after an [`infer`](Self::infer) forward pass.
+    pub fn infer_backward(model: &'a Network) -> Self {
+        Self {
+            keep: false,
+            ..Self::new(model, true, None)
+        }
+    }
+
     fn new(model: &'a Network, backward: bool, sgd_rate: Option<TokenStream>) -> Self {
         Self {
             model,

@@ -412,7 +412,9 @@ pub struct Site<'a> {
     /// backward step.
     pub step_cache: Ident,
     /// Whether the forward pass keeps what the backward pass needs: a training pass (not
-    /// when only stepping, or in inference).
+    /// when only stepping, or in inference). Off in a backward pass, it is inference's, for
+    /// the input sensitivities: the derivative of the inference forward pass (batch norms by
+    /// their running statistics, dropout the identity), asked for the input's gradient only.
     pub keep: bool,
     /// The network in this pass: `this` forward, `self` backward.
     pub owner: TokenStream,
