@@ -46,7 +46,7 @@ mod letters {
 /// only one of that name in scope, and the generated code must still find the runtime's.
 mod runtime_names {
     use super::Matrix;
-    networks!(Linear Loss Real Network SMatrix SVector Mse Adam Sgd Optimizer Tensors Init Scratch Nested Zeroable Grads Cache BatchNorm BnStats DropoutKey Tape HiddenState CellLayer);
+    networks!(Linear Loss Real Network SMatrix SVector Mse Adam Sgd Optimizer Tensors Init Scratch Nested Zeroable Grads Cache BatchNorm BnStats DropoutKey Tape HiddenState CellLayer LayerRef UnknownLayer Frozen);
 }
 
 /// Networks named `B`, `L` and `O` (the letters of a batch, loss and optimizer) nested in

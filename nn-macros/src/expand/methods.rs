@@ -263,9 +263,11 @@ fn io_types(model: &Network) -> (TokenStream, TokenStream) {
 
 /// The passes, each written once and inlined into every entry point: `__forward` (handing
 /// references to the activations it keeps, the cache, to a continuation: returned instead,
-/// they were copied out of its frame, 1.4% more instructions in the digits step), `__backward` (to the parameters' gradients and, with `__INPUT`,
-/// to the input's) and, where every layer can, `__backward_sgd` (a plain SGD step fused in);
-/// and the alias of the cache's type, which goes outside the impl.
+/// they were copied out of its frame, 1.4% more instructions in the digits step), `__backward` (to the gradients of the
+/// parameters of the layers not frozen, with `__PARAMS`, and, with `__INPUT`, to the input's)
+/// and, where every layer can, `__backward_sgd` (a plain SGD step fused in, frozen layers left
+/// alone); and the alias of the cache's type, which goes outside the impl. Both backward
+/// passes test each layer's frozen bit at run time (`Pass::top_backward`).
 fn passes(model: &Network) -> (TokenStream, TokenStream) {
     let (rt, scalar, grads) = (rt(), model.scalar.tokens(), model.grads_ident());
     let (input, output) = (model.input().tokens(), model.output().tokens());

@@ -6,6 +6,13 @@
 //! activation it made as one tuple (the cache); the backward pass takes that tuple, walks the
 //! layers in reverse and asks each one's table entry for its chain-rule step: the chain rule
 //! applied at compile time.
+//!
+//! Freezing is a run-time matter, not a recompile: over the network's own layers the backward
+//! pass tests each learning layer's bit in the network's `__frozen` set (a frozen layer passes
+//! its gradient down without computing its parameters', where its kind can), and before each
+//! layer's gradient for the layer below, whether anything below still trains; where nothing
+//! does (and the input's gradient is not asked for), the pass ends there. The branches are
+//! one bit test each, the same at every step, so they predict perfectly.
 
 use std::cell::RefCell;
 
