@@ -60,6 +60,8 @@ pub trait Network: Sized + Zeroable + Tensors<<Self as Network>::Scalar> {
 
     /// Puts each parameter tensor and its gradient, in declaration order, into
     /// `params[*at..]` and `grads[*at..]`, advancing `at`: the flat view optimizers work on.
+    /// The tensors of a frozen layer (the network's `freeze`) get an empty gradient slice,
+    /// which tells an optimizer to leave them alone (see [`Optimizer::step`](crate::Optimizer::step)).
     fn tensors<'a>(
         &'a mut self,
         gradients: &'a Self::Grads,

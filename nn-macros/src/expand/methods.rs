@@ -484,7 +484,8 @@ fn entry_points(model: &Network) -> TokenStream {
         #forward_batch
 
         /// The loss of a batch (one sample per column) and its gradient with respect to every
-        /// parameter, by the backward pass `network!` derived through the chain rule.
+        /// parameter, by the backward pass `network!` derived through the chain rule. The
+        /// fields of frozen layers (`freeze`) are zero: their gradients are not computed.
         pub fn gradients<#loss, const __B: usize>(&self, xs: &#batch_in, ys: &#batch_out, loss: &__L) -> (#scalar, #grads) {
             let mut grads = #grads::zeros();
             let value = self.gradients_into(xs, ys, loss, &mut grads);

@@ -105,7 +105,8 @@ const _: () = {
             )
         }
         /// The loss of a batch (one sample per column) and its gradient with respect to every
-        /// parameter, by the backward pass `network!` derived through the chain rule.
+        /// parameter, by the backward pass `network!` derived through the chain rule. The
+        /// fields of frozen layers (`freeze`) are zero: their gradients are not computed.
         pub fn gradients<__L: __nn::Loss<f32>, const __B: usize>(
             &self,
             xs: &__nn::SMatrix<f32, 2, __B>,
