@@ -106,7 +106,7 @@ fn networks_named_like_generic_parameters_train() {
 
 #[test]
 fn networks_named_like_runtime_items_train() {
-    assert_eq!(runtime_names::train_each(), 23);
+    assert_eq!(runtime_names::train_each(), 26);
 }
 
 #[test]
