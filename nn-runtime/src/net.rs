@@ -410,7 +410,7 @@ macro_rules! __freeze_methods {
         ///
         /// # Errors
         ///
-        /// [`UnknownLayer`]($crate::net::UnknownLayer) for an index past the last layer or
+        /// `nn_runtime::UnknownLayer` for an index past the last layer or
         /// a name no layer has; nothing changes then.
         pub fn freeze<'a>(
             &mut self,
@@ -430,7 +430,7 @@ macro_rules! __freeze_methods {
         ///
         /// # Errors
         ///
-        /// [`UnknownLayer`]($crate::net::UnknownLayer), as [`freeze`](Self::freeze).
+        /// `nn_runtime::UnknownLayer`, as [`freeze`](Self::freeze).
         pub fn unfreeze<'a>(
             &mut self,
             layer: impl ::core::convert::Into<$crate::net::LayerRef<'a>>,
@@ -448,7 +448,7 @@ macro_rules! __freeze_methods {
         ///
         /// # Errors
         ///
-        /// [`UnknownLayer`]($crate::net::UnknownLayer), as [`freeze`](Self::freeze).
+        /// `nn_runtime::UnknownLayer`, as [`freeze`](Self::freeze).
         pub fn is_frozen<'a>(
             &self,
             layer: impl ::core::convert::Into<$crate::net::LayerRef<'a>>,
