@@ -1,5 +1,6 @@
 //! The five workloads of issue 4, the three amp workloads and the two conv workloads (see
-//! `benches/baseline/src/workloads.rs`), each a criterion group of two functions measured in
+//! `benches/baseline/src/workloads.rs`), and `freeze` (a frozen body against the same network
+//! training whole, see [`freeze`]), each a criterion group of two functions measured in
 //! the same run: `generated` (a `network!` network through
 //! its public API) and `baseline` (the hand-written code of the `nn-baseline` crate in
 //! `benches/baseline/`), so each figure is a ratio. Run with
@@ -461,6 +462,48 @@ fn activation(c: &mut Criterion) {
     group.finish();
 }
 
+network! {
+    /// freeze: a deep MLP on the digits batch, four hidden layers.
+    pub struct DeepDigits {
+        Linear(64, 128), ReLU, Linear(128, 128), ReLU, Linear(128, 128), ReLU,
+        Linear(128, 64), ReLU, head: Linear(64, 10)
+    }
+}
+
+/// Fine-tuning the head: `generated` is a training step of [`DeepDigits`] with every layer
+/// but the head frozen (the backward pass computes the head's gradient and stops), `baseline`
+/// the same network with every layer training; both Adam on the digits batch, so the ratio
+/// is what freezing saves.
+fn freeze(c: &mut Criterion) {
+    let (xs, ys) = digits_data();
+    let trainable = DeepDigits::seeded(SEED);
+    let mut frozen = trainable.clone();
+    for layer in [0, 2, 4, 6] {
+        frozen.freeze(layer).expect("a layer of DeepDigits");
+    }
+    let mut group = c.benchmark_group("freeze");
+    for (name, init) in [("generated", frozen), ("baseline", trainable)] {
+        let mut run = Run::new((init.clone(), Adam::new(DIGITS_LR)));
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                run.time(
+                    iters,
+                    |(net, opt)| (*net, *opt) = (init.clone(), Adam::new(DIGITS_LR)),
+                    |(net, opt)| {
+                        black_box(net.train_step(
+                            black_box(&*xs),
+                            black_box(&*ys),
+                            &CrossEntropy,
+                            opt,
+                        ));
+                    },
+                )
+            })
+        });
+    }
+    group.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_secs(1))
@@ -470,6 +513,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = workloads;
     config = config();
-    targets = xor, digits, mnist, infer, online, activation, amp_step, amp_window, conv
+    targets = xor, digits, mnist, infer, online, activation, amp_step, amp_window, conv, freeze
 }
 criterion_main!(workloads);

@@ -17,7 +17,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 which="${1:-both}"
 shift || true
 
-WORKLOADS=(xor digits mnist infer online amp_lstm_step amp_gru_step amp_lstm_window conv conv_infer)
+WORKLOADS=(xor digits mnist infer online amp_lstm_step amp_gru_step amp_lstm_window conv conv_infer freeze)
 # Absolute: cargo runs the bench binary in its package's folder (benches/), and criterion reads
 # CRITERION_HOME relative to that.
 DEFAULT_DIR="$PWD/target"

@@ -471,3 +471,51 @@ fn small_private_networks_train() {
     assert_finite(&grads.l0.weight);
     assert_finite(&grads.l2.bias);
 }
+
+#[test]
+fn freezing_and_input_sensitivities() {
+    let xs = SMatrix::<f32, 36, 6>::from_fn(|r, c| ((r * 5 + c * 3) as f32 * 0.37).sin());
+    let labels = [0, 1, 2, 1, 0, 2];
+    let classes: SMatrix<f32, 3, 6> = one_hot(&labels).expect("labels below 3");
+    let mut net = public::Shaped::seeded(3);
+    net.freeze(1).expect("the first convolution");
+    net.freeze("2").expect("the batch norm");
+    assert_eq!(net.is_frozen(2), Ok(true));
+    let before = net.l1.clone();
+    let mut opt = Adam::new(0.01);
+    for _ in 0..3 {
+        assert!(
+            net.train_step(&xs, &classes, &CrossEntropy, &mut opt)
+                .is_finite()
+        );
+    }
+    assert_eq!(net.l1, before);
+    net.unfreeze(1).expect("the first convolution");
+    net.unfreeze_all();
+    let x: SVector<f32, 36> = xs.column(0).into();
+    assert_finite(&net.jacobian(&x));
+    assert_finite(&net.input_gradient(&x, &SVector::from([1.0, 0.0, 0.0])));
+    let err = net.freeze(99).expect_err("no layer 99");
+    assert!(!err.to_string().is_empty());
+
+    // A sequence network freezes too: its GRU stays as it was, its gradient zero.
+    let mut net = public::Recurrent64::seeded(2);
+    let gru = net.l1.clone();
+    let xs: Vec<SMatrix<f64, 3, 2>> = (0..4)
+        .map(|t| SMatrix::from_fn(|r, c| ((t * 3 + r + 2 * c) as f64 * 0.3).sin()))
+        .collect();
+    let ys: Vec<SMatrix<f64, 2, 2>> = (0..4)
+        .map(|t| SMatrix::from_fn(|r, c| ((t + r + c) as f64 * 0.2).cos()))
+        .collect();
+    net.freeze(1).expect("the GRU");
+    net.freeze(2).expect("the Tanh, to no effect");
+    let mut opt = Adam::new(0.01);
+    let mut state = public::Recurrent64State::<2>::zeros();
+    assert!(
+        net.train_sequence(&xs, &ys, &Mse, &mut opt, &mut state)
+            .is_finite()
+    );
+    assert_eq!(net.l1, gru);
+    let (_, grads) = net.sequence_gradients(&xs, &ys, &Mse, &public::Recurrent64State::zeros());
+    assert_eq!(grads.l1, public::Recurrent64::zero_grads().l1);
+}

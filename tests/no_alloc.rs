@@ -185,6 +185,7 @@ fn steady_state_steps_allocate_nothing() {
     );
     sequence_steps_and_windows_allocate_nothing();
     clipping_and_schedules_allocate_nothing();
+    frozen_steps_and_sensitivities_allocate_nothing();
 }
 
 /// Clipping (the free functions, and `Clipped` in `train_step` and `train_sequence`) and every
@@ -239,6 +240,41 @@ fn clipping_and_schedules_allocate_nothing() {
     });
     assert_eq!(count, 0, "scheduler steps");
     std::hint::black_box(opt.lr());
+}
+
+/// Training with frozen layers (the optimizer skipping their tensors, the fused SGD step
+/// skipping them, the backward pass stopping early), freezing itself, and the input
+/// sensitivities allocate nothing once the first step has run.
+fn frozen_steps_and_sensitivities_allocate_nothing() {
+    let (xs, ys) = (
+        SMatrix::<f32, 64, 8>::from_fn(|r, c| (r as f32 - c as f32) / 64.0),
+        SMatrix::<f32, 10, 8>::from_fn(|r, c| ((r + c) % 2) as f32),
+    );
+    let mut net = Large::boxed_seeded(3);
+    let mut adam = Adam::new(0.001).weight_decay(0.01);
+    let mut sgd = Sgd::new(0.01);
+    let mut momentum = Sgd::new(0.01).momentum(0.9);
+    net.freeze(0).expect("layer 0");
+    net.freeze(2).expect("layer 2");
+    // First steps: the gradients' space and the optimizers' state.
+    net.train_step(&xs, &ys, &Mse, &mut adam);
+    net.train_step(&xs, &ys, &Mse, &mut momentum);
+    let x = SVector::<f32, 64>::from_fn(|r, _| r as f32 / 64.0);
+    let dy = SVector::<f32, 10>::from_fn(|r, _| r as f32);
+    let count = allocations(|| {
+        for _ in 0..3 {
+            std::hint::black_box(net.train_step(&xs, &ys, &Mse, &mut adam));
+            std::hint::black_box(net.train_step(&xs, &ys, &Mse, &mut sgd));
+            std::hint::black_box(net.train_step(&xs, &ys, &Mse, &mut momentum));
+        }
+        net.unfreeze(2).expect("layer 2");
+        std::hint::black_box(net.train_step(&xs, &ys, &Mse, &mut adam));
+        net.freeze("2").expect("layer 2 by its prefix");
+        std::hint::black_box(net.jacobian(&x));
+        std::hint::black_box(net.input_gradient(&x, &dy));
+        std::hint::black_box(net.input_gradient_batch(&xs, &ys));
+    });
+    assert_eq!(count, 0, "allocations with frozen layers");
 }
 
 network! {

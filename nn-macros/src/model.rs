@@ -346,6 +346,24 @@ impl Network {
         }
         found
     }
+
+    /// Every layer with parameters of its own (as [`param_layers`](Self::param_layers)),
+    /// each with the position of the top-level layer holding it: what freezing that layer
+    /// freezes.
+    pub fn param_layers_by_top(&self) -> Vec<(usize, &Layer)> {
+        let mut found = Vec::new();
+        for (j, layer) in self.layers.iter().enumerate() {
+            let mut inner = Vec::new();
+            layer.collect_param_layers(&mut inner);
+            found.extend(inner.into_iter().map(|l| (j, l)));
+        }
+        found
+    }
+
+    /// The number of `u64` words of the frozen-layer bit set: one bit per top-level layer.
+    pub fn frozen_words(&self) -> usize {
+        self.layers.len().div_ceil(64).max(1)
+    }
 }
 
 impl Layer {

@@ -250,25 +250,25 @@ fn errors_come_with_a_stub_of_the_struct() {
 fn backward_skips_the_input_gradient_of_the_first_layer() {
     let code = pretty(quote!(struct N { Tanh, Linear(2, 3), Sigmoid, Linear(3, 1) }));
     let backward = section(&code, "fn __backward<", "fn __backward_sgd");
-    let (common, rest) = backward.split_at(backward.find("if __INPUT").expect("two modes"));
-    let (with_input, without_input) = rest.split_at(rest.find("} else {").expect("else"));
-    // Above the first Linear both modes are the same chain rule.
-    has(common, "let d2 = __nn::chain(d3, x3");
+    // Above the first Linear, the chain rule goes on while something below trains.
+    has(backward, "if __INPUT || __first < 2usize");
+    has(backward, "let d2 = __nn::chain(d3, x3");
     // Without the input's gradient (`gradients`), the first Linear stops the chain rule: no
     // gradient ever reaches the input or the Tanh in front of it.
-    has(
-        without_input,
-        "linear_backward_params(x1, &d2, &mut grads.l1)",
-    );
+    let params = backward
+        .find("linear_backward_params(x1, &d2, &mut grads.l1)")
+        .expect("the first Linear's parameters alone");
+    let branch = &backward[backward[..params].rfind("} else {").expect("else")..params];
     assert!(
-        !without_input.contains("let d1") && !without_input.contains("let d0"),
-        "{without_input}"
+        !branch.contains("let d1") && !branch.contains("let d0"),
+        "{branch}"
     );
     // A network nesting this one does need the input's gradient: its backward goes on to d0.
+    let (_, with_input) = backward.split_at(backward.find("if __INPUT {").expect("input"));
     has(with_input, "let d1 = __nn::linear_backward(");
     has(with_input, "let d0 = __nn::chain(d1, x1");
     let gradients = section(&code, "pub fn gradients_into<", "pub fn train_step");
-    has(gradients, "__backward::<__B, false>");
+    has(gradients, "__backward::<__B, false, true>");
 }
 
 #[test]

@@ -180,7 +180,7 @@ pub use layer::prelu::PRelu;
 pub use layer::recurrent::{CellLayer, Gru, HiddenState, Lstm, LstmState, Rnn};
 pub use loss::{BceWithLogits, CrossEntropy, Hinge, Loss, Mse, one_hot};
 pub use nalgebra;
-pub use net::Network;
+pub use net::{LayerRef, Network, UnknownLayer};
 pub use nn_macros::network;
 pub use optim::{Adam, AdamW, Optimizer, RmsProp, Sgd};
 pub use real::Real;
@@ -191,7 +191,7 @@ pub use tensors::{FlatTensors, Tensors};
 pub mod prelude {
     pub use crate::layer::Linear;
     pub use crate::loss::{BceWithLogits, CrossEntropy, Hinge, Loss, Mse, one_hot};
-    pub use crate::net::Network;
+    pub use crate::net::{LayerRef, Network, UnknownLayer};
     pub use crate::optim::{Adam, AdamW, Optimizer, RmsProp, Sgd};
     pub use crate::real::Real;
     pub use crate::weights::SafeTensorsExt;
@@ -203,6 +203,7 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::__constructors as constructors;
+    pub use crate::__freeze_methods as freeze_methods;
     pub use crate::__if_std as if_std;
     pub use crate::__nested_impl as nested_impl;
     pub use crate::__network_consts as network_consts;
@@ -228,7 +229,7 @@ pub mod __private {
     pub use crate::loss::Loss;
     #[cfg(feature = "std")]
     pub use crate::net::boxed_seeded;
-    pub use crate::net::{Nested, Network};
+    pub use crate::net::{Frozen, Nested, Network, skip_tensors};
     pub use crate::optim::{Optimizer, optimizer_step};
     pub use crate::real::{Real, math};
     pub use crate::simd::{Kernels, has_avx2_fma, simd};

@@ -63,6 +63,8 @@ pub trait Network: Sized + Zeroable + Tensors<<Self as Network>::Scalar> {
 
     /// Puts each parameter tensor and its gradient, in declaration order, into
     /// `params[*at..]` and `grads[*at..]`, advancing `at`: the flat view optimizers work on.
+    /// The tensors of a frozen layer (the network's `freeze`) get an empty gradient slice,
+    /// which tells an optimizer to leave them alone (see [`Optimizer::step`](crate::Optimizer::step)).
     fn tensors<'a>(
         &'a mut self,
         gradients: &'a Self::Grads,
@@ -124,8 +126,9 @@ pub trait Nested<T: Real, const IN: usize, const OUT: usize>: Network {
 ///
 /// It relies on what `network!` generates beside it: `forward_batch`, and the passes
 /// `__forward(this, x0, then)` (the forward pass, handing `this` and references to the
-/// activations it keeps to `then`) and `__backward::<B, INPUT>(x0, cache, top, grads)` (the
-/// backward pass from the output's gradient `top`, with `INPUT` down to the input's).
+/// activations it keeps to `then`) and `__backward::<B, INPUT, PARAMS>(x0, cache, top, grads)` (the
+/// backward pass from the output's gradient `top`, with `INPUT` down to the input's, with
+/// `PARAMS` the gradients of the layers not frozen).
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __nested_impl {
@@ -149,7 +152,7 @@ macro_rules! __nested_impl {
                 self,
                 x,
                 #[inline(always)]
-                |this, cache| this.__backward::<__B, true>(x, cache, *d_output, grads),
+                |this, cache| this.__backward::<__B, true, true>(x, cache, *d_output, grads),
             )
         }
 
@@ -266,4 +269,241 @@ pub fn boxed_seeded<N: Network>(seed: u64) -> Box<N> {
     let mut net = crate::heap::boxed_zeroed::<N>();
     net.reset(&mut Init::new(seed));
     net
+}
+
+/// A layer of a generated network, as `freeze`, `unfreeze` and `is_frozen` take it: by its
+/// position in the declaration (`0` for the first layer, which is also its `state_dict`
+/// prefix when it has no name), or by name (the `name:` given in the declaration, or the
+/// `state_dict` prefix, `"2"`). Only the network's own layers are named so; a block
+/// (a `Residual`, a nested network) is frozen as a whole.
+///
+/// ```
+/// use nn_runtime::net::LayerRef;
+///
+/// assert_eq!(LayerRef::from(2), LayerRef::Index(2));
+/// assert_eq!(LayerRef::from("head"), LayerRef::Name("head"));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LayerRef<'a> {
+    /// The layer's position among the network's layers, from 0.
+    Index(usize),
+    /// The layer's name, or its `state_dict` prefix.
+    Name(&'a str),
+}
+
+impl From<usize> for LayerRef<'_> {
+    fn from(index: usize) -> Self {
+        LayerRef::Index(index)
+    }
+}
+
+impl<'a> From<&'a str> for LayerRef<'a> {
+    fn from(name: &'a str) -> Self {
+        LayerRef::Name(name)
+    }
+}
+
+impl core::fmt::Display for LayerRef<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            LayerRef::Index(i) => write!(f, "layer {i}"),
+            LayerRef::Name(name) => write!(f, "layer `{name}`"),
+        }
+    }
+}
+
+/// The error of `freeze`, `unfreeze` and `is_frozen` for a layer the network does not have:
+/// an index past its last layer, or a name none of its layers has. It says what was asked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnknownLayer<'a> {
+    /// The network's type name.
+    pub network: &'static str,
+    /// The layer asked for.
+    pub layer: LayerRef<'a>,
+    /// How many layers the network has (valid indices are `0..layers`).
+    pub layers: usize,
+}
+
+impl core::fmt::Display for UnknownLayer<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let (network, layers) = (self.network, self.layers);
+        match self.layer {
+            LayerRef::Index(i) => write!(
+                f,
+                "network `{network}` has no layer {i}: its layers are 0 to {}",
+                layers.saturating_sub(1)
+            ),
+            LayerRef::Name(name) => write!(
+                f,
+                "network `{network}` has no layer named `{name}`: a layer is named by its \
+                 `name:` or its `state_dict` prefix"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for UnknownLayer<'_> {}
+
+/// Which of a network's layers are frozen: one bit per layer of its declaration, in `W`
+/// words, held in the network's value (no heap). All zero, as `zeros()` and `seeded()`
+/// build it, is every layer trainable.
+///
+/// Copied by `Clone` (a clone of a network being fine-tuned is fine-tuned the same way),
+/// shown by `Debug`, and ignored by comparisons: like the optimizer's state, which layers
+/// train is not part of a network's value, so a network equals its reloaded copy.
+#[derive(Clone, Copy, Debug)]
+pub struct Frozen<const W: usize>(pub [u64; W]);
+
+impl<const W: usize> Frozen<W> {
+    /// Whether layer `i` is frozen (false for a layer past the end).
+    #[inline(always)]
+    pub const fn contains(&self, i: usize) -> bool {
+        i / 64 < W && self.0[i / 64] & (1 << (i % 64)) != 0
+    }
+
+    /// Whether no layer is frozen.
+    #[inline(always)]
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|&w| w == 0)
+    }
+
+    /// Freezes layer `i` (`frozen`) or lets it train again; nothing past the end.
+    pub fn set(&mut self, i: usize, frozen: bool) {
+        if let Some(word) = self.0.get_mut(i / 64) {
+            let bit = 1 << (i % 64);
+            if frozen {
+                *word |= bit;
+            } else {
+                *word &= !bit;
+            }
+        }
+    }
+
+    /// The lowest layer that learns (its bit set in `learns`) and is not frozen, or
+    /// `usize::MAX` if there is none: the backward pass passes a gradient down through a
+    /// layer only if such a layer lies below it.
+    #[inline(always)]
+    pub fn first_trainable(&self, learns: &[u64; W]) -> usize {
+        for (k, (&frozen, &learns)) in self.0.iter().zip(learns).enumerate() {
+            let trainable = learns & !frozen;
+            if trainable != 0 {
+                return k * 64 + trainable.trailing_zeros() as usize;
+            }
+        }
+        usize::MAX
+    }
+}
+
+/// The index of `layer` among layers whose names (or `state_dict` prefixes) are `names`,
+/// or the error naming it and `network`.
+pub fn resolve_layer<'a>(
+    layer: LayerRef<'a>,
+    names: &[&str],
+    network: &'static str,
+) -> Result<usize, UnknownLayer<'a>> {
+    let found = match layer {
+        LayerRef::Index(i) => (i < names.len()).then_some(i),
+        LayerRef::Name(name) => names.iter().position(|n| *n == name),
+    };
+    found.ok_or(UnknownLayer {
+        network,
+        layer,
+        layers: names.len(),
+    })
+}
+
+impl<const W: usize> PartialEq for Frozen<W> {
+    /// Always true: which layers train is not part of a network's value (see [`Frozen`]).
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+// SAFETY: an array of `u64`, for which all-zero bytes are 0 (nothing frozen).
+unsafe impl<const W: usize> Zeroable for Frozen<W> {}
+
+/// Empties `grads[from..to]`, the gradient slices of a frozen layer's tensors in the flat
+/// view of [`Network::tensors`]: an optimizer leaves a tensor with an empty gradient alone
+/// (see [`Optimizer::step`](crate::Optimizer::step)).
+#[doc(hidden)]
+#[inline]
+pub fn skip_tensors<T>(grads: &mut [&[T]], from: usize, to: usize) {
+    for g in grads.iter_mut().take(to).skip(from) {
+        *g = &[];
+    }
+}
+
+/// `freeze`, `unfreeze` and `is_frozen` of a network `network!` generates, the same for all
+/// of them: written once here instead of in every expansion. They rely on the generated
+/// `__frozen` field and `__LAYER_NAMES` const (each layer's name or `state_dict` prefix).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __freeze_methods {
+    ($network:ident) => {
+        /// Freezes a layer, given by its index in the declaration (`usize`) or its name
+        /// (`&str`: its `name:`, or its `state_dict` prefix): the optimizer then leaves its
+        /// parameters bit-identical (and keeps their optimizer state), `gradients` leaves
+        /// its gradient fields zero, and the backward pass skips its parameter gradients
+        /// and stops below the lowest layer still training. A layer without parameters may
+        /// be frozen too, to no effect. A block (`Residual`, a nested network) freezes as a
+        /// whole. Inference (`forward`, `jacobian`, `input_gradient`) does not change.
+        ///
+        /// # Errors
+        ///
+        /// `nn_runtime::UnknownLayer` for an index past the last layer or
+        /// a name no layer has; nothing changes then.
+        pub fn freeze<'a>(
+            &mut self,
+            layer: impl ::core::convert::Into<$crate::net::LayerRef<'a>>,
+        ) -> ::core::result::Result<(), $crate::net::UnknownLayer<'a>> {
+            let i = $crate::net::resolve_layer(
+                layer.into(),
+                Self::__LAYER_NAMES,
+                ::core::stringify!($network),
+            )?;
+            self.__frozen.set(i, true);
+            ::core::result::Result::Ok(())
+        }
+
+        /// Lets a frozen layer train again (see [`freeze`](Self::freeze)); a layer that is
+        /// not frozen stays so. Its optimizer state is where freezing left it.
+        ///
+        /// # Errors
+        ///
+        /// `nn_runtime::UnknownLayer`, as [`freeze`](Self::freeze).
+        pub fn unfreeze<'a>(
+            &mut self,
+            layer: impl ::core::convert::Into<$crate::net::LayerRef<'a>>,
+        ) -> ::core::result::Result<(), $crate::net::UnknownLayer<'a>> {
+            let i = $crate::net::resolve_layer(
+                layer.into(),
+                Self::__LAYER_NAMES,
+                ::core::stringify!($network),
+            )?;
+            self.__frozen.set(i, false);
+            ::core::result::Result::Ok(())
+        }
+
+        /// Whether a layer is frozen (see [`freeze`](Self::freeze)).
+        ///
+        /// # Errors
+        ///
+        /// `nn_runtime::UnknownLayer`, as [`freeze`](Self::freeze).
+        pub fn is_frozen<'a>(
+            &self,
+            layer: impl ::core::convert::Into<$crate::net::LayerRef<'a>>,
+        ) -> ::core::result::Result<bool, $crate::net::UnknownLayer<'a>> {
+            let i = $crate::net::resolve_layer(
+                layer.into(),
+                Self::__LAYER_NAMES,
+                ::core::stringify!($network),
+            )?;
+            ::core::result::Result::Ok(self.__frozen.contains(i))
+        }
+
+        /// Lets every layer train again.
+        pub fn unfreeze_all(&mut self) {
+            self.__frozen = $crate::heap::zeroed();
+        }
+    };
 }

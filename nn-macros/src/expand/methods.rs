@@ -34,6 +34,8 @@ pub fn impls(model: &Network) -> TokenStream {
     let traits = traits(model);
     let (state_impl, step_alias) = (sequence::state_impl(model), sequence::step_alias(model));
     let grads_methods = sequence::grads_methods(model);
+    let freeze = freeze(model);
+    let sensitivities = sensitivities(model);
     quote! {
         // SAFETY: both structs are made of parameter blocks of floats, nested networks and a
         // `Scratch`, all `Zeroable` (which the assertions below make the compiler confirm).
@@ -49,6 +51,8 @@ pub fn impls(model: &Network) -> TokenStream {
             #consts
             #constructors
             #entry_points
+            #freeze
+            #sensitivities
             #passes
         }
 
@@ -96,6 +100,149 @@ fn consts(model: &Network) -> TokenStream {
     }
 }
 
+/// `freeze`, `unfreeze`, `is_frozen` (written once in the runtime) and what they and the
+/// passes read: each layer's name (its `state_dict` prefix), the bit set of the layers that
+/// learn, and `__clear_frozen`, which zeroes a frozen layer's gradient fields.
+fn freeze(model: &Network) -> TokenStream {
+    let (rt, ident, grads) = (rt(), &model.ident, model.grads_ident());
+    let names = model.layers.iter().map(|l| &l.prefix);
+    let words = model.frozen_words();
+    let mut learns = vec![0u64; words];
+    for (j, layer) in model.layers.iter().enumerate() {
+        if layer.has_params() {
+            learns[j / 64] |= 1 << (j % 64);
+        }
+    }
+    let learns = learns.iter().map(|w| Literal::u64_unsuffixed(*w));
+    let clears = model.param_layers_by_top().into_iter().map(|(j, layer)| {
+        let field = &layer.field;
+        quote!(if self.__frozen.contains(#j) { #rt::zero_in_place(&mut grads.#field); })
+    });
+    quote! {
+        #rt::freeze_methods!(#ident);
+
+        /// Each layer's name or `state_dict` prefix, in declaration order: what `freeze` takes.
+        #[doc(hidden)]
+        pub const __LAYER_NAMES: &'static [&'static str] = &[#(#names),*];
+
+        /// The layers that learn, one bit per layer.
+        #[doc(hidden)]
+        pub const __LEARNS: [u64; #words] = [#(#learns),*];
+
+        /// Zeroes the gradient fields of the frozen layers, which a backward pass may have
+        /// written on its way down through them.
+        #[doc(hidden)]
+        #[allow(unused_variables)]
+        pub fn __clear_frozen(&self, grads: &mut #grads) {
+            #(#clears)*
+        }
+    }
+}
+
+/// `input_gradient`, `input_gradient_batch` and `jacobian`, for networks without state
+/// between steps whose backward pass is that of `forward` (no batch statistics or dropout).
+fn sensitivities(model: &Network) -> TokenStream {
+    if model.is_sequence() {
+        return TokenStream::new();
+    }
+    let (rt, scalar, grads) = (rt(), model.scalar.tokens(), model.grads_ident());
+    let (batch_in, batch_out) = io_types(model);
+    let (input, output) = (model.input().tokens(), model.output().tokens());
+    let (input_span, output_span) = model.io_spans;
+    let one_in = quote_spanned!(input_span=> #rt::SVector<#scalar, #input>);
+    let one_out = quote_spanned!(output_span=> #rt::SVector<#scalar, #output>);
+    let jacobian = quote!(#rt::SMatrix<#scalar, #output, #input>);
+    // A network whose training and inference differ is differentiated in inference.
+    let pass = if model.is_moded() {
+        quote! {
+            self.__forward_eval(xs, #[inline(always)] |this, c| {
+                this.__backward_eval::<__B, true, false>(xs, c, *dys, &mut sink)
+            })
+        }
+    } else {
+        quote! {
+            Self::__forward(self, xs, #[inline(always)] |this, c| {
+                this.__backward::<__B, true, false>(xs, c, *dys, &mut sink)
+            })
+        }
+    };
+    let batch = multiversion(
+        quote! {
+            /// [`input_gradient`](Self::input_gradient) of a batch, one sample per column: the
+            /// vector-Jacobian product `J(x_b)^T dy_b` of each column `x_b` of `xs` with the
+            /// same column of `dys`.
+            pub fn input_gradient_batch<const __B: usize>(&self, xs: &#batch_in, dys: &#batch_out) -> #batch_in
+        },
+        quote! {
+            // The parameters' gradients are not computed (`__PARAMS` off) where a layer can
+            // pass its gradient down without them; the others write into this sink.
+            let mut sink = #rt::zeroed::<#grads>();
+            #pass
+        },
+    );
+    let eval = eval_passes(model);
+    quote! {
+        #eval
+
+        /// The gradient of `dy · forward(x)` with respect to the input: the vector-Jacobian
+        /// product `J(x)^T dy` of the derivative of exactly what [`forward`](Self::forward)
+        /// computes, by one forward and one backward pass (the derived chain rule, without
+        /// the parameters' gradients). For saliency (`dy` one-hot on a class) and for
+        /// optimisation through the network. Allocates nothing; frozen layers make no
+        /// difference.
+        pub fn input_gradient(&self, x: &#one_in, dy: &#one_out) -> #one_in {
+            self.input_gradient_batch(x, dy)
+        }
+
+        #batch
+
+        /// The Jacobian of [`forward`](Self::forward) at `x`, `OUT x IN`: row `i` is the
+        /// gradient of output `i` with respect to the input. One backward pass at batch
+        /// `OUT`, `x` in every column and the identity as the output's gradient; allocates
+        /// nothing. For model-predictive control and sensitivity analysis.
+        pub fn jacobian(&self, x: &#one_in) -> #jacobian {
+            let xs = #rt::SMatrix::<#scalar, #input, #output>::from_fn(|r, _| x[r]);
+            let dys = #rt::SMatrix::<#scalar, #output, #output>::identity();
+            self.input_gradient_batch(&xs, &dys).transpose()
+        }
+    }
+}
+
+/// For a network whose training and inference differ, the inference passes the input
+/// sensitivities differentiate: `__forward_eval` (inference's forward pass, handing the
+/// activations it made to a continuation, as `__forward` does) and `__backward_eval` (its
+/// chain rule, batch norms by their running statistics, dropout the identity).
+fn eval_passes(model: &Network) -> TokenStream {
+    if !model.is_moded() {
+        return TokenStream::new();
+    }
+    let grads = model.grads_ident();
+    let (input, output) = (model.input().tokens(), model.output().tokens());
+    let (batch_in, batch_out) = (quote!(__M<#input, __B>), quote!(__M<#output, __B>));
+    let forward = Pass::infer(model);
+    let (code, _) = forward.forward(&model.layers, "");
+    let cached = forward.cached();
+    let names: Vec<&Ident> = cached.iter().map(|(v, _)| v).collect();
+    let types: Vec<&TokenStream> = cached.iter().map(|(_, ty)| ty).collect();
+    let body = Pass::infer_backward(model).top_backward();
+    let (top, x0) = (d("", model.layers.len()), format_ident!("x0"));
+    let (used_names, x0_used) = (used(&names, &body), used(&[&x0], &body).remove(0));
+    quote! {
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        fn __forward_eval<__R, const __B: usize>(&self, x0: &#batch_in, then: impl FnOnce(&Self, (#(&#types,)*)) -> __R) -> __R {
+            let this = self;
+            #code
+            then(this, (#(&#names,)*))
+        }
+
+        #[cfg_attr(not(debug_assertions), inline(always))]
+        fn __backward_eval<const __B: usize, const __INPUT: bool, const __PARAMS: bool>(&self, #x0_used: &#batch_in, cache: (#(&#types,)*), #top: #batch_out, grads: &mut #grads) -> #batch_in {
+            let (#(#used_names,)*) = cache;
+            #body
+        }
+    }
+}
+
 /// `zeros`, `seeded` and their boxed forms.
 fn constructors() -> TokenStream {
     let rt = rt();
@@ -116,9 +263,11 @@ fn io_types(model: &Network) -> (TokenStream, TokenStream) {
 
 /// The passes, each written once and inlined into every entry point: `__forward` (handing
 /// references to the activations it keeps, the cache, to a continuation: returned instead,
-/// they were copied out of its frame, 1.4% more instructions in the digits step), `__backward` (to the parameters' gradients and, with `__INPUT`,
-/// to the input's) and, where every layer can, `__backward_sgd` (a plain SGD step fused in);
-/// and the alias of the cache's type, which goes outside the impl.
+/// they were copied out of its frame, 1.4% more instructions in the digits step), `__backward` (to the gradients of the
+/// parameters of the layers not frozen, with `__PARAMS`, and, with `__INPUT`, to the input's)
+/// and, where every layer can, `__backward_sgd` (a plain SGD step fused in, frozen layers left
+/// alone); and the alias of the cache's type, which goes outside the impl. Both backward
+/// passes test each layer's frozen bit at run time (`Pass::top_backward`).
 fn passes(model: &Network) -> (TokenStream, TokenStream) {
     let (rt, scalar, grads) = (rt(), model.scalar.tokens(), model.grads_ident());
     let (input, output) = (model.input().tokens(), model.output().tokens());
@@ -129,7 +278,7 @@ fn passes(model: &Network) -> (TokenStream, TokenStream) {
     let names: Vec<&Ident> = cached.iter().map(|(v, _)| v).collect();
     let types = cached.iter().map(|(_, ty)| ty);
     let top = d("", model.layers.len());
-    let backward = backward_body(model);
+    let backward = Pass::backward(model, None).top_backward();
     let x0 = format_ident!("x0");
     let backward_names = used(&names, &backward);
     // Inlined into every entry point's AVX2 copy in optimised builds. Not in debug builds
@@ -139,7 +288,7 @@ fn passes(model: &Network) -> (TokenStream, TokenStream) {
     let inline = quote!(#[cfg_attr(not(debug_assertions), inline(always))]);
     let sgd = fuses_sgd(model).then(|| {
         let pass = Pass::backward(model, Some(quote!(rate)));
-        let body = Chain::backward(&pass, &model.layers, "", false);
+        let body = pass.top_backward();
         let (sgd_names, x0) = (used(&names, &body), used(&[&x0], &body).remove(0));
         quote! {
             #inline
@@ -170,7 +319,7 @@ fn passes(model: &Network) -> (TokenStream, TokenStream) {
         }
 
         #inline
-        fn __backward<const __B: usize, const __INPUT: bool>(&self, #x0: &#batch_in, cache: __Cache<'_, __B>, #top: #batch_out, grads: &mut #grads, #carry) -> #batch_in {
+        fn __backward<const __B: usize, const __INPUT: bool, const __PARAMS: bool>(&self, #x0: &#batch_in, cache: __Cache<'_, __B>, #top: #batch_out, grads: &mut #grads, #carry) -> #batch_in {
             let (#(#backward_names,)*) = cache;
             #backward
         }
@@ -210,34 +359,6 @@ fn collect_idents(code: TokenStream, into: &mut std::collections::HashSet<String
             }
             proc_macro2::TokenTree::Group(group) => collect_idents(group.stream(), into),
             _ => {}
-        }
-    }
-}
-
-/// The backward pass down to the first layer that learns; with `__INPUT`, on to the input.
-fn backward_body(model: &Network) -> TokenStream {
-    let rt = rt();
-    let layers = &model.layers;
-    let pass = Pass::backward(model, None);
-    // The first layer that learns, and what lies below it, differ between the two modes.
-    let first = layers.iter().position(|l| l.has_params()).unwrap_or(0);
-    let common: TokenStream = (first + 1..layers.len())
-        .rev()
-        .map(|j| pass.backward_layer(layers, "", j, true))
-        .collect();
-    let with_input: TokenStream = (0..=first)
-        .rev()
-        .map(|j| pass.backward_layer(layers, "", j, true))
-        .collect();
-    let without_input = pass.backward_layer(layers, "", first, false);
-    quote! {
-        #common
-        if __INPUT {
-            #with_input
-            d0
-        } else {
-            #without_input
-            #rt::SMatrix::zeros()
         }
     }
 }
@@ -286,7 +407,7 @@ fn entry_points(model: &Network) -> TokenStream {
         quote! {
             let value = Self::__forward(&*self, xs, #[inline(always)] |this, c| {
                 let (value, top) = loss.value_and_grad(c.#last, ys);
-                this.__backward::<__B, false>(xs, c, top, &mut grads);
+                this.__backward::<__B, false, true>(xs, c, top, &mut grads);
                 value
             });
         }
@@ -294,7 +415,7 @@ fn entry_points(model: &Network) -> TokenStream {
         quote! {
             let (value, kept) = Self::__forward(&*self, xs, #[inline(always)] |this, c| {
                 let (value, top) = loss.value_and_grad(c.#last, ys);
-                this.__backward::<__B, false>(xs, c, top, &mut grads);
+                this.__backward::<__B, false, true>(xs, c, top, &mut grads);
                 (value, #kept)
             });
         }
@@ -305,11 +426,13 @@ fn entry_points(model: &Network) -> TokenStream {
             pub fn gradients_into<#loss, const __B: usize>(&self, xs: &#batch_in, ys: &#batch_out, loss: &__L, grads: &mut #grads) -> #scalar
         },
         quote! {
-            Self::__forward(self, xs, #[inline(always)] |this, c| {
+            let value = Self::__forward(self, xs, #[inline(always)] |this, c| {
                 let (value, top) = loss.value_and_grad(c.#last, ys);
-                this.__backward::<__B, false>(xs, c, top, grads);
+                this.__backward::<__B, false, true>(xs, c, top, grads);
                 value
-            })
+            });
+            self.__clear_frozen(grads);
+            value
         },
     );
     // Where dropout's key must advance after the step, the fused step's value is bound first.
@@ -361,7 +484,8 @@ fn entry_points(model: &Network) -> TokenStream {
         #forward_batch
 
         /// The loss of a batch (one sample per column) and its gradient with respect to every
-        /// parameter, by the backward pass `network!` derived through the chain rule.
+        /// parameter, by the backward pass `network!` derived through the chain rule. The
+        /// fields of frozen layers (`freeze`) are zero: their gradients are not computed.
         pub fn gradients<#loss, const __B: usize>(&self, xs: &#batch_in, ys: &#batch_out, loss: &__L) -> (#scalar, #grads) {
             let mut grads = #grads::zeros();
             let value = self.gradients_into(xs, ys, loss, &mut grads);
@@ -468,17 +592,29 @@ fn traits(model: &Network) -> TokenStream {
         let field = &l.field;
         p.visit(l, model.scalar, &quote!(self.#field), Access::Flat)
     });
-    let pairs = each(&|l, p| {
-        let field = &l.field;
-        p.visit(
-            l,
-            model.scalar,
-            &quote!(self.#field),
-            Access::Paired {
-                grad: &quote!(gradients.#field),
-            },
-        )
-    });
+    // A frozen layer's tensors get empty gradients, which optimizers skip.
+    let pairs: TokenStream = model
+        .param_layers_by_top()
+        .into_iter()
+        .filter_map(|(j, l)| {
+            let field = &l.field;
+            let visit = l.kind.params()?.visit(
+                l,
+                model.scalar,
+                &quote!(self.#field),
+                Access::Paired {
+                    grad: &quote!(gradients.#field),
+                },
+            );
+            Some(quote! {
+                let start = *at;
+                #visit
+                if frozen.contains(#j) {
+                    #rt::skip_tensors(grads, start, *at);
+                }
+            })
+        })
+        .collect();
     let visits = |mutable: bool| {
         each(&|l, p| {
             let (field, prefix) = (&l.field, format!("{}.", l.prefix));
@@ -574,7 +710,9 @@ fn traits(model: &Network) -> TokenStream {
                 #resets
             }
 
+            #[allow(unused_variables)]
             fn tensors<'a>(&'a mut self, gradients: &'a #grads, params: &mut [&'a mut [#scalar]], grads: &mut [&'a [#scalar]], at: &mut usize) {
+                let frozen = self.__frozen;
                 #pairs
             }
         }

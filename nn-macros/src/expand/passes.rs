@@ -6,6 +6,13 @@
 //! activation it made as one tuple (the cache); the backward pass takes that tuple, walks the
 //! layers in reverse and asks each one's table entry for its chain-rule step: the chain rule
 //! applied at compile time.
+//!
+//! Freezing is a run-time matter, not a recompile: over the network's own layers the backward
+//! pass tests each learning layer's bit in the network's `__frozen` set (a frozen layer passes
+//! its gradient down without computing its parameters', where its kind can), and before each
+//! layer's gradient for the layer below, whether anything below still trains; where nothing
+//! does (and the input's gradient is not asked for), the pass ends there. The branches are
+//! one bit test each, the same at every step, so they predict perfectly.
 
 use std::cell::RefCell;
 
@@ -54,6 +61,15 @@ impl<'a> Pass<'a> {
         Self::new(model, true, sgd_rate)
     }
 
+    /// The backward pass of inference (batch norms by their running statistics, dropout the
+    /// identity), for the input sensitivities, after an [`infer`](Self::infer) forward pass.
+    pub fn infer_backward(model: &'a Network) -> Self {
+        Self {
+            keep: false,
+            ..Self::new(model, true, None)
+        }
+    }
+
     fn new(model: &'a Network, backward: bool, sgd_rate: Option<TokenStream>) -> Self {
         Self {
             model,
@@ -91,6 +107,130 @@ impl<'a> Pass<'a> {
         let mut site = self.site(layer, prefix, j);
         site.grad_input = pass_down.then(|| d(prefix, j));
         layer.kind.backward(&site)
+    }
+
+    /// The backward pass over the network's own layers, each learning layer's step behind a
+    /// runtime test of its frozen bit, and each layer's gradient for the layer below behind a
+    /// test that something below still trains (`__first`, the lowest learning layer not
+    /// frozen, is below it) or that the input's gradient is asked for (`__INPUT`; never in
+    /// the fused SGD pass). Where the test fails, the pass ends there: the lower layers' code
+    /// is nested in the branch that goes on. It ends in the input's gradient (zero where it
+    /// was not asked for), or nothing in the fused SGD pass.
+    ///
+    /// `__PARAMS` off (inference's input gradient) treats every layer as frozen.
+    pub fn top_backward(&self) -> TokenStream {
+        let layers = &self.model.layers;
+        let end = match self.sgd_rate {
+            Some(_) => TokenStream::new(),
+            None => {
+                let rt = &self.rt;
+                quote!(#rt::SMatrix::zeros())
+            }
+        };
+        let body = self.top_backward_from(layers.len(), &end);
+        // The fused SGD pass always trains; only `__backward` has `__PARAMS`.
+        let first = self.mentions_first(&body).then(|| match self.sgd_rate {
+            Some(_) => quote!(let __first = self.__frozen.first_trainable(&Self::__LEARNS);),
+            None => quote! {
+                let __first = if __PARAMS {
+                    self.__frozen.first_trainable(&Self::__LEARNS)
+                } else {
+                    usize::MAX
+                };
+            },
+        });
+        quote!(#first #body)
+    }
+
+    /// Whether `code` reads `__first`.
+    fn mentions_first(&self, code: &TokenStream) -> bool {
+        code.clone().into_iter().any(|tree| match tree {
+            proc_macro2::TokenTree::Ident(ident) => ident == "__first",
+            proc_macro2::TokenTree::Group(group) => self.mentions_first(&group.stream()),
+            _ => false,
+        })
+    }
+
+    /// The backward code of layers `n - 1` down to 0, given `d{n}`; `end` is the value where
+    /// the pass stops early.
+    fn top_backward_from(&self, n: usize, end: &TokenStream) -> TokenStream {
+        let Some(j) = n.checked_sub(1) else {
+            // Layer 0 passed its gradient down: the input's, asked for.
+            return if self.sgd_rate.is_some() {
+                TokenStream::new()
+            } else {
+                quote!(d0)
+            };
+        };
+        let layers = &self.model.layers;
+        let below = has_params(&layers[..j]);
+        let input = self.sgd_rate.is_none();
+        let down = match (input, below) {
+            (true, true) => Some(quote!(__INPUT || __first < #j)),
+            (true, false) => Some(quote!(__INPUT)),
+            (false, true) => Some(quote!(__first < #j)),
+            (false, false) => None,
+        };
+        let stop = self.top_step(j, false);
+        let Some(down) = down else {
+            return quote!(#stop #end);
+        };
+        let step = self.top_step(j, true);
+        let rest = self.top_backward_from(j, end);
+        quote! {
+            if #down {
+                #step
+                #rest
+            } else {
+                #stop
+                #end
+            }
+        }
+    }
+
+    /// Layer `j`'s chain-rule step, binding its input's gradient with `pass_down`: a learning
+    /// layer's behind its frozen bit.
+    fn top_step(&self, j: usize, pass_down: bool) -> TokenStream {
+        let layers = &self.model.layers;
+        let layer = &layers[j];
+        let trainable = self.backward_layer(layers, "", j, pass_down);
+        if !layer.has_params() {
+            return trainable;
+        }
+        let frozen = if pass_down {
+            let mut site = self.site(layer, "", j);
+            site.grad_input = Some(d("", j));
+            let dx = d("", j);
+            // No input-only form: the whole step (never in the fused SGD pass, see
+            // `Kind::backward_input`), whose parameter gradient is cleared afterwards.
+            let code = layer
+                .kind
+                .backward_input(&site)
+                .unwrap_or_else(|| layer.kind.backward(&site));
+            quote!({ #code #dx })
+        } else {
+            TokenStream::new()
+        };
+        let (frozen_test, trains) = match self.sgd_rate {
+            Some(_) => (
+                quote!(self.__frozen.contains(#j)),
+                quote!(!self.__frozen.contains(#j)),
+            ),
+            None => (
+                quote!(!__PARAMS || self.__frozen.contains(#j)),
+                quote!(__PARAMS && !self.__frozen.contains(#j)),
+            ),
+        };
+        if pass_down {
+            let dx = d("", j);
+            quote! {
+                let #dx = if #frozen_test #frozen else { #trainable #dx };
+            }
+        } else {
+            quote! {
+                if #trains { #trainable }
+            }
+        }
     }
 
     fn site<'s>(&'s self, layer: &'s Layer, prefix: &str, j: usize) -> Site<'s> {

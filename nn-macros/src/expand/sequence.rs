@@ -253,11 +253,13 @@ pub fn entry_points(model: &Network, last: &Literal) -> TokenStream {
             #rt::simd(#[inline(always)] || {
                 let (mut state, mut carry) = (#state::<__B>::zeros(), #state::<__B>::zeros());
                 grads.__clear();
-                Self::__forward(self, xs, &mut state, #[inline(always)] |this, c| {
+                let value = Self::__forward(self, xs, &mut state, #[inline(always)] |this, c| {
                     let (value, top) = loss.value_and_grad(c.#last, ys);
-                    this.__backward::<__B, false>(xs, c, top, grads, &mut carry);
+                    this.__backward::<__B, false, true>(xs, c, top, grads, &mut carry);
                     value
-                })
+                });
+                self.__clear_frozen(grads);
+                value
             })
         }
 
@@ -352,9 +354,10 @@ pub fn entry_points(model: &Network, last: &Literal) -> TokenStream {
                 let (value, top) = loss.value_and_grad(c.#last, &ys[t]);
                 total += value;
                 step_grads.__clear();
-                self.__backward::<__B, false>(&xs[t], c, top * scale, step_grads, carry);
+                self.__backward::<__B, false, true>(&xs[t], c, top * scale, step_grads, carry);
                 grads.__accumulate(step_grads);
             }
+            self.__clear_frozen(grads);
             total * scale
         }
         }

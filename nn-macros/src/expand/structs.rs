@@ -16,6 +16,7 @@ pub fn definitions(model: &Network) -> TokenStream {
     let summary = docs::struct_summary(model);
     let (params, grad_fields) = (fields(model, Role::Params), fields(model, Role::Grads));
     let state = super::sequence::state_struct(model);
+    let words = model.frozen_words();
     // The key dropout masks are drawn from, advanced by every `train_step`.
     let dropout = model.drops().then(|| {
         quote! {
@@ -37,6 +38,9 @@ pub fn definitions(model: &Network) -> TokenStream {
             /// `train_step`'s reusable gradients; not part of the value (end a literal with `..Name::zeros()`).
             #[doc(hidden)]
             pub __scratch: #rt::Scratch<#grads>,
+            /// Which layers are frozen (`freeze`); not part of the value.
+            #[doc(hidden)]
+            pub __frozen: #rt::Frozen<#words>,
             #dropout
         }
 

@@ -184,7 +184,22 @@ impl Kind for BatchNorm {
         quote!(let (#output, #stats) = #param.train_forward::<#sizes>(#input, #eps);)
     }
 
+    // In inference (the input sensitivities' pass), only the input's gradient: the running
+    // statistics' affine map's.
+    fn backward_input(&self, s: &Site) -> Option<TokenStream> {
+        if s.keep {
+            return None;
+        }
+        let (param, sizes, eps) = (&s.param, self.sizes(), s.scalar.lit(self.eps));
+        let (dy, dx) = (&s.grad_output, s.grad_input.as_ref()?);
+        Some(quote!(let #dx = #param.eval_backward::<#sizes>(&#dy, #eps);))
+    }
+
     fn backward(&self, s: &Site) -> TokenStream {
+        if !s.keep {
+            // Inference has no parameter gradients to give: its pass asks for none.
+            return self.backward_input(s).unwrap_or_default();
+        }
         let (param, grad, input, sizes) = (&s.param, &s.grad, &s.input_ref, self.sizes());
         let (dy, stats) = (&s.grad_output, &s.step_cache);
         match &s.grad_input {

@@ -82,6 +82,11 @@ impl Kind for Dropout {
         let Some(dx) = &s.grad_input else {
             return TokenStream::new();
         };
+        if !s.keep {
+            // In inference dropout is the identity.
+            let dy = &s.grad_output;
+            return quote!(let #dx = #dy;);
+        }
         let (rt, dy, p, id) = (
             s.rt,
             &s.grad_output,

@@ -92,6 +92,12 @@ impl Kind for Linear {
         }
     }
 
+    fn backward_input(&self, s: &Site) -> Option<TokenStream> {
+        let (rt, param, dz) = (s.rt, &s.param, &s.grad_output);
+        let dx = s.grad_input.as_ref()?;
+        Some(quote!(let #dx = #rt::linear_backward_input(&#param, &#dz);))
+    }
+
     fn equations(&self, eq: &Equations<'_>) -> Lines {
         let (input, output, f) = (&eq.input, &eq.output, &eq.field);
         let mut backward = vec![

@@ -200,6 +200,15 @@ pub trait Kind {
     /// their gradient (after taking the gradient for the layer below from them).
     fn backward(&self, site: &Site) -> TokenStream;
 
+    /// Statements binding `site.grad_input` to the gradient passed to the layer below
+    /// without computing the gradient of the layer's parameters: its backward step when it
+    /// is frozen. `None` where the kind has no such form; a frozen layer then runs its whole
+    /// [`backward`](Kind::backward) (its gradient is cleared afterwards). A kind whose
+    /// parameters fuse an SGD step ([`Params::fuses_sgd`]) must have one.
+    fn backward_input(&self, _site: &Site) -> Option<TokenStream> {
+        None
+    }
+
     /// Floating-point operations of the forward pass, per sample. The convention: a
     /// multiply-add is 2, any other arithmetic operation, comparison or elementary function 1.
     fn forward_flops(&self, layer: &Layer) -> Count;
@@ -449,7 +458,9 @@ pub struct Site<'a> {
     /// backward step.
     pub step_cache: Ident,
     /// Whether the forward pass keeps what the backward pass needs: a training pass (not
-    /// when only stepping, or in inference).
+    /// when only stepping, or in inference). Off in a backward pass, it is inference's, for
+    /// the input sensitivities: the derivative of the inference forward pass (batch norms by
+    /// their running statistics, dropout the identity), asked for the input's gradient only.
     pub keep: bool,
     /// The network in this pass: `this` forward, `self` backward.
     pub owner: TokenStream,

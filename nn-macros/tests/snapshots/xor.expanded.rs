@@ -41,6 +41,9 @@ pub struct Xor {
     /// `train_step`'s reusable gradients; not part of the value (end a literal with `..Name::zeros()`).
     #[doc(hidden)]
     pub __scratch: ::nn_runtime::__private::Scratch<XorGrads>,
+    /// Which layers are frozen (`freeze`); not part of the value.
+    #[doc(hidden)]
+    pub __frozen: ::nn_runtime::__private::Frozen<1usize>,
 }
 /// Gradients of a loss with respect to every parameter of [`Xor`], field for field the same shapes, as returned by [`Xor::gradients`].
 #[derive(::core::clone::Clone, ::core::fmt::Debug, ::core::cmp::PartialEq)]
@@ -102,7 +105,8 @@ const _: () = {
             )
         }
         /// The loss of a batch (one sample per column) and its gradient with respect to every
-        /// parameter, by the backward pass `network!` derived through the chain rule.
+        /// parameter, by the backward pass `network!` derived through the chain rule. The
+        /// fields of frozen layers (`freeze`) are zero: their gradients are not computed.
         pub fn gradients<__L: __nn::Loss<f32>, const __B: usize>(
             &self,
             xs: &__nn::SMatrix<f32, 2, __B>,
@@ -124,16 +128,18 @@ const _: () = {
             __nn::simd(
                 #[inline(always)]
                 || {
-                    Self::__forward(
+                    let value = Self::__forward(
                         self,
                         xs,
                         #[inline(always)]
                         |this, c| {
                             let (value, top) = loss.value_and_grad(c.2, ys);
-                            this.__backward::<__B, false>(xs, c, top, grads);
+                            this.__backward::<__B, false, true>(xs, c, top, grads);
                             value
                         },
-                    )
+                    );
+                    self.__clear_frozen(grads);
+                    value
                 },
             )
         }
@@ -173,7 +179,7 @@ const _: () = {
                         #[inline(always)]
                         |this, c| {
                             let (value, top) = loss.value_and_grad(c.2, ys);
-                            this.__backward::<__B, false>(xs, c, top, &mut grads);
+                            this.__backward::<__B, false, true>(xs, c, top, &mut grads);
                             value
                         },
                     );
@@ -183,6 +189,70 @@ const _: () = {
                     value
                 },
             )
+        }
+        __nn::freeze_methods!(Xor);
+        /// Each layer's name or `state_dict` prefix, in declaration order: what `freeze` takes.
+        #[doc(hidden)]
+        pub const __LAYER_NAMES: &'static [&'static str] = &["0", "1", "2"];
+        /// The layers that learn, one bit per layer.
+        #[doc(hidden)]
+        pub const __LEARNS: [u64; 1usize] = [5];
+        /// Zeroes the gradient fields of the frozen layers, which a backward pass may have
+        /// written on its way down through them.
+        #[doc(hidden)]
+        #[allow(unused_variables)]
+        pub fn __clear_frozen(&self, grads: &mut XorGrads) {
+            if self.__frozen.contains(0usize) {
+                __nn::zero_in_place(&mut grads.l0);
+            }
+            if self.__frozen.contains(2usize) {
+                __nn::zero_in_place(&mut grads.l2);
+            }
+        }
+        /// The gradient of `dy · forward(x)` with respect to the input: the vector-Jacobian
+        /// product `J(x)^T dy` of the derivative of exactly what [`forward`](Self::forward)
+        /// computes, by one forward and one backward pass (the derived chain rule, without
+        /// the parameters' gradients). For saliency (`dy` one-hot on a class) and for
+        /// optimisation through the network. Allocates nothing; frozen layers make no
+        /// difference.
+        pub fn input_gradient(
+            &self,
+            x: &__nn::SVector<f32, 2>,
+            dy: &__nn::SVector<f32, 1>,
+        ) -> __nn::SVector<f32, 2> {
+            self.input_gradient_batch(x, dy)
+        }
+        /// [`input_gradient`](Self::input_gradient) of a batch, one sample per column: the
+        /// vector-Jacobian product `J(x_b)^T dy_b` of each column `x_b` of `xs` with the
+        /// same column of `dys`.
+        pub fn input_gradient_batch<const __B: usize>(
+            &self,
+            xs: &__nn::SMatrix<f32, 2, __B>,
+            dys: &__nn::SMatrix<f32, 1, __B>,
+        ) -> __nn::SMatrix<f32, 2, __B> {
+            __nn::simd(
+                #[inline(always)]
+                || {
+                    let mut sink = __nn::zeroed::<XorGrads>();
+                    Self::__forward(
+                        self,
+                        xs,
+                        #[inline(always)]
+                        |this, c| {
+                            this.__backward::<__B, true, false>(xs, c, *dys, &mut sink)
+                        },
+                    )
+                },
+            )
+        }
+        /// The Jacobian of [`forward`](Self::forward) at `x`, `OUT x IN`: row `i` is the
+        /// gradient of output `i` with respect to the input. One backward pass at batch
+        /// `OUT`, `x` in every column and the identity as the output's gradient; allocates
+        /// nothing. For model-predictive control and sensitivity analysis.
+        pub fn jacobian(&self, x: &__nn::SVector<f32, 2>) -> __nn::SMatrix<f32, 1, 2> {
+            let xs = __nn::SMatrix::<f32, 2, 1>::from_fn(|r, _| x[r]);
+            let dys = __nn::SMatrix::<f32, 1, 1>::identity();
+            self.input_gradient_batch(&xs, &dys).transpose()
         }
         #[cfg_attr(not(debug_assertions), inline(always))]
         fn __forward<__S, __R, const __B: usize>(
@@ -199,7 +269,7 @@ const _: () = {
             then(this, (&x1, &x2, &x3))
         }
         #[cfg_attr(not(debug_assertions), inline(always))]
-        fn __backward<const __B: usize, const __INPUT: bool>(
+        fn __backward<const __B: usize, const __INPUT: bool, const __PARAMS: bool>(
             &self,
             x0: &__M<2, __B>,
             cache: __Cache<'_, __B>,
@@ -207,13 +277,52 @@ const _: () = {
             grads: &mut XorGrads,
         ) -> __M<2, __B> {
             let (x1, x2, _) = cache;
-            let d2 = __nn::linear_backward(&self.l2, x2, &d3, &mut grads.l2);
-            let d1 = __nn::chain(d2, x1, |x| if x <= 0f32 { 0f32 } else { 1f32 });
-            if __INPUT {
-                let d0 = __nn::linear_backward(&self.l0, x0, &d1, &mut grads.l0);
-                d0
+            let __first = if __PARAMS {
+                self.__frozen.first_trainable(&Self::__LEARNS)
             } else {
-                __nn::linear_backward_params(x0, &d1, &mut grads.l0);
+                usize::MAX
+            };
+            if __INPUT || __first < 2usize {
+                let d2 = if !__PARAMS || self.__frozen.contains(2usize) {
+                    let d2 = __nn::linear_backward_input(&self.l2, &d3);
+                    d2
+                } else {
+                    let d2 = __nn::linear_backward(&self.l2, x2, &d3, &mut grads.l2);
+                    d2
+                };
+                if __INPUT || __first < 1usize {
+                    let d1 = __nn::chain(
+                        d2,
+                        x1,
+                        |x| if x <= 0f32 { 0f32 } else { 1f32 },
+                    );
+                    if __INPUT {
+                        let d0 = if !__PARAMS || self.__frozen.contains(0usize) {
+                            let d0 = __nn::linear_backward_input(&self.l0, &d1);
+                            d0
+                        } else {
+                            let d0 = __nn::linear_backward(
+                                &self.l0,
+                                x0,
+                                &d1,
+                                &mut grads.l0,
+                            );
+                            d0
+                        };
+                        d0
+                    } else {
+                        if __PARAMS && !self.__frozen.contains(0usize) {
+                            __nn::linear_backward_params(x0, &d1, &mut grads.l0);
+                        }
+                        __nn::SMatrix::zeros()
+                    }
+                } else {
+                    __nn::SMatrix::zeros()
+                }
+            } else {
+                if __PARAMS && !self.__frozen.contains(2usize) {
+                    __nn::linear_backward_params(x2, &d3, &mut grads.l2);
+                }
                 __nn::SMatrix::zeros()
             }
         }
@@ -226,9 +335,30 @@ const _: () = {
             rate: f32,
         ) {
             let (x1, x2, _) = cache;
-            let d2 = __nn::linear_backward_sgd(&mut self.l2, x2, &d3, rate);
-            let d1 = __nn::chain(d2, x1, |x| if x <= 0f32 { 0f32 } else { 1f32 });
-            __nn::linear_update_sgd(&mut self.l0, x0, &d1, rate);
+            let __first = self.__frozen.first_trainable(&Self::__LEARNS);
+            if __first < 2usize {
+                let d2 = if self.__frozen.contains(2usize) {
+                    let d2 = __nn::linear_backward_input(&self.l2, &d3);
+                    d2
+                } else {
+                    let d2 = __nn::linear_backward_sgd(&mut self.l2, x2, &d3, rate);
+                    d2
+                };
+                if __first < 1usize {
+                    let d1 = __nn::chain(
+                        d2,
+                        x1,
+                        |x| if x <= 0f32 { 0f32 } else { 1f32 },
+                    );
+                    if !self.__frozen.contains(0usize) {
+                        __nn::linear_update_sgd(&mut self.l0, x0, &d1, rate);
+                    }
+                } else {}
+            } else {
+                if !self.__frozen.contains(2usize) {
+                    __nn::linear_update_sgd(&mut self.l2, x2, &d3, rate);
+                }
+            }
         }
     }
     impl XorGrads {
@@ -288,6 +418,7 @@ const _: () = {
             self.l0.reset(init);
             self.l2.reset(init);
         }
+        #[allow(unused_variables)]
         fn tensors<'a>(
             &'a mut self,
             gradients: &'a XorGrads,
@@ -295,8 +426,17 @@ const _: () = {
             grads: &mut [&'a [f32]],
             at: &mut usize,
         ) {
+            let frozen = self.__frozen;
+            let start = *at;
             self.l0.pair(&gradients.l0, params, grads, at);
+            if frozen.contains(0usize) {
+                __nn::skip_tensors(grads, start, *at);
+            }
+            let start = *at;
             self.l2.pair(&gradients.l2, params, grads, at);
+            if frozen.contains(2usize) {
+                __nn::skip_tensors(grads, start, *at);
+            }
         }
     }
 };

@@ -265,6 +265,26 @@ impl<T: Real, const C: usize, const AFFINE: bool> BatchNorm<T, C, AFFINE> {
         (y, BnStats { mean, var, inv_std })
     }
 
+    /// The gradient with respect to the input of [`eval_forward`](Self::eval_forward), a
+    /// per-channel affine map: `dx = dy * weight / sqrt(running_var + eps)`. What the input
+    /// sensitivities (`jacobian`, `input_gradient`) of a network in inference mode use.
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    pub fn eval_backward<const N: usize, const S: usize, const B: usize>(
+        &self,
+        dy: &SMatrix<T, N, B>,
+        eps: T,
+    ) -> SMatrix<T, N, B> {
+        check_sizes!(N, S);
+        let mut dx = *dy;
+        for sample in dx.as_mut_slice().chunks_exact_mut(N) {
+            for (c, channel) in sample.chunks_exact_mut(S).enumerate() {
+                let scale = self.gamma(c) / math::sqrt(self.running_var[c] + eps);
+                channel.iter_mut().for_each(|d| *d *= scale);
+            }
+        }
+        dx
+    }
+
     /// The inference forward pass: each channel normalised by the running statistics,
     /// `y = (x - running_mean) / sqrt(running_var + eps) weight + bias`, as torch's
     /// `BatchNorm` in `eval()` mode. A fixed per-channel affine map; nothing about the batch

@@ -561,6 +561,17 @@ pub fn linear_backward_sgd<T: Real, const IN: usize, const OUT: usize, const B: 
     dx
 }
 
+/// The gradient a frozen `Linear` layer passes to the layer below, `dx = W^T dz`, without
+/// the gradients of its parameters, which nothing would read.
+#[inline(always)]
+#[must_use]
+pub fn linear_backward_input<T: Real, const IN: usize, const OUT: usize, const B: usize>(
+    layer: &Linear<T, IN, OUT>,
+    dz: &SMatrix<T, OUT, B>,
+) -> SMatrix<T, IN, B> {
+    linear_input_grad(layer, dz)
+}
+
 /// The gradient a `Linear` layer passes to the layer below: `dx = W^T dz`.
 #[inline(always)]
 fn linear_input_grad<T: Real, const IN: usize, const OUT: usize, const B: usize>(

@@ -86,6 +86,14 @@ use crate::simd::simd;
 pub trait Optimizer<T: Real> {
     /// Applies one optimisation step. `params[i]` and `grads[i]` are the same tensor, flattened
     /// (same length); the list has the same lengths in the same order at every call.
+    ///
+    /// An empty `grads[i]` means "leave tensor `i` alone this step": its parameters stay
+    /// bit-identical and its state (moments, momentum buffer) is kept as it was, whatever the
+    /// weight decay or momentum; this is how a network's frozen layers are skipped, and the
+    /// set of skipped tensors may change from one step to the next. (Step counts are shared
+    /// by all tensors, so a tensor that was skipped resumes with the step count of the others;
+    /// torch counts its steps per tensor.) Every optimizer here honours this, since their
+    /// element loops run over parameter and gradient together.
     fn step(&mut self, params: &mut [&mut [T]], grads: &[&[T]]);
 
     /// The learning rate the next [`step`](Self::step) uses: torch's `param_group["lr"]`.
@@ -732,6 +740,33 @@ mod tests {
     fn flat_state_too_short_panics() {
         let mut opt = Adam::new(0.1f32).with_state([0.0f32; 7]);
         opt.step(&mut [&mut [1.0f32; 4]], &[&[1.0; 4]]);
+    }
+
+    /// A tensor with an empty gradient is left bit-identical by every optimizer, with weight
+    /// decay and momentum, while the others move.
+    #[test]
+    fn empty_gradient_skips_a_tensor() {
+        fn check<O: Optimizer<f64> + Clone>(opt: O) {
+            let (mut a, mut b) = ([1.0, -2.0], [0.5]);
+            let mut opt = opt;
+            opt.step(&mut [&mut a, &mut b], &[&[0.3, 0.1], &[0.2]]);
+            let (a1, b1) = (a, b);
+            for _ in 0..3 {
+                opt.step(&mut [&mut a, &mut b], &[&[], &[0.2]]);
+            }
+            assert_eq!(a.map(f64::to_bits), a1.map(f64::to_bits));
+            assert_ne!(b, b1);
+        }
+        check(Sgd::new(0.1).momentum(0.9).weight_decay(0.1));
+        check(Sgd::new(0.1).weight_decay(0.1));
+        check(Adam::new(0.1).weight_decay(0.1));
+        check(AdamW::new(0.1));
+        check(
+            RmsProp::new(0.1)
+                .momentum(0.5)
+                .centered(true)
+                .weight_decay(0.1),
+        );
     }
 
     #[test]
