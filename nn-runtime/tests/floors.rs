@@ -55,6 +55,9 @@ const FLOORS: &[(&str, &[&str], &[&str])] = &[
             "__constructors",
             "__if_std",
             "__network_consts",
+            "__freeze_methods",
+            "LayerRef",
+            "UnknownLayer",
         ],
     ),
     (
