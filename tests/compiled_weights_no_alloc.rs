@@ -2,47 +2,14 @@
 //! `pretrained()` (or taken from its `const`), refilled by `fill_pretrained`, and run forward,
 //! under a counting global allocator. (The file is not read at run time: it is embedded by
 //! `include_bytes!`, so these would run the same with the file deleted.)
-//!
-//! One test function only: the counter is global, and tests in one binary run in parallel.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+// The runtime's counting allocator (per thread, so the harness's own allocations and other
+// tests' do not count).
+#[path = "../nn-runtime/tests/common/counting.rs"]
+mod counting;
+use counting::allocations;
 
 use nn_runtime::prelude::*;
-
-/// Counts every allocation and reallocation, then defers to the system allocator.
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is passed on to `System` unchanged.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// Allocations made while running `f`.
-fn allocations(f: impl FnOnce()) -> usize {
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
-    f();
-    ALLOCATIONS.load(Ordering::SeqCst) - before
-}
 
 network! {
     /// Convolution, batch norm (with its `I64` count) and a head, weights compiled in.
