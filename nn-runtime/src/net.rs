@@ -448,6 +448,11 @@ macro_rules! __freeze_methods {
         /// be frozen too, to no effect. A block (`Residual`, a nested network) freezes as a
         /// whole. Inference (`forward`, `jacobian`, `input_gradient`) does not change.
         ///
+        /// As in torch with `requires_grad = False`, a frozen `BatchNorm`'s running
+        /// statistics still follow the batches `train_step` sees (they are buffers, not
+        /// parameters). In a sequence network, `sequence_gradients_and_state` gives the
+        /// initial state's gradient only for the layers the backward pass still reaches.
+        ///
         /// # Errors
         ///
         /// `nn_runtime::UnknownLayer` for an index past the last layer or
