@@ -212,17 +212,14 @@ fn plateau<T: Real>(opt: &Sgd<T>, args: &Value, case: &str) -> ReduceLROnPlateau
 }
 
 /// Units in the last place a schedule may differ from torch's in `f64`: none, but where the
-/// formula calls `cos` or `pow`. Python computes those with the platform's C library (glibc
-/// here), the runtime with `libm` in every build (so that results do not depend on the
-/// target's C library, and the `no_std` build equals the `std` one); the two differ by an ulp
-/// now and then (measured: `CosineAnnealingLR` 2 ulps apart at epoch 12), and the recursive
-/// formula carries such an ulp on to the later epochs.
+/// formula calls `cos`. Python computes it with the platform's C library (glibc here), the
+/// runtime with `libm` in every build (so that results do not depend on the target's C
+/// library, and the `no_std` build equals the `std` one); the two differ by an ulp now and
+/// then, and the recursive formula carries it on to later epochs. Measured (the test prints
+/// the widest gap of every case with `--nocapture`): 3 ulps in `cosine_past_t_max`, 0 in
+/// every other case.
 fn transcendental_ulps(name: &str) -> u64 {
-    if name.starts_with("cosine") || name.starts_with("exponential") {
-        64
-    } else {
-        0
-    }
+    if name.starts_with("cosine") { 4 } else { 0 }
 }
 
 #[test]
@@ -242,6 +239,7 @@ fn every_schedule_matches_torchs() {
             .collect();
         let ours = run::<f64>(case, steps);
         let ulps = transcendental_ulps(name);
+        let mut widest = 0;
         for (epoch, (&want, &(schedule, held))) in torch.iter().zip(&ours).enumerate() {
             assert_eq!(
                 schedule.to_bits(),
@@ -249,12 +247,14 @@ fn every_schedule_matches_torchs() {
                 "{name}: the optimizer's rate"
             );
             let apart = schedule.to_bits().abs_diff(want.to_bits());
+            widest = widest.max(apart);
             assert!(
                 apart <= ulps,
                 "{name}: epoch {epoch}: ours {schedule}, torch {want}: {apart} ulps apart \
                  (at most {ulps})"
             );
         }
+        println!("{name}: at most {widest} ulps from torch's rates");
         // An f32 optimizer starts from torch's base rate rounded to f32 (a few 1e-8 off), and
         // the schedule then runs in f64 from there: each rate is near torch's, and the
         // optimizer holds it rounded once (not a product of rounded rates).
