@@ -62,7 +62,8 @@ fn pad_into<const C: usize, const H: usize, const W: usize>(
 
 /// The forward pass of a batch: `y[b]` (`CO x H x W`) `= bias + w * x[b]`, the 3x3
 /// correlation of each sample of `x` (`CI x H x W`, `NI = CI H W` floats each) with zero
-/// padding 1; no bias where `bias` is empty. `y` is overwritten.
+/// padding 1; no bias where `bias` is empty. `y` is overwritten, every element (it may
+/// start uninitialised).
 ///
 /// # Safety
 ///
@@ -79,7 +80,7 @@ pub(crate) unsafe fn forward<
     w: &[f32],
     bias: &[f32],
     x: &[f32],
-    y: &mut [f32],
+    y: &mut [MaybeUninit<f32>],
 ) {
     // Asserted, not in a `const` block: the callers monomorphise this for shapes that do not
     // fit too, behind a test of `fits` that folds away.
@@ -96,14 +97,14 @@ pub(crate) unsafe fn forward<
         // `CO x CI 9` weight and `bias` is empty or holds `CO`, as asserted; `xp` the padded
         // `CI x (H + 2) x (W + 2)` map, all of it written by `pad_into`; `yb` the
         // `CO x H x W` output.
-        unsafe { planes::<CI, CO, H, W>(w.as_ptr(), bias, xp, yb.as_mut_ptr()) };
+        unsafe { planes::<CI, CO, H, W>(w.as_ptr(), bias, xp, yb.as_mut_ptr().cast()) };
     }
 }
 
 /// The input's gradient of a batch: `dx[b]` (`CI x H x W`) `= sum_o w[o, ci]^flipped *
 /// dy[b][o]`, the full correlation of each sample's output gradient `dy` (`CO x H x W`,
 /// `NO = CO H W` floats each) with the flipped, transposed weight: the transpose of
-/// [`forward`]. `dx` is overwritten.
+/// [`forward`]. `dx` is overwritten, every element (it may start uninitialised).
 ///
 /// # Safety
 ///
@@ -120,7 +121,7 @@ pub(crate) unsafe fn backward_input<
 >(
     w: &[f32],
     dy: &[f32],
-    dx: &mut [f32],
+    dx: &mut [MaybeUninit<f32>],
 ) {
     assert!(fits(CI, H, W) && NO == CO * H * W && CK == CI * 9 && padded(CO, H, W) <= 4 * NO);
     let ni = CI * H * W;
@@ -145,7 +146,7 @@ pub(crate) unsafe fn backward_input<
         // SAFETY: as in `forward`, with the roles of the channels exchanged: `wf` is the
         // `CI x CO 9` weight, `dyp` the padded `CO x (H + 2) x (W + 2)` gradient (written by
         // `pad_into`), `dxb` the `CI x H x W` output.
-        unsafe { planes::<CO, CI, H, W>(wf.as_ptr(), &[], dyp, dxb.as_mut_ptr()) };
+        unsafe { planes::<CO, CI, H, W>(wf.as_ptr(), &[], dyp, dxb.as_mut_ptr().cast()) };
     }
 }
 
