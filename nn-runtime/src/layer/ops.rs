@@ -192,10 +192,43 @@ pub fn map<T: Real, const R: usize, const C: usize>(
     x: &SMatrix<T, R, C>,
     f: impl Fn(T) -> T,
 ) -> SMatrix<T, R, C> {
-    let mut y = *x;
+    // Written once, straight from `x`: copying `x` first and mapping in place cost a
+    // whole-batch copy (and the optimizer left two more moves of the result in the passes).
     // Slices, not nalgebra's iterators, which step by strides the loop cannot see through.
-    y.as_mut_slice().iter_mut().for_each(|v| *v = f(*v));
-    y
+    build(|y| {
+        y.iter_mut()
+            .zip(x.as_slice())
+            .for_each(|(v, &a)| _ = v.write(f(a)));
+    })
+}
+
+/// `y` filled with zeros, as the initialised slice it then is.
+#[inline(always)]
+pub(crate) fn zeroed<T: Real>(y: &mut [core::mem::MaybeUninit<T>]) -> &mut [T] {
+    y.fill(core::mem::MaybeUninit::new(T::zero()));
+    // SAFETY: every element was just written, and `MaybeUninit<T>` has `T`'s layout.
+    unsafe { &mut *(core::ptr::from_mut(y) as *mut [T]) }
+}
+
+/// A matrix whose every element `write` sets, through the slice of its elements in
+/// column-major order, never zeroed or copied first.
+#[inline(always)]
+pub(crate) fn build<T: Real, const R: usize, const C: usize>(
+    write: impl FnOnce(&mut [core::mem::MaybeUninit<T>]),
+) -> SMatrix<T, R, C> {
+    // nalgebra's `Matrix` is `repr(C)` around its `ArrayStorage`, a `repr(transparent)`
+    // `[[T; R]; C]`: the matrix is exactly its `R C` elements.
+    const { assert!(core::mem::size_of::<SMatrix<T, R, C>>() == R * C * core::mem::size_of::<T>()) };
+    let mut y = core::mem::MaybeUninit::<SMatrix<T, R, C>>::uninit();
+    // SAFETY: the matrix is `R C` contiguous `T`s (asserted above, and aligned as `T`), and a
+    // `MaybeUninit<T>` has `T`'s layout; the slice borrows `y` only for `write`.
+    let elements = unsafe {
+        core::slice::from_raw_parts_mut(y.as_mut_ptr().cast::<core::mem::MaybeUninit<T>>(), R * C)
+    };
+    write(elements);
+    // SAFETY: `write` initialises every element (its callers zip the whole slice with an
+    // input of the same length), and a `T: Real` has no invalid bit patterns.
+    unsafe { y.assume_init() }
 }
 
 /// `dy * f'` element by element, with `f'` computed by `d` from each element of `at` (the
@@ -207,15 +240,13 @@ pub fn chain<T: Real, const R: usize, const C: usize>(
     at: &SMatrix<T, R, C>,
     d: impl Fn(T) -> T,
 ) -> SMatrix<T, R, C> {
-    // `dy` by value: the gradient of the output is dead after this step, so it is updated in
-    // place rather than copied.
-    let mut dx = dy;
-    let at = at.as_slice();
-    dx.as_mut_slice()
-        .iter_mut()
-        .zip(at)
-        .for_each(|(g, &a)| *g *= d(a));
-    dx
+    // Written once into a fresh matrix: updating `dy` in place cost two whole-batch moves of
+    // it in the passes (callgrind: a `memcpy` of the batch for each).
+    build(|dx| {
+        dx.iter_mut()
+            .zip(dy.as_slice().iter().zip(at.as_slice()))
+            .for_each(|(g, (&y, &a))| _ = g.write(y * d(a)));
+    })
 }
 
 /// `f(x, a)` for every element of `x`, with `a` the element's parameter in `w`: its row's

@@ -62,7 +62,8 @@ fn pad_into<const C: usize, const H: usize, const W: usize>(
 
 /// The forward pass of a batch: `y[b]` (`CO x H x W`) `= bias + w * x[b]`, the 3x3
 /// correlation of each sample of `x` (`CI x H x W`, `NI = CI H W` floats each) with zero
-/// padding 1; no bias where `bias` is empty. `y` is overwritten.
+/// padding 1; no bias where `bias` is empty. `y` is overwritten, every element (it may
+/// start uninitialised).
 ///
 /// # Safety
 ///
@@ -79,7 +80,7 @@ pub(crate) unsafe fn forward<
     w: &[f32],
     bias: &[f32],
     x: &[f32],
-    y: &mut [f32],
+    y: &mut [MaybeUninit<f32>],
 ) {
     // Asserted, not in a `const` block: the callers monomorphise this for shapes that do not
     // fit too, behind a test of `fits` that folds away.
@@ -96,14 +97,14 @@ pub(crate) unsafe fn forward<
         // `CO x CI 9` weight and `bias` is empty or holds `CO`, as asserted; `xp` the padded
         // `CI x (H + 2) x (W + 2)` map, all of it written by `pad_into`; `yb` the
         // `CO x H x W` output.
-        unsafe { planes::<CI, CO, H, W>(w.as_ptr(), bias, xp, yb.as_mut_ptr()) };
+        unsafe { planes::<CI, CO, H, W>(w.as_ptr(), bias, xp, yb.as_mut_ptr().cast()) };
     }
 }
 
 /// The input's gradient of a batch: `dx[b]` (`CI x H x W`) `= sum_o w[o, ci]^flipped *
 /// dy[b][o]`, the full correlation of each sample's output gradient `dy` (`CO x H x W`,
 /// `NO = CO H W` floats each) with the flipped, transposed weight: the transpose of
-/// [`forward`]. `dx` is overwritten.
+/// [`forward`]. `dx` is overwritten, every element (it may start uninitialised).
 ///
 /// # Safety
 ///
@@ -120,7 +121,7 @@ pub(crate) unsafe fn backward_input<
 >(
     w: &[f32],
     dy: &[f32],
-    dx: &mut [f32],
+    dx: &mut [MaybeUninit<f32>],
 ) {
     assert!(fits(CI, H, W) && NO == CO * H * W && CK == CI * 9 && padded(CO, H, W) <= 4 * NO);
     let ni = CI * H * W;
@@ -145,7 +146,7 @@ pub(crate) unsafe fn backward_input<
         // SAFETY: as in `forward`, with the roles of the channels exchanged: `wf` is the
         // `CI x CO 9` weight, `dyp` the padded `CO x (H + 2) x (W + 2)` gradient (written by
         // `pad_into`), `dxb` the `CI x H x W` output.
-        unsafe { planes::<CO, CI, H, W>(wf.as_ptr(), &[], dyp, dxb.as_mut_ptr()) };
+        unsafe { planes::<CO, CI, H, W>(wf.as_ptr(), &[], dyp, dxb.as_mut_ptr().cast()) };
     }
 }
 
@@ -298,9 +299,15 @@ pub(crate) unsafe fn backward_weight<
     let p = H * W;
     for (xb, dyb) in x.chunks_exact(NI).zip(dy.chunks_exact(NO)) {
         pad_into::<CI, H, W>(xb, pad);
-        for o in 0..CO {
-            for (q, &d) in dyb[o * p..][..p].iter().enumerate() {
-                dyt[q * CO + o] = d;
+        if p.is_multiple_of(8) {
+            // SAFETY: the features are present (this function's contract); `CO` is a
+            // multiple of 8 (`fits_weight`) and so is `p`, and `dyb`, `dyt` hold `CO p`.
+            unsafe { transpose8::<CO>(dyb.as_ptr(), dyt.as_mut_ptr(), p) };
+        } else {
+            for o in 0..CO {
+                for (q, &d) in dyb[o * p..][..p].iter().enumerate() {
+                    dyt[q * CO + o] = d;
+                }
             }
         }
         // Kernel entries per block: 12 accumulators (or 3 entries of 4 vectors), the
@@ -336,6 +343,55 @@ pub(crate) unsafe fn backward_weight<
                     _ => weight_block::<CO, H, W, 3, 4>(xp, dt, dwp, c),
                 }
                 c += 3;
+            }
+        }
+    }
+}
+
+/// `dt = d^T` for a `CO x p` row-major `d` (`dt` then `p x CO`), in 8 x 8 blocks of
+/// register shuffles: the scalar transpose cost several instructions an element (callgrind).
+///
+/// # Safety
+///
+/// AVX2; `CO` and `p` multiples of 8, `d` and `dt` holding `CO p` floats each.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn transpose8<const CO: usize>(d: *const f32, dt: *mut f32, p: usize) {
+    for o in (0..CO).step_by(8) {
+        for q in (0..p).step_by(8) {
+            // SAFETY: rows `o..o + 8 <= CO` of `d`, columns `q..q + 8 <= p`; rows
+            // `q..q + 8` of `dt`, columns `o..o + 8`: inside both (this function's contract).
+            unsafe {
+                let r: [__m256; 8] =
+                    core::array::from_fn(|i| _mm256_loadu_ps(d.add((o + i) * p + q)));
+                let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+                let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+                let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+                let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+                let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+                let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+                let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+                let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+                let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+                let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+                let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+                let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+                let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+                let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+                let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+                let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+                let c = [
+                    _mm256_permute2f128_ps::<0x20>(u0, u4),
+                    _mm256_permute2f128_ps::<0x20>(u1, u5),
+                    _mm256_permute2f128_ps::<0x20>(u2, u6),
+                    _mm256_permute2f128_ps::<0x20>(u3, u7),
+                    _mm256_permute2f128_ps::<0x31>(u0, u4),
+                    _mm256_permute2f128_ps::<0x31>(u1, u5),
+                    _mm256_permute2f128_ps::<0x31>(u2, u6),
+                    _mm256_permute2f128_ps::<0x31>(u3, u7),
+                ];
+                for (j, c) in c.iter().enumerate() {
+                    _mm256_storeu_ps(dt.add((q + j) * CO + o), *c);
+                }
             }
         }
     }

@@ -16,6 +16,8 @@ mod gemv;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
+use core::mem::MaybeUninit;
+
 /// Whether an `M x K` layer at batch one takes the constant-size kernels of `gemv.rs`: small
 /// enough that unrolled code stays small (at most 64 rows, 4096 weights), large enough to be
 /// worth the feature check.
@@ -309,12 +311,13 @@ kernels! {
     /// dilation 1 and one group, by the direct kernels of `conv.rs` (`y` overwritten: `bias`,
     /// if not empty, plus the correlation; `x` and `y` whole samples of `NI = CI H W` and
     /// `CO H W` floats; the weight `CO x CI 9`, column-major). Only where
-    /// `conv::fits(CO, H, W)`: `false` otherwise, and the caller runs im2col.
+    /// `conv::fits(CO, H, W)`: `false` otherwise (`y` untouched), and the caller runs im2col.
+    /// `y` may start uninitialised: the kernel writes every element before it returns `true`.
     fn conv3x3<const CI: usize, const CO: usize, const H: usize, const W: usize, const NI: usize>(
         w: &[Self],
         bias: &[Self],
         x: &[Self],
-        y: &mut [Self],
+        y: &mut [MaybeUninit<Self>],
     ) {
         conv::fits(CO, H, W)
             && on_avx2_fma!(
@@ -326,7 +329,7 @@ kernels! {
     }
 
     /// The input's gradient of a batch through the convolution of [`conv3x3`](Self::conv3x3)
-    /// (`dx` overwritten; `dy` and `dx` whole samples of `NO = CO H W` and `CI H W` floats;
+    /// (`dx` overwritten, every element, so it may start uninitialised; `dy` and `dx` whole samples of `NO = CO H W` and `CI H W` floats;
     /// `CK = CI 9`). Only where `conv::fits(CI, H, W)`: `false` otherwise.
     fn conv3x3_input<
         const CI: usize,
@@ -338,7 +341,7 @@ kernels! {
     >(
         w: &[Self],
         dy: &[Self],
-        dx: &mut [Self],
+        dx: &mut [MaybeUninit<Self>],
     ) {
         conv::fits(CI, H, W)
             && on_avx2_fma!(
