@@ -35,13 +35,7 @@
 //! holds the tolerances, the table and what its checks compare.
 
 use nn_runtime::prelude::*;
-use nn_testkit::fixtures::{
-    assert_tensor_names, list, named_gradients, named_tensors, number, samples, set_tensors,
-};
-use nn_testkit::parity::{
-    Checker, Dtype, Parity, Row, Suite, Tolerances, assert_adam_training, assert_shapes, run_table,
-};
-use serde_json::Value;
+use nn_testkit::parity::{Suite, Tolerances, run_table};
 
 // ------------------------------------------------------------------------------------------------
 // Tolerances: `|ours - torch| <= REL * |torch| + ABS`.
@@ -104,87 +98,9 @@ const LR: f64 = 0.01;
 // ------------------------------------------------------------------------------------------------
 // The table: one network per (layers, dtype).
 
-/// `Name: f32 [LAYERS];` declares `network! { struct Name: f32 { LAYERS } }`, its row and its
-/// check.
-macro_rules! table {
-    ($($net:ident : $t:ident [$($layer:tt)*];)*) => {
-        $(
-            network! {
-                struct $net: $t { $($layer)* }
-            }
-
-            impl Parity for $net {
-                fn check(fixture: &Value, check: &mut Checker) -> usize {
-                    let case = check.case().to_string();
-                    assert_eq!(fixture["in_features"], $net::IN, "{case}: IN");
-                    assert_eq!(fixture["out_features"], $net::OUT, "{case}: OUT");
-
-                    let mut net = $net::zeros();
-                    assert_tensor_names(&net, fixture);
-                    assert_shapes(&case, &named_tensors(&net), fixture);
-                    set_tensors(&mut net, &fixture["params"], "params");
-                    assert_eq!(
-                        named_tensors(&net).iter().map(|t| t.values.len()).sum::<usize>(),
-                        <$net as Network>::PARAMS,
-                        "{case}: PARAMS and the tensors' sizes"
-                    );
-
-                    type X = SMatrix<$t, { $net::IN }, BATCH>;
-                    type Y = SMatrix<$t, { $net::OUT }, BATCH>;
-                    let xs: X = samples(&fixture["xs"], "xs");
-                    let ys: Y = samples(&fixture["ys"], "ys");
-
-                    // The batch at once, and each sample alone.
-                    let outputs = net.forward_batch(&xs);
-                    check.samples("outputs", "outputs", &outputs, &fixture["outputs"]);
-                    let torch = samples::<$t, { $net::OUT }, BATCH>(&fixture["outputs"], "outputs");
-                    for b in 0..BATCH {
-                        let x: SVector<$t, { $net::IN }> = xs.column(b).into_owned();
-                        let y = net.forward(&x);
-                        for o in 0..$net::OUT {
-                            let at = || format!("sample {b} alone: output {o}");
-                            check.scalar("forward", &at, y[o].widen(), torch[(o, b)].widen());
-                        }
-                    }
-
-                    // Loss and gradients.
-                    let torch_loss = <$t as Real>::cast(number(&fixture["loss"], "loss")).widen();
-                    let (loss, grads) = net.gradients(&xs, &ys, &Mse);
-                    check.scalar("loss", &|| "loss".into(), loss.widen(), torch_loss);
-                    let named = named_gradients(&net, &grads);
-                    check.named("gradients", "grads", &named, &fixture["grads"]);
-
-                    // Adam on the same batch.
-                    let train = &fixture["train"];
-                    assert_adam_training(&case, train, LR, TRAIN_STEPS);
-                    let mut opt = Adam::<$t>::new(0.01);
-                    let losses = list(&train["losses"], "train.losses", TRAIN_STEPS);
-                    for (step, torch) in losses.iter().enumerate() {
-                        let ours = net.train_step(&xs, &ys, &Mse, &mut opt);
-                        let torch = <$t as Real>::cast(number(torch, "losses")).widen();
-                        let at = || format!("step {step} loss");
-                        check.scalar("train losses", &at, ours.widen(), torch);
-                    }
-                    check.named("train params", "train.params", &named_tensors(&net), &train["params"]);
-
-                    let params = <$net as Network>::PARAMS;
-                    // outputs by forward_batch and by forward, loss, gradients, step losses,
-                    // trained parameters.
-                    2 * $net::OUT * BATCH + 1 + params + TRAIN_STEPS + params
-                }
-            }
-        )*
-
-        const TABLE: &[Row] = &[$(
-            Row {
-                net: stringify!($net),
-                dtype: <$t as Dtype>::NAME,
-                layers: stringify!($($layer)*),
-                check: <$net as Parity>::check,
-            },
-        )*];
-    };
-}
+// The rows: `Name: f32 [LAYERS];` declares the network, its check and its row
+// (`nn_testkit::feed_forward_parity_table!`).
+use nn_testkit::feed_forward_parity_table as table;
 
 table! {
     // Padding, ReLU, max pooling, a (3, 2) kernel with stride and padding pairs, Tanh, average

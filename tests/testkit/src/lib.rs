@@ -17,3 +17,7 @@ pub mod optim;
 pub mod parity;
 pub mod rng;
 pub mod xor;
+
+/// For [`feed_forward_parity_table!`]: the JSON value type its checks take.
+#[doc(hidden)]
+pub use serde_json as __serde_json;

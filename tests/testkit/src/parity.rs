@@ -369,3 +369,96 @@ pub fn run_table(table: &[Row], suite: &Suite) {
         mismatches.join("\n")
     );
 }
+
+/// `Name: f32 [LAYERS];` rows of a feed-forward parity table: each declares
+/// `network! { struct Name: f32 { LAYERS } }`, its [`Parity`] check and its [`Row`], and the
+/// macro ends with `const TABLE: &[Row]` for [`run_table`]. The check compares, with the
+/// fixture: `IN`, `OUT`, the tensors' names and torch's shapes, `forward_batch` and `forward`
+/// of each sample, the `Mse` loss, every gradient by name, and each step's loss and the
+/// parameters after `TRAIN_STEPS` steps of `Adam::new(0.01)`; it returns the number of
+/// comparisons it must have made.
+///
+/// Items it takes from the calling file: `nn_runtime::prelude::*` (`network!`, `SMatrix`,
+/// `SVector`, `Real`, `Network`, `Mse`, `Adam`) and the constants `BATCH`, `LR` and
+/// `TRAIN_STEPS` of the file's fixture script. (tests/conv_torch.rs and tests/norm_torch.rs
+/// had the same 81 lines each.)
+#[macro_export]
+macro_rules! feed_forward_parity_table {
+    ($($net:ident : $t:ident [$($layer:tt)*];)*) => {
+        $(
+            network! {
+                struct $net: $t { $($layer)* }
+            }
+
+            impl $crate::parity::Parity for $net {
+                fn check(fixture: &$crate::__serde_json::Value, check: &mut $crate::parity::Checker) -> usize {
+                    let case = check.case().to_string();
+                    assert_eq!(fixture["in_features"], $net::IN, "{case}: IN");
+                    assert_eq!(fixture["out_features"], $net::OUT, "{case}: OUT");
+
+                    let mut net = $net::zeros();
+                    $crate::fixtures::assert_tensor_names(&net, fixture);
+                    $crate::parity::assert_shapes(&case, &$crate::fixtures::named_tensors(&net), fixture);
+                    $crate::fixtures::set_tensors(&mut net, &fixture["params"], "params");
+                    assert_eq!(
+                        $crate::fixtures::named_tensors(&net).iter().map(|t| t.values.len()).sum::<usize>(),
+                        <$net as Network>::PARAMS,
+                        "{case}: PARAMS and the tensors' sizes"
+                    );
+
+                    type X = SMatrix<$t, { $net::IN }, BATCH>;
+                    type Y = SMatrix<$t, { $net::OUT }, BATCH>;
+                    let xs: X = $crate::fixtures::samples(&fixture["xs"], "xs");
+                    let ys: Y = $crate::fixtures::samples(&fixture["ys"], "ys");
+
+                    // The batch at once, and each sample alone.
+                    let outputs = net.forward_batch(&xs);
+                    check.samples("outputs", "outputs", &outputs, &fixture["outputs"]);
+                    let torch = $crate::fixtures::samples::<$t, { $net::OUT }, BATCH>(&fixture["outputs"], "outputs");
+                    for b in 0..BATCH {
+                        let x: SVector<$t, { $net::IN }> = xs.column(b).into_owned();
+                        let y = net.forward(&x);
+                        for o in 0..$net::OUT {
+                            let at = || format!("sample {b} alone: output {o}");
+                            check.scalar("forward", &at, y[o].widen(), torch[(o, b)].widen());
+                        }
+                    }
+
+                    // Loss and gradients.
+                    let torch_loss = <$t as Real>::cast($crate::fixtures::number(&fixture["loss"], "loss")).widen();
+                    let (loss, grads) = net.gradients(&xs, &ys, &Mse);
+                    check.scalar("loss", &|| "loss".into(), loss.widen(), torch_loss);
+                    let named = $crate::fixtures::named_gradients(&net, &grads);
+                    check.named("gradients", "grads", &named, &fixture["grads"]);
+
+                    // Adam on the same batch.
+                    let train = &fixture["train"];
+                    $crate::parity::assert_adam_training(&case, train, LR, TRAIN_STEPS);
+                    let mut opt = Adam::<$t>::new(0.01);
+                    let losses = $crate::fixtures::list(&train["losses"], "train.losses", TRAIN_STEPS);
+                    for (step, torch) in losses.iter().enumerate() {
+                        let ours = net.train_step(&xs, &ys, &Mse, &mut opt);
+                        let torch = <$t as Real>::cast($crate::fixtures::number(torch, "losses")).widen();
+                        let at = || format!("step {step} loss");
+                        check.scalar("train losses", &at, ours.widen(), torch);
+                    }
+                    check.named("train params", "train.params", &$crate::fixtures::named_tensors(&net), &train["params"]);
+
+                    let params = <$net as Network>::PARAMS;
+                    // outputs by forward_batch and by forward, loss, gradients, step losses,
+                    // trained parameters.
+                    2 * $net::OUT * BATCH + 1 + params + TRAIN_STEPS + params
+                }
+            }
+        )*
+
+        const TABLE: &[$crate::parity::Row] = &[$(
+            $crate::parity::Row {
+                net: stringify!($net),
+                dtype: <$t as $crate::parity::Dtype>::NAME,
+                layers: stringify!($($layer)*),
+                check: <$net as $crate::parity::Parity>::check,
+            },
+        )*];
+    };
+}
